@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# One entry point for a fresh Debian machine:
+#   ./dev.sh demo   install what is missing, build, run the flagship example
+#   ./dev.sh test   install what is missing, build, run the whole test suite
+#                   (make check, the ThreadSanitizer pass over the runtime
+#                   tests, make distcheck) and print "tests: N passed, N failed"
+#   ./dev.sh build  install what is missing and build only
+# Builds happen out of tree, in build/ and build-tsan/.
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+packages="build-essential autoconf automake libtool pkg-config \
+libjemalloc-dev liburing-dev libmsgpack-dev check time"
+
+install_deps() {
+  local missing=""
+  for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+      missing="$missing $p"
+  done
+  [ -z "$missing" ] && return 0
+  echo "== installing:$missing"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
+}
+
+bootstrap() {
+  if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
+    echo "== autoreconf"
+    autoreconf --install --force >/dev/null
+  fi
+}
+
+build() { # build <dir> [configure args...]
+  local dir=$1; shift
+  mkdir -p "$dir"
+  if [ ! -f "$dir/Makefile" ] || [ configure -nt "$dir/config.status" ]; then
+    echo "== configure $dir $*"
+    (cd "$dir" && "$top/configure" -q --enable-werror "$@")
+  fi
+  echo "== make $dir"
+  make -s -C "$dir" -j"$jobs" >/dev/null
+}
+
+# Adds up the results of one test run from its logs: Check suites report
+# "Checks: N, Failures: F, Errors: E"; other tests count as one each.
+passed=0
+failed=0
+tally() { # tally <build dir> <label>
+  local dir=$1 label=$2 p=0 f=0
+  while IFS= read -r trs; do
+    local log=${trs%.trs}.log res
+    res=$(sed -n 's/^:test-result: //p' "$trs" | head -n1)
+    local line
+    line=$(grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n1 || true)
+    if [ -n "$line" ]; then
+      local n fl er
+      n=$(echo "$line" | sed -E 's/Checks: ([0-9]+).*/\1/')
+      fl=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+      er=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+)/\1/')
+      p=$((p + n - fl - er))
+      f=$((f + fl + er))
+      # a suite that crashed after its summary still failed
+      if [ "$res" != PASS ] && [ $((fl + er)) -eq 0 ]; then f=$((f + 1)); fi
+    else
+      case "$res" in
+        PASS) p=$((p + 1)) ;;
+        SKIP) ;;
+        *) f=$((f + 1)) ;;
+      esac
+    fi
+  done < <(find "$dir" -name '*.trs' | sort)
+  echo "== $label: $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+cmd=${1:-demo}
+case "$cmd" in
+  demo)
+    install_deps
+    bootstrap
+    build build
+    ./build/examples/pipeline "${@:2}"
+    ;;
+  build)
+    install_deps
+    bootstrap
+    build build
+    ;;
+  test)
+    install_deps
+    bootstrap
+    status=0
+    build build
+    find build -name '*.trs' -delete
+    echo "== make check"
+    make -C build -j"$jobs" check || status=1
+    tally build "make check"
+    build build-tsan --enable-sanitizers=thread
+    find build-tsan -name '*.trs' -delete
+    echo "== make check-runtime (ThreadSanitizer)"
+    make -C build-tsan -j"$jobs" check-runtime || status=1
+    tally build-tsan "ThreadSanitizer"
+    echo "== make distcheck"
+    if make -s -C build -j"$jobs" distcheck >build/distcheck.out 2>&1; then
+      passed=$((passed + 1))
+      echo "== distcheck: passed"
+    else
+      failed=$((failed + 1))
+      tail -n 60 build/distcheck.out
+      echo "== distcheck: FAILED"
+    fi
+    echo "tests: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
+    ;;
+  *)
+    echo "usage: $0 demo|test|build" >&2
+    exit 2
+    ;;
+esac

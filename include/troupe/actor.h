@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime and its actors: configuring and running the work-stealing
+ * scheduler, spawning and stopping actors, sending, asking and replying,
+ * the blocking handle for code outside the runtime, and counters.
+ *
+ * Threads: a handler runs on one worker thread at a time and must not block.
+ * Functions taking a tr_ctx_t * are meant for the actor that ctx belongs to,
+ * and only during its handler (or its init). Functions taking a
+ * tr_runtime_t * may be called from any thread.
+ */
+#ifndef TROUPE_ACTOR_H
+#define TROUPE_ACTOR_H
+
+#include <troupe/common.h>
+#include <troupe/mailbox.h>
+
+TR_BEGIN_DECLS
+
+typedef struct tr_runtime tr_runtime_t;
+typedef struct tr_ctx tr_ctx_t;
+typedef struct tr_handle tr_handle_t;
+
+/* ---- Runtime ---------------------------------------------------------- */
+
+typedef struct tr_runtime_config {
+  unsigned workers;     /* worker threads; 0 = number of online CPUs */
+  int pin_cpus;         /* nonzero: pin worker i to CPU i mod ncpu */
+  unsigned budget;      /* messages per actor run; 0 = 100 */
+  unsigned spin_us;     /* busy search before parking; 0 = 50 us */
+} tr_runtime_config_t;
+
+/* Fills cfg with the defaults (every field 0, meaning "choose"). */
+TR_EXTERN void tr_runtime_config_init(tr_runtime_config_t *cfg);
+
+/* Creates a runtime (threads are not started yet). cfg may be NULL.
+ * Returns 0, TR_EINVAL, TR_ENOMEM, or TR_ENOSPC (too many runtimes). */
+TR_EXTERN int tr_runtime_new(const tr_runtime_config_t *cfg,
+                             tr_runtime_t **out);
+
+/* Starts the worker threads. Actors may be spawned and sent to before the
+ * start; they run once it has happened. Returns 0 or TR_EBUSY if started. */
+TR_EXTERN int tr_runtime_start(tr_runtime_t *rt);
+
+/* Blocks until the runtime is quiescent: no actor has mail or is running
+ * and no worker has work. timeout_ms < 0 waits forever.
+ * Returns 0 or TR_ETIMEDOUT. Call from outside the workers. */
+TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms);
+
+/* Graceful shutdown: lets actors drain their mailboxes until the runtime is
+ * quiescent or deadline_ms has passed (< 0: no deadline), then stops every
+ * actor (its on_stop runs with TR_EXIT_SHUTDOWN) and joins the workers.
+ * Messages still queued are counted in tr_runtime_stats_t.dead_letters, and
+ * requests among them get TR_ENOREPLY replies. Returns 0 if everything was
+ * drained in time, TR_ETIMEDOUT if the deadline cut it short.
+ * Call from outside the workers, once. */
+TR_EXTERN int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms);
+
+/* Starts the runtime (if needed), waits for quiescence, shuts down. */
+TR_EXTERN int tr_runtime_run(tr_runtime_t *rt);
+
+/* Frees a runtime that was shut down (or never started). */
+TR_EXTERN void tr_runtime_free(tr_runtime_t *rt);
+
+/* Number of worker threads. */
+TR_EXTERN unsigned tr_runtime_workers(const tr_runtime_t *rt);
+
+/* Library version string ("0.1.0"). */
+TR_EXTERN const char *tr_version(void);
+
+/* ---- Actors ----------------------------------------------------------- */
+
+/* Exit reasons passed to on_stop and, later, to links and monitors.
+ * A negative value is an error code (the actor failed). */
+#define TR_EXIT_NORMAL 0
+#define TR_EXIT_SHUTDOWN 1
+#define TR_EXIT_KILLED TR_EKILLED
+
+typedef enum tr_priority {
+  TR_PRIO_CRITICAL = 0,
+  TR_PRIO_HIGH = 1,
+  TR_PRIO_NORMAL = 2, /* the default */
+  TR_PRIO_LOW = 3
+} tr_priority_t;
+#define TR_PRIO_COUNT 4
+
+/* A handler: runs to completion on a worker thread, never blocks.
+ * msg belongs to the handler while it runs (see <troupe/mailbox.h>).
+ * Return 0 to go on; a negative code fails the actor with that reason. */
+typedef int (*tr_handler_fn)(tr_ctx_t *ctx, void *state, void *msg);
+
+typedef struct tr_handler {
+  const tr_msgtype_t *type;
+  tr_handler_fn fn;
+} tr_handler_t;
+
+/* An actor's behaviour: what it is and which messages it accepts. Usually
+ * a static const object shared by every actor of that kind. */
+typedef struct tr_behavior {
+  const char *name;
+  size_t state_size;          /* bytes of zeroed state given to the actor */
+  /* Runs in spawn, before the ref is returned: may send, spawn, ask.
+   * A negative return makes spawn fail with that code. May be NULL. */
+  int (*init)(tr_ctx_t *ctx, void *state, void *arg);
+  /* Runs once when the actor stops, with the exit reason. May be NULL. */
+  void (*on_stop)(tr_ctx_t *ctx, void *state, int reason);
+  const tr_handler_t *handlers; /* table of accepted types */
+  size_t nhandlers;
+  /* Called for types not in the table; NULL = such sends fail with
+   * TR_EBADMSG at the sender. */
+  tr_handler_fn fallback;
+} tr_behavior_t;
+
+/* Builds the handlers/nhandlers pair from a static array. */
+#define TR_HANDLERS(arr) (arr), (sizeof(arr) / sizeof((arr)[0]))
+
+typedef struct tr_spawn_opts {
+  tr_priority_t priority; /* default TR_PRIO_NORMAL */
+} tr_spawn_opts_t;
+
+/* Spawns an actor. Its state (behavior->state_size bytes, zeroed) is owned
+ * by the runtime; init runs before this returns. parent may be NULL.
+ * Returns 0 and the ref in *out, or TR_ENOMEM, TR_ESHUTDOWN, or init's
+ * error. */
+TR_EXTERN int tr_spawn(tr_runtime_t *rt, const tr_behavior_t *behavior,
+                       void *arg, tr_ref_t *out);
+TR_EXTERN int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *behavior,
+                          void *arg, const tr_spawn_opts_t *opts,
+                          tr_ref_t *out);
+
+/* Asks an actor to stop with the given reason. The request is a system
+ * message: it overtakes data messages already queued, which become dead
+ * letters. Returns 0, TR_ENOACTOR, or TR_ENOMEM. */
+TR_EXTERN int tr_actor_stop(tr_ref_t ref, int reason);
+
+/* Whether ref names a live actor (racy by nature: for diagnostics). */
+TR_EXTERN int tr_actor_alive(tr_ref_t ref);
+
+/* ---- Inside a handler ------------------------------------------------- */
+
+TR_EXTERN tr_ref_t tr_self(const tr_ctx_t *ctx);
+TR_EXTERN tr_runtime_t *tr_ctx_runtime(const tr_ctx_t *ctx);
+
+/* Stops the calling actor after the current handler returns. */
+TR_EXTERN void tr_stop(tr_ctx_t *ctx, int reason);
+
+/* Keeps the message being handled: the runtime will not free it; the
+ * handler now owns it (and must free or send it later). */
+TR_EXTERN void tr_ctx_take(tr_ctx_t *ctx);
+
+/* ---- Sending ---------------------------------------------------------- */
+
+/* Sends msg to `to`. ctx is the sending actor's context, or NULL from
+ * outside the runtime (then the message has no sender).
+ * Returns 0 (the message is handed over), TR_ENOACTOR (dead or unknown
+ * actor), TR_EBADMSG (the receiver does not accept the type), TR_EINVAL.
+ * On failure the caller still owns msg. */
+TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
+
+/* Continuation of an ask: status is 0 with the reply (owned by the
+ * continuation like a handled message), or a negative code with reply ==
+ * NULL: TR_ENOREPLY (the request was dropped without a reply),
+ * TR_ENOACTOR (the target stopped). */
+typedef void (*tr_reply_fn)(tr_ctx_t *ctx, void *state, int status,
+                            void *reply, void *cookie);
+
+/* Sends a request; its reply is handed to k on the asking actor.
+ * Returns 0, or the codes of tr_send (then k never runs). */
+TR_EXTERN int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k,
+                     void *cookie);
+
+/* Replies to the request being handled. The reply message is handed over
+ * on success. Returns 0, TR_EINVAL (the current message is not a request
+ * or was already answered), TR_ENOACTOR (the asker is gone). */
+TR_EXTERN int tr_reply(tr_ctx_t *ctx, void *reply);
+
+/* Replies to a request the handler took earlier (tr_ctx_take), then frees
+ * the request. Same codes as tr_reply. */
+TR_EXTERN int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply);
+
+/* ---- Blocking handle for code outside the runtime --------------------- */
+
+/* A handle is an address outside the runtime: it has a ref, receives
+ * messages and replies, and its calls block the calling thread. One thread
+ * uses a handle at a time. */
+TR_EXTERN int tr_handle_new(tr_runtime_t *rt, tr_handle_t **out);
+TR_EXTERN void tr_handle_free(tr_handle_t *h);
+TR_EXTERN tr_ref_t tr_handle_ref(const tr_handle_t *h);
+
+/* Sends with the handle as sender (replies come back to the handle). */
+TR_EXTERN int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg);
+
+/* Waits up to timeout_ms (< 0 forever) for the next message and hands it
+ * over in *msg. Returns 0 or TR_ETIMEDOUT. */
+TR_EXTERN int tr_handle_receive(tr_handle_t *h, int timeout_ms, void **msg);
+
+/* Sends req as a request and waits up to timeout_ms for its reply.
+ * Returns 0 with the reply in *reply, TR_ETIMEDOUT, TR_ENOREPLY, or the
+ * codes of tr_send. Other messages arriving meanwhile stay queued for
+ * tr_handle_receive. */
+TR_EXTERN int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
+                             int timeout_ms, void **reply);
+
+/* ---- Counters --------------------------------------------------------- */
+
+typedef struct tr_worker_stats {
+  uint64_t runs;        /* actor runs (batches) */
+  uint64_t handled;     /* messages handled */
+  uint64_t steals;      /* actors stolen from other workers */
+  uint64_t parks;       /* times parked on the futex */
+  uint64_t injected;    /* actors taken from the global queue */
+} tr_worker_stats_t;
+
+#define TR_STATS_MAX_WORKERS 64
+
+typedef struct tr_runtime_stats {
+  unsigned workers;
+  uint64_t actors_live;
+  uint64_t actors_spawned;
+  uint64_t actors_stopped;
+  uint64_t messages_handled;  /* sum over workers */
+  uint64_t dead_letters;      /* messages dropped undelivered */
+  tr_worker_stats_t worker[TR_STATS_MAX_WORKERS];
+} tr_runtime_stats_t;
+
+TR_EXTERN int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out);
+
+typedef struct tr_actor_stats {
+  const char *name;       /* behaviour name */
+  tr_priority_t priority;
+  uint64_t handled;       /* messages handled */
+  uint64_t depth;         /* mailbox depth at its last run */
+  uint64_t depth_hwm;     /* high-water mark of depth */
+} tr_actor_stats_t;
+
+/* Counters of a live actor. Returns 0 or TR_ENOACTOR. */
+TR_EXTERN int tr_actor_stats(tr_ref_t ref, tr_actor_stats_t *out);
+
+TR_END_DECLS
+
+#endif

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Typed messages. A message is a C struct whose first member is a
+ * tr_msg_t header. Each message type is declared once with TR_MESSAGE_TYPE
+ * (in a header) and defined once with TR_MESSAGE_DEFINE (in one .c file);
+ * the pair yields a type descriptor (name, size, destructor, msgpack
+ * encode/decode), an allocation helper T_new(), and with TR_TYPED_REF and
+ * TR_ACCEPTS typed references whose send helpers only compile for the
+ * message types the receiver accepts.
+ *
+ * Ownership: a message is allocated by its sender (T_new / tr_msg_new). A
+ * successful send hands it over; a failed send leaves it with the caller,
+ * who may retry or free it with tr_msg_free(). A received message belongs to
+ * the receiving handler for the duration of the call; the runtime frees it
+ * afterwards unless the handler forwarded it, replied with it, or took it
+ * with tr_ctx_take().
+ */
+#ifndef TROUPE_MAILBOX_H
+#define TROUPE_MAILBOX_H
+
+#include <troupe/common.h>
+
+TR_BEGIN_DECLS
+
+struct msgpack_packer;
+struct msgpack_object;
+struct msgpack_sbuffer;
+
+/* A reference to an actor: a by-value handle (runtime, slot, generation).
+ * Copy it freely. A ref to an actor that has stopped stays invalid forever:
+ * sending to it fails with TR_ENOACTOR and never touches freed memory. */
+typedef struct tr_ref {
+  uint64_t id;
+} tr_ref_t;
+
+#define TR_REF_NULL ((tr_ref_t){0})
+
+static inline int tr_ref_eq(tr_ref_t a, tr_ref_t b) { return a.id == b.id; }
+static inline int tr_ref_is_null(tr_ref_t a) { return a.id == 0; }
+
+typedef struct tr_msgtype tr_msgtype_t;
+
+/* The header every message struct starts with. The fields are maintained by
+ * the runtime; read them through the accessors below. */
+typedef struct tr_msg {
+  struct tr_msg *next;       /* mailbox link, runtime use only */
+  const tr_msgtype_t *type;  /* the type descriptor */
+  uint64_t sender;           /* tr_ref_t id of the sender, 0 if none */
+  uint64_t tag;              /* request/reply correlation, runtime use */
+} tr_msg_t;
+
+/* Message type flags. */
+#define TR_MSG_SYSTEM 0x1u /* served before any data message */
+
+/* The descriptor of one message type. Made by TR_MESSAGE_DEFINE. */
+struct tr_msgtype {
+  const char *name;  /* unique name, also the identity across nodes */
+  size_t size;       /* sizeof the whole message struct */
+  uint32_t flags;    /* TR_MSG_* */
+  /* Releases what the message owns (not the message itself); called when a
+   * message is freed, including when it is dropped undelivered. */
+  void (*dtor)(void *msg);
+  /* msgpack codec used when a message crosses a node boundary. encode
+   * packs the payload (not the header); decode fills a zeroed message from
+   * the object. Both return 0 or a negative TR_E* code. NULL means the
+   * type cannot leave its process (TR_ECODEC). */
+  int (*encode)(const void *msg, struct msgpack_packer *pk);
+  int (*decode)(const struct msgpack_object *obj, void *msg);
+};
+
+/* Declares message type T with the given fields (after the header):
+ *   TR_MESSAGE_TYPE(ping_t, int seq; uint64_t stamp;);
+ * Put it in a header. It declares the descriptor T__type and the helper
+ * T *T_new(void) (NULL when out of memory). */
+#define TR_MESSAGE_TYPE(T, ...)                                              \
+  typedef struct T {                                                         \
+    tr_msg_t hdr;                                                            \
+    __VA_ARGS__                                                              \
+  } T;                                                                       \
+  TR_MESSAGE_DECLARE(T)
+
+/* Declares the descriptor and helpers of a message struct T defined by
+ * hand (its first member must be a tr_msg_t named hdr). */
+#define TR_MESSAGE_DECLARE(T)                                                \
+  extern const tr_msgtype_t T##__type;                                       \
+  static inline T *T##_new(void) { return (T *)tr_msg_new(&T##__type); }
+
+/* Defines the descriptor of T in exactly one .c file. Optional designated
+ * initialisers set the other slots:
+ *   TR_MESSAGE_DEFINE(ping_t, .encode = ping_encode, .decode = ping_decode);
+ */
+#define TR_MESSAGE_DEFINE(T, ...)                                            \
+  const tr_msgtype_t T##__type = {.name = #T, .size = sizeof(T), __VA_ARGS__}
+
+/* The descriptor of message type T. */
+#define TR_TYPE(T) (&T##__type)
+
+/* Typed references. TR_TYPED_REF(R) declares a ref type R that wraps a
+ * tr_ref_t; each TR_ACCEPTS(R, T) adds
+ *   int R_send_T(tr_ctx_t *ctx, R to, T *msg);
+ * so that sending a message type R does not accept does not compile. */
+#define TR_TYPED_REF(R)                                                      \
+  typedef struct R {                                                         \
+    tr_ref_t ref;                                                            \
+  } R;                                                                       \
+  static inline R R##_from(tr_ref_t r) { R x; x.ref = r; return x; }
+
+#define TR_ACCEPTS(R, T)                                                     \
+  static inline int R##_send_##T(struct tr_ctx *ctx, R to, T *msg) {         \
+    return tr_send(ctx, to.ref, &msg->hdr);                                  \
+  }
+
+/* Allocates a zeroed message of the given type (the memory comes from
+ * jemalloc's thread cache). Returns NULL when out of memory. */
+TR_EXTERN void *tr_msg_new(const tr_msgtype_t *type);
+
+/* Frees a message the caller owns: runs the type's destructor, then
+ * releases the memory. If the message is a request that was never replied
+ * to, the asker receives a TR_ENOREPLY reply. NULL is ignored. */
+TR_EXTERN void tr_msg_free(void *msg);
+
+/* The type descriptor of a message. */
+static inline const tr_msgtype_t *tr_msg_type(const void *msg) {
+  return ((const tr_msg_t *)msg)->type;
+}
+
+/* The sender of a message (TR_REF_NULL when sent from outside any actor). */
+static inline tr_ref_t tr_msg_sender(const void *msg) {
+  tr_ref_t r;
+  r.id = ((const tr_msg_t *)msg)->sender;
+  return r;
+}
+
+/* Encodes a message (type name + payload) as one msgpack array into sbuf.
+ * Returns TR_ECODEC if the type has no encoder. */
+TR_EXTERN int tr_msg_encode(const void *msg, struct msgpack_sbuffer *sbuf);
+
+/* Decodes a message produced by tr_msg_encode. The type is looked up among
+ * the n candidate descriptors by name. On success *out owns a new message.
+ * Returns TR_ECODEC for malformed input or an unknown type. */
+TR_EXTERN int tr_msg_decode(const char *data, size_t len,
+                            const tr_msgtype_t *const *types, size_t n,
+                            void **out);
+
+struct tr_ctx;
+TR_EXTERN int tr_send(struct tr_ctx *ctx, tr_ref_t to, void *msg);
+
+TR_END_DECLS
+
+#endif

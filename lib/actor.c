@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Actors: slots and refs, spawn, send, the per-run dispatch loop, stop and
+ * the dead-letter drain, ask/reply and the counters of one actor.
+ */
+#include "internal.h"
+#include "mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- slots --------------------------------------------------------------- */
+
+static inline tr__actor_t *slot_at(tr_runtime_t *rt, uint32_t idx) {
+  uint32_t c = idx >> TR__CHUNK_SHIFT;
+  if (c >= TR__MAX_CHUNKS) return NULL;
+  tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_acquire);
+  return chunk ? &chunk[idx & (TR__CHUNK_SLOTS - 1)] : NULL;
+}
+
+/* Finds the live actor (or handle) named by id, or NULL. The caller is a
+ * worker between quiescent points or a foreign thread inside
+ * tr__foreign_enter, so the slot cannot be reused under it. */
+tr__actor_t *tr__lookup(uint64_t id) {
+  unsigned r = tr__ref_rt(id);
+  if (tr__unlikely(r == 0)) return NULL;
+  tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[r], memory_order_acquire);
+  if (tr__unlikely(!rt)) return NULL;
+  tr__actor_t *a = slot_at(rt, tr__ref_idx(id));
+  if (tr__unlikely(!a)) return NULL;
+  uint32_t g = atomic_load_explicit(&a->gen, memory_order_seq_cst);
+  if (tr__unlikely(!(g & 1) || (g & TR__GEN_MASK) != tr__ref_gen(id)))
+    return NULL;
+  return a;
+}
+
+static int chunk_grow(tr_runtime_t *rt) {
+  if (rt->nchunks >= TR__MAX_CHUNKS) return TR_ENOSPC;
+  tr__actor_t *c = calloc(TR__CHUNK_SLOTS, sizeof(tr__actor_t));
+  if (!c) return TR_ENOMEM;
+  uint32_t base = rt->nchunks << TR__CHUNK_SHIFT;
+  /* slot 0 of chunk 0 stays unused so no valid ref has index 0 and gen 1
+   * of runtime 0; simpler: every slot starts at gen 0 (dead) */
+  for (uint32_t i = TR__CHUNK_SLOTS; i-- > 0;) {
+    c[i].idx = base + i;
+    c[i].rt = rt;
+    atomic_init(&c[i].inbox, TR__INBOX_CLOSED);
+    c[i].link = rt->free;
+    rt->free = &c[i];
+  }
+  atomic_store_explicit(&rt->chunks[rt->nchunks], c, memory_order_release);
+  rt->nchunks++;
+  return 0;
+}
+
+/* Moves limbo entries whose grace period has passed to the free list.
+ * self is the reclaiming worker (its own position does not matter: it is
+ * not inside a send), or NULL for a foreign thread. */
+static void limbo_reclaim(tr_runtime_t *rt, tr__worker_t *self,
+                          tr__actor_t **head, tr__actor_t **tail,
+                          tr__actor_t **free, unsigned *nfree) {
+  if (!*head) return;
+  if (atomic_load_explicit(&rt->foreign, memory_order_seq_cst) != 0) return;
+  uint64_t min = UINT64_MAX;
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    if (&rt->workers[i] == self) continue;
+    uint64_t e = atomic_load_explicit(&rt->workers[i].qs_epoch,
+                                      memory_order_acquire);
+    if (e < min) min = e;
+  }
+  while (*head && (*head)->retire_epoch <= min) {
+    tr__actor_t *a = *head;
+    *head = a->link;
+    a->link = *free;
+    *free = a;
+    if (nfree) (*nfree)++;
+  }
+  if (!*head) *tail = NULL;
+}
+
+#define TR__SLOT_BATCH 64
+
+tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w) {
+  tr__actor_t *a;
+  if (w) {
+    if (!w->free)
+      limbo_reclaim(rt, w, &w->limbo_head, &w->limbo_tail, &w->free,
+                    &w->nfree);
+    if (!w->free) {
+      pthread_mutex_lock(&rt->slot_mu);
+      limbo_reclaim(rt, NULL, &rt->limbo_head, &rt->limbo_tail, &rt->free,
+                    NULL);
+      if (!rt->free) chunk_grow(rt);
+      for (unsigned i = 0; i < TR__SLOT_BATCH && rt->free; i++) {
+        a = rt->free;
+        rt->free = a->link;
+        a->link = w->free;
+        w->free = a;
+        w->nfree++;
+      }
+      pthread_mutex_unlock(&rt->slot_mu);
+    }
+    a = w->free;
+    if (a) {
+      w->free = a->link;
+      w->nfree--;
+    }
+    return a;
+  }
+  pthread_mutex_lock(&rt->slot_mu);
+  limbo_reclaim(rt, NULL, &rt->limbo_head, &rt->limbo_tail, &rt->free, NULL);
+  if (!rt->free) chunk_grow(rt);
+  a = rt->free;
+  if (a) rt->free = a->link;
+  pthread_mutex_unlock(&rt->slot_mu);
+  return a;
+}
+
+/* The slot's actor has stopped: its generation is already even and its
+ * inbox closed. Park it in limbo until the grace period has passed. */
+void tr__slot_retire(tr__worker_t *w, tr__actor_t *a) {
+  tr_runtime_t *rt = a->rt;
+  a->retire_epoch = atomic_fetch_add_explicit(&rt->epoch, 1,
+                                              memory_order_seq_cst) + 1;
+  a->link = NULL;
+  if (w) {
+    if (w->limbo_tail) w->limbo_tail->link = a;
+    else w->limbo_head = a;
+    w->limbo_tail = a;
+    return;
+  }
+  pthread_mutex_lock(&rt->slot_mu);
+  if (rt->limbo_tail) rt->limbo_tail->link = a;
+  else rt->limbo_head = a;
+  rt->limbo_tail = a;
+  pthread_mutex_unlock(&rt->slot_mu);
+}
+
+void tr__slots_free(tr_runtime_t *rt) {
+  for (uint32_t c = 0; c < rt->nchunks; c++)
+    free(atomic_load_explicit(&rt->chunks[c], memory_order_relaxed));
+  rt->nchunks = 0;
+}
+
+/* ---- pending asks: open addressing, linear probing ---------------------- */
+
+typedef struct tr__pend_entry {
+  uint64_t tag; /* 0 empty, UINT64_MAX deleted */
+  tr_reply_fn k;
+  void *cookie;
+} tr__pend_entry_t;
+
+struct tr__pending {
+  uint32_t cap, used, live;
+  tr__pend_entry_t e[];
+};
+
+#define TR__PEND_DEL UINT64_MAX
+
+static int pending_put(tr__actor_t *a, uint64_t tag, tr_reply_fn k,
+                       void *cookie) {
+  tr__pending_t *p = a->pending;
+  if (!p || (p->used + 1) * 4 > p->cap * 3) {
+    uint32_t ncap = p ? p->cap : 8;
+    while ((p ? p->live + 1 : 1) * 2 > ncap) ncap *= 2;
+    if (p && (p->live + 1) * 2 <= p->cap) ncap = p->cap; /* just rehash */
+    tr__pending_t *np =
+        tr__zalloc(sizeof(*np) + ncap * sizeof(tr__pend_entry_t));
+    if (!np) return TR_ENOMEM;
+    np->cap = ncap;
+    if (p) {
+      for (uint32_t i = 0; i < p->cap; i++) {
+        uint64_t t = p->e[i].tag;
+        if (t == 0 || t == TR__PEND_DEL) continue;
+        uint32_t j = (uint32_t)t & (ncap - 1);
+        while (np->e[j].tag) j = (j + 1) & (ncap - 1);
+        np->e[j] = p->e[i];
+        np->used++;
+        np->live++;
+      }
+      tr__free(p, sizeof(*p) + p->cap * sizeof(tr__pend_entry_t));
+    }
+    a->pending = p = np;
+  }
+  uint32_t j = (uint32_t)tag & (p->cap - 1);
+  while (p->e[j].tag != 0 && p->e[j].tag != TR__PEND_DEL)
+    j = (j + 1) & (p->cap - 1);
+  if (p->e[j].tag == 0) p->used++;
+  p->e[j].tag = tag;
+  p->e[j].k = k;
+  p->e[j].cookie = cookie;
+  p->live++;
+  return 0;
+}
+
+static int pending_take(tr__actor_t *a, uint64_t tag, tr__pend_entry_t *out) {
+  tr__pending_t *p = a->pending;
+  if (!p) return 0;
+  uint32_t j = (uint32_t)tag & (p->cap - 1);
+  for (uint32_t n = 0; n < p->cap && p->e[j].tag; n++) {
+    if (p->e[j].tag == tag) {
+      *out = p->e[j];
+      p->e[j].tag = TR__PEND_DEL;
+      p->live--;
+      return 1;
+    }
+    j = (j + 1) & (p->cap - 1);
+  }
+  return 0;
+}
+
+void tr__pending_free(tr__actor_t *a) {
+  if (a->pending)
+    tr__free(a->pending,
+             sizeof(*a->pending) + a->pending->cap * sizeof(tr__pend_entry_t));
+  a->pending = NULL;
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop);
+
+int tr_spawn(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
+             tr_ref_t *out) {
+  return tr_spawn_ex(rt, b, arg, NULL, out);
+}
+
+int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
+                const tr_spawn_opts_t *opts, tr_ref_t *out) {
+  if (!rt || !b || (b->nhandlers && !b->handlers)) return TR_EINVAL;
+  if (opts && (unsigned)opts->priority >= TR_PRIO_COUNT) return TR_EINVAL;
+  if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+    return TR_ESHUTDOWN;
+  tr__worker_t *w = tr__current_worker(rt);
+  tr__actor_t *a = tr__slot_alloc(rt, w);
+  if (!a) return TR_ENOMEM;
+  void *state = NULL;
+  if (b->state_size) {
+    state = tr__zalloc(b->state_size);
+    if (!state) {
+      /* the slot never lived: give it straight back */
+      atomic_store_explicit(&a->gen, atomic_load(&a->gen) + 2,
+                            memory_order_relaxed);
+      tr__slot_retire(w, a);
+      return TR_ENOMEM;
+    }
+  }
+  atomic_store_explicit(&a->behavior, b, memory_order_relaxed);
+  a->state = state;
+  a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
+  a->pending = NULL;
+  a->handle = NULL;
+  a->next_tag = 0;
+  a->qlen = 0;
+  a->prio = opts ? (uint8_t)opts->priority : TR_PRIO_NORMAL;
+  atomic_store_explicit(&a->handled, 0, memory_order_relaxed);
+  atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
+  atomic_store_explicit(&a->depth_hwm, 0, memory_order_relaxed);
+  atomic_store_explicit(&a->kind, TR__KIND_ACTOR, memory_order_relaxed);
+  /* Busy (NULL) while init runs, so that mail sent meanwhile does not
+   * schedule the actor on another worker before init has returned. */
+  atomic_store_explicit(&a->inbox, NULL, memory_order_relaxed);
+  atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
+                        memory_order_release);
+  atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&rt->spawned, 1, memory_order_relaxed);
+  tr_ref_t ref = tr__self_ref(a);
+
+  if (b->init) {
+    struct tr_ctx ictx = {.rt = rt, .w = w, .a = a};
+    int rc = b->init(&ictx, state, arg);
+    if (rc < 0) {
+      finalize(&ictx, a, rc, 0);
+      return rc;
+    }
+    if (ictx.stop_req) {
+      finalize(&ictx, a, ictx.stop_reason, 1);
+      if (out) *out = ref;
+      return 0;
+    }
+  }
+  if (!tr__inbox_try_idle(&a->inbox)) tr__schedule(w, a);
+  if (out) *out = ref;
+  return 0;
+}
+
+/* ---- stop ----------------------------------------------------------------- */
+
+static void queue_drain(tr_runtime_t *rt, tr_msg_t *m) {
+  while (m) {
+    tr_msg_t *nx = m->next;
+    atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
+    tr__msg_release(m);
+    m = nx;
+  }
+}
+
+void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list) { queue_drain(rt, list); }
+
+/* Stops actor a for good: on_stop, then the generation turns even (new
+ * sends fail), the inbox closes, and everything still queued is a dead
+ * letter (requests among them get TR_ENOREPLY replies). */
+static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
+  tr_runtime_t *rt = a->rt;
+  const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+  if (run_stop && b->on_stop) b->on_stop(ctx, a->state, reason);
+  atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
+                        memory_order_seq_cst);
+  tr_msg_t *in = tr__inbox_close(&a->inbox);
+  queue_drain(rt, a->sys_head);
+  queue_drain(rt, a->data_head);
+  a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
+  /* the closed chain is newest first: order does not matter here */
+  queue_drain(rt, in);
+  tr__pending_free(a);
+  if (a->state) tr__free(a->state, b->state_size);
+  a->state = NULL;
+  a->qlen = 0;
+  atomic_store_explicit(&a->kind, TR__KIND_FREE, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&rt->stopped, 1, memory_order_relaxed);
+  tr__slot_retire(ctx->w, a);
+}
+
+int tr_actor_stop(tr_ref_t ref, int reason) {
+  tr__stop_msg_t *m = tr_msg_new(&tr__stop_type);
+  if (!m) return TR_ENOMEM;
+  m->reason = reason;
+  int rc = tr__send_raw(NULL, NULL, ref, &m->hdr, 0);
+  if (rc) tr__msg_release(&m->hdr);
+  return rc;
+}
+
+/* After shutdown has joined the workers: stop every remaining actor. */
+void tr__actor_stop_all(tr_runtime_t *rt) {
+  struct tr_ctx ctx = {.rt = rt};
+  for (uint32_t c = 0; c < rt->nchunks; c++) {
+    tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+    for (uint32_t i = 0; i < TR__CHUNK_SLOTS; i++) {
+      tr__actor_t *a = &chunk[i];
+      if (atomic_load_explicit(&a->kind, memory_order_relaxed) != TR__KIND_ACTOR)
+        continue;
+      ctx.a = a;
+      ctx.cur = NULL;
+      finalize(&ctx, a, TR_EXIT_SHUTDOWN, 1);
+    }
+  }
+}
+
+int tr_actor_alive(tr_ref_t ref) {
+  tr_runtime_t *rt = atomic_load(&tr__runtimes[tr__ref_rt(ref.id)]);
+  if (!rt) return 0;
+  tr__foreign_enter(rt);
+  int alive = tr__lookup(ref.id) != NULL;
+  tr__foreign_exit(rt);
+  return alive;
+}
+
+/* ---- send ----------------------------------------------------------------- */
+
+static inline tr_handler_fn find_handler(const tr_behavior_t *b,
+                                         const tr_msgtype_t *t) {
+  for (size_t i = 0; i < b->nhandlers; i++)
+    if (b->handlers[i].type == t) return b->handlers[i].fn;
+  return b->fallback;
+}
+
+static inline int push_to(tr__worker_t *w, tr__actor_t *a, tr_msg_t *m,
+                          int check) {
+  if (check && atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_ACTOR) {
+    const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+    if (!find_handler(b, m->type)) return TR_EBADMSG;
+  }
+  int r = tr__inbox_push(&a->inbox, m);
+  if (tr__unlikely(r < 0)) return TR_ENOACTOR;
+  if (r) {
+    if (atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_HANDLE)
+      tr__handle_signal(a);
+    else
+      tr__schedule(w, a);
+  }
+  return 0;
+}
+
+/* Sends m to `to`. w is the calling worker (NULL from a foreign thread).
+ * check: verify that the receiver accepts the type. */
+int tr__send_raw(tr__worker_t *w, tr__actor_t *self, tr_ref_t to, tr_msg_t *m,
+                 int check) {
+  (void)self;
+  if (tr__likely(w != NULL)) {
+    tr__actor_t *a = tr__lookup(to.id);
+    if (tr__unlikely(!a)) return TR_ENOACTOR;
+    return push_to(w, a, m, check);
+  }
+  tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[tr__ref_rt(to.id)],
+                                          memory_order_acquire);
+  if (!rt) return TR_ENOACTOR;
+  tr__foreign_enter(rt);
+  tr__actor_t *a = tr__lookup(to.id);
+  int rc = a ? push_to(NULL, a, m, check) : TR_ENOACTOR;
+  tr__foreign_exit(rt);
+  return rc;
+}
+
+int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
+  tr_msg_t *m = msg;
+  if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
+  tr__worker_t *w;
+  if (ctx) {
+    w = ctx->w;
+    /* A request keeps its asker as sender when forwarded: the reply goes
+     * straight back to whoever asked. */
+    if (!m->tag) m->sender = tr__self_ref(ctx->a).id;
+  } else {
+    w = NULL;
+    if (!m->tag) m->sender = 0;
+  }
+  int rc = tr__send_raw(w, ctx ? ctx->a : NULL, to, m, 1);
+  if (rc == 0 && ctx && m == ctx->cur) ctx->cur_owned = 0;
+  return rc;
+}
+
+/* ---- ask / reply ----------------------------------------------------------- */
+
+int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
+  tr_msg_t *m = req;
+  if (!ctx || !m || !m->type || !k) return TR_EINVAL;
+  tr__actor_t *a = ctx->a;
+  uint64_t tag = ++a->next_tag & ~TR__TAG_REPLY;
+  if (tag == 0 || tag == (TR__PEND_DEL & ~TR__TAG_REPLY))
+    tag = a->next_tag = 1;
+  int rc = pending_put(a, tag, k, cookie);
+  if (rc) return rc;
+  uint64_t old_tag = m->tag, old_sender = m->sender;
+  m->tag = tag;
+  m->sender = tr__self_ref(a).id;
+  rc = tr__send_raw(ctx->w, a, to, m, 1);
+  if (rc) {
+    tr__pend_entry_t e;
+    pending_take(a, tag, &e);
+    m->tag = old_tag;
+    m->sender = old_sender;
+    return rc;
+  }
+  if (m == ctx->cur) ctx->cur_owned = 0;
+  return 0;
+}
+
+static int reply_common(tr_ctx_t *ctx, tr_msg_t *req, tr_msg_t *rep) {
+  if (!req || !rep || !rep->type) return TR_EINVAL;
+  if (!req->tag || (req->tag & TR__TAG_REPLY) || !req->sender)
+    return TR_EINVAL;
+  tr_ref_t to = {req->sender};
+  uint64_t tag = req->tag;
+  rep->tag = tag | TR__TAG_REPLY;
+  rep->sender = ctx ? tr__self_ref(ctx->a).id : 0;
+  int rc = tr__send_raw(ctx ? ctx->w : NULL, NULL, to, rep, 0);
+  if (rc) {
+    rep->tag = 0;
+    /* the asker is gone: the request counts as answered */
+    req->tag = 0;
+    return rc;
+  }
+  req->tag = 0; /* answered: a second reply fails, no TR_ENOREPLY later */
+  if (ctx && rep == ctx->cur) ctx->cur_owned = 0;
+  return 0;
+}
+
+int tr_reply(tr_ctx_t *ctx, void *reply) {
+  if (!ctx || !ctx->cur) return TR_EINVAL;
+  if (reply == ctx->cur) {
+    /* replying with the request itself: it becomes the reply */
+    tr_msg_t *m = ctx->cur;
+    if (!m->tag || (m->tag & TR__TAG_REPLY) || !m->sender) return TR_EINVAL;
+    tr_ref_t to = {m->sender};
+    uint64_t tag = m->tag;
+    m->tag = tag | TR__TAG_REPLY;
+    m->sender = tr__self_ref(ctx->a).id;
+    int rc = tr__send_raw(ctx->w, NULL, to, m, 0);
+    if (rc) {
+      m->tag = 0;
+      return rc;
+    }
+    ctx->cur_owned = 0;
+    return 0;
+  }
+  return reply_common(ctx, ctx->cur, reply);
+}
+
+int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply) {
+  int rc = reply_common(ctx, req, reply);
+  if (rc == 0 || rc == TR_ENOACTOR) {
+    if (ctx && req == ctx->cur) ctx->cur_owned = 0;
+    tr__msg_release(req);
+  }
+  return rc;
+}
+
+/* ---- the run loop ----------------------------------------------------------- */
+
+tr_ref_t tr_self(const tr_ctx_t *ctx) { return tr__self_ref(ctx->a); }
+tr_runtime_t *tr_ctx_runtime(const tr_ctx_t *ctx) { return ctx->rt; }
+void tr_stop(tr_ctx_t *ctx, int reason) {
+  ctx->stop_req = 1;
+  ctx->stop_reason = reason;
+}
+void tr_ctx_take(tr_ctx_t *ctx) { ctx->cur_owned = 0; }
+
+/* Moves newly arrived mail into the private queues (system first). */
+static inline void take_inbox(tr__actor_t *a) {
+  tr_msg_t *tail;
+  uint64_t n;
+  tr_msg_t *m = tr__inbox_take(&a->inbox, &tail, &n);
+  if (!m) return;
+  /* fast path: no system message in the batch */
+  for (tr_msg_t *p = m; p; p = p->next) {
+    if (tr__unlikely(p->type->flags & TR_MSG_SYSTEM)) goto sort;
+  }
+  if (a->data_tail) a->data_tail->next = m;
+  else a->data_head = m;
+  a->data_tail = tail;
+  goto count;
+sort:
+  while (m) {
+    tr_msg_t *nx = m->next;
+    m->next = NULL;
+    if (m->type->flags & TR_MSG_SYSTEM) {
+      if (a->sys_tail) a->sys_tail->next = m;
+      else a->sys_head = m;
+      a->sys_tail = m;
+    } else {
+      if (a->data_tail) a->data_tail->next = m;
+      else a->data_head = m;
+      a->data_tail = m;
+    }
+    m = nx;
+  }
+count:
+  a->qlen += n;
+  atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
+  if (a->qlen > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed))
+    atomic_store_explicit(&a->depth_hwm, a->qlen, memory_order_relaxed);
+}
+
+static inline tr_msg_t *pop_private(tr__actor_t *a) {
+  tr_msg_t *m = a->sys_head;
+  if (m) {
+    if (!(a->sys_head = m->next)) a->sys_tail = NULL;
+  } else if ((m = a->data_head)) {
+    if (!(a->data_head = m->next)) a->data_tail = NULL;
+  } else {
+    return NULL;
+  }
+  a->qlen--;
+  return m;
+}
+
+static void handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
+  tr__pend_entry_t e;
+  if (!pending_take(a, m->tag & ~TR__TAG_REPLY, &e)) {
+    /* nobody waits for it any more */
+    atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+    return;
+  }
+  if (m->type == &tr__noreply_type) {
+    e.k(ctx, a->state, ((tr__noreply_msg_t *)m)->status, NULL, e.cookie);
+  } else {
+    m->tag = 0;
+    e.k(ctx, a->state, 0, m, e.cookie);
+  }
+}
+
+/* Runs one batch of actor a on worker w: at most `budget` messages. */
+void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
+  tr_ctx_t *ctx = &w->ctx;
+  const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+  unsigned budget = w->rt->cfg.budget, n = 0;
+  ctx->a = a;
+  take_inbox(a);
+  for (;;) {
+    tr_msg_t *m = pop_private(a);
+    if (!m) {
+      if (tr__inbox_try_idle(&a->inbox)) break;
+      take_inbox(a);
+      continue;
+    }
+    ctx->cur = m;
+    ctx->cur_owned = 1;
+    ctx->stop_req = 0;
+    int rc = 0;
+    if (tr__unlikely(m->tag & TR__TAG_REPLY)) {
+      handle_reply(ctx, a, m);
+    } else if (tr__unlikely(m->type == &tr__stop_type)) {
+      rc = ((tr__stop_msg_t *)m)->reason;
+      tr__msg_release(m);
+      ctx->cur = NULL;
+      finalize(ctx, a, rc, 1);
+      n++;
+      break;
+    } else {
+      tr_handler_fn fn = find_handler(b, m->type);
+      if (tr__likely(fn != NULL)) {
+        rc = fn(ctx, a->state, m);
+      } else {
+        atomic_fetch_add_explicit(&w->rt->dead_letters, 1, memory_order_relaxed);
+      }
+    }
+    if (ctx->cur_owned) tr__msg_release(m);
+    ctx->cur = NULL;
+    n++;
+    TR__STAT_ADD(a->handled, 1);
+    if (tr__unlikely(rc < 0 || ctx->stop_req)) {
+      finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
+      break;
+    }
+    if (tr__unlikely(n >= budget)) {
+      if (a->qlen || !tr__inbox_try_idle(&a->inbox)) tr__reschedule(w, a);
+      break;
+    }
+  }
+  atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
+  TR__STAT_ADD(w->st.handled, n);
+  TR__STAT_ADD(w->st.runs, 1);
+  ctx->a = NULL;
+}
+
+/* ---- counters --------------------------------------------------------------- */
+
+int tr_actor_stats(tr_ref_t ref, tr_actor_stats_t *out) {
+  if (!out) return TR_EINVAL;
+  tr_runtime_t *rt = atomic_load(&tr__runtimes[tr__ref_rt(ref.id)]);
+  if (!rt) return TR_ENOACTOR;
+  tr__foreign_enter(rt);
+  tr__actor_t *a = tr__lookup(ref.id);
+  int rc = TR_ENOACTOR;
+  if (a && atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_ACTOR) {
+    const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+    out->name = b->name;
+    out->priority = (tr_priority_t)a->prio;
+    out->handled = TR__LOAD(a->handled);
+    out->depth = TR__LOAD(a->depth);
+    out->depth_hwm = TR__LOAD(a->depth_hwm);
+    rc = 0;
+  }
+  tr__foreign_exit(rt);
+  return rc;
+}

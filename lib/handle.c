@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Blocking handles: an address for code outside the runtime (main, other
+ * threads). A handle occupies an actor slot, so it has a ref and an inbox
+ * like any actor, but instead of being scheduled when mail arrives it
+ * wakes the thread blocked in tr_handle_receive or tr_handle_call.
+ */
+#include "internal.h"
+#include "mem.h"
+#include "park.h"
+
+#include <stdlib.h>
+
+struct tr_handle {
+  tr__actor_t *a;
+  tr_runtime_t *rt;
+  tr_msg_t *head, *tail; /* received, not yet handed out */
+  uint64_t next_tag;
+  _Atomic uint32_t signal;
+};
+
+static const tr_behavior_t handle_behavior = {.name = "tr.handle"};
+
+void tr__handle_signal(tr__actor_t *a) {
+  struct tr_handle *h = a->handle;
+  atomic_store_explicit(&h->signal, 1, memory_order_release);
+  tr__futex_wake(&h->signal, 1);
+}
+
+int tr_handle_new(tr_runtime_t *rt, tr_handle_t **out) {
+  if (!rt || !out) return TR_EINVAL;
+  struct tr_handle *h = calloc(1, sizeof(*h));
+  if (!h) return TR_ENOMEM;
+  tr__actor_t *a = tr__slot_alloc(rt, NULL);
+  if (!a) {
+    free(h);
+    return TR_ENOMEM;
+  }
+  h->a = a;
+  h->rt = rt;
+  a->handle = h;
+  a->state = NULL;
+  a->pending = NULL;
+  a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
+  a->qlen = 0;
+  atomic_store_explicit(&a->behavior, &handle_behavior, memory_order_relaxed);
+  atomic_store_explicit(&a->kind, TR__KIND_HANDLE, memory_order_relaxed);
+  atomic_store_explicit(&a->inbox, TR__INBOX_IDLE, memory_order_relaxed);
+  atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
+                        memory_order_release);
+  *out = h;
+  return 0;
+}
+
+tr_ref_t tr_handle_ref(const tr_handle_t *h) { return tr__self_ref(h->a); }
+
+void tr_handle_free(tr_handle_t *h) {
+  if (!h) return;
+  tr__actor_t *a = h->a;
+  atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
+                        memory_order_seq_cst);
+  tr_msg_t *in = tr__inbox_close(&a->inbox);
+  tr__drain_dead(h->rt, h->head);
+  tr__drain_dead(h->rt, in);
+  atomic_store_explicit(&a->kind, TR__KIND_FREE, memory_order_relaxed);
+  a->handle = NULL;
+  tr__slot_retire(NULL, a);
+  free(h);
+}
+
+int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg) {
+  tr_msg_t *m = msg;
+  if (!h || !m || !m->type) return TR_EINVAL;
+  if (!m->tag) m->sender = tr__self_ref(h->a).id;
+  return tr__send_raw(NULL, NULL, to, m, 1);
+}
+
+/* Moves arrived mail to the handle's private list. */
+static void pull(struct tr_handle *h) {
+  tr_msg_t *tail;
+  uint64_t n;
+  tr_msg_t *m = tr__inbox_take(&h->a->inbox, &tail, &n);
+  if (!m) return;
+  if (h->tail) h->tail->next = m;
+  else h->head = m;
+  h->tail = tail;
+}
+
+/* Waits until mail arrives or the deadline passes. 0 or TR_ETIMEDOUT. */
+static int wait_mail(struct tr_handle *h, uint64_t deadline_ns) {
+  atomic_store_explicit(&h->signal, 0, memory_order_relaxed);
+  if (!tr__inbox_try_idle(&h->a->inbox)) return 0; /* mail arrived */
+  for (;;) {
+    if (atomic_load_explicit(&h->signal, memory_order_acquire)) return 0;
+    int ms = -1;
+    if (deadline_ns != UINT64_MAX) {
+      uint64_t now = tr__now_ns();
+      if (now >= deadline_ns) {
+        /* leave idle: a racing push has either signalled or will see the
+         * inbox busy once we reclaim it */
+        tr_msg_t *idle = TR__INBOX_IDLE;
+        atomic_compare_exchange_strong(&h->a->inbox, &idle, NULL);
+        return TR_ETIMEDOUT;
+      }
+      ms = (int)((deadline_ns - now + 999999) / 1000000);
+    }
+    tr__futex_wait(&h->signal, 0, ms);
+  }
+}
+
+static uint64_t deadline_of(int timeout_ms) {
+  return timeout_ms < 0 ? UINT64_MAX
+                        : tr__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* Unlinks and returns the first message matching `want` (0: any message
+ * that is not a stale reply), dropping stale replies on the way. */
+static tr_msg_t *pick(struct tr_handle *h, uint64_t want) {
+  tr_msg_t **pp = &h->head, *prev = NULL;
+  while (*pp) {
+    tr_msg_t *m = *pp;
+    int match;
+    if (want) match = m->tag == want;
+    else match = !(m->tag & TR__TAG_REPLY);
+    if (match || (!want && (m->tag & TR__TAG_REPLY))) {
+      *pp = m->next;
+      if (h->tail == m) h->tail = prev;
+      m->next = NULL;
+      if (match) return m;
+      /* a reply to a call that timed out: nobody waits for it */
+      atomic_fetch_add_explicit(&h->rt->dead_letters, 1, memory_order_relaxed);
+      tr__msg_release(m);
+      continue;
+    }
+    prev = m;
+    pp = &m->next;
+  }
+  return NULL;
+}
+
+int tr_handle_receive(tr_handle_t *h, int timeout_ms, void **msg) {
+  if (!h || !msg) return TR_EINVAL;
+  uint64_t dl = deadline_of(timeout_ms);
+  for (;;) {
+    pull(h);
+    tr_msg_t *m = pick(h, 0);
+    if (m) {
+      *msg = m;
+      return 0;
+    }
+    int rc = wait_mail(h, dl);
+    if (rc) {
+      pull(h);
+      if ((m = pick(h, 0))) {
+        *msg = m;
+        return 0;
+      }
+      return rc;
+    }
+  }
+}
+
+int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req, int timeout_ms,
+                   void **reply) {
+  tr_msg_t *m = req;
+  if (!h || !m || !m->type || !reply) return TR_EINVAL;
+  *reply = NULL;
+  uint64_t tag = ++h->next_tag & ~TR__TAG_REPLY;
+  if (!tag) tag = h->next_tag = 1;
+  m->tag = tag;
+  m->sender = tr__self_ref(h->a).id;
+  int rc = tr__send_raw(NULL, NULL, to, m, 1);
+  if (rc) {
+    m->tag = 0;
+    return rc;
+  }
+  uint64_t want = tag | TR__TAG_REPLY, dl = deadline_of(timeout_ms);
+  for (;;) {
+    pull(h);
+    tr_msg_t *r = pick(h, want);
+    if (r) {
+      if (r->type == &tr__noreply_type) {
+        rc = ((tr__noreply_msg_t *)r)->status;
+        tr__msg_release(r);
+        return rc;
+      }
+      r->tag = 0;
+      *reply = r;
+      return 0;
+    }
+    if (tr__now_ns() >= dl) return TR_ETIMEDOUT;
+    /* a timeout here loops once more to pick up a reply that raced it */
+    (void)wait_mail(h, dl);
+  }
+}

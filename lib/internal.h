@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures of the runtime shared by lib/ and the subsystems
+ * built on it. Never installed.
+ *
+ * Memory safety of refs: actor slots live in chunks that are freed only
+ * with the runtime. A stopped actor's slot is reused only after every
+ * worker has passed a quiescent point (between two actor runs, or parked)
+ * and no foreign thread is inside a send: quiescent-state-based
+ * reclamation, as Erlang's "thread progress". A sender that read a live
+ * generation therefore always pushes into the right actor's inbox, which
+ * is either still open (the message is delivered or counted as a dead
+ * letter at the actor's stop) or closed (the send fails).
+ */
+#ifndef TR_INTERNAL_H
+#define TR_INTERNAL_H
+
+#include "config.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <troupe.h>
+
+#include "inbox.h"
+#include "runq.h"
+
+#define TR__CACHELINE 64
+#define TR__ALIGNED __attribute__((aligned(TR__CACHELINE)))
+
+#define tr__likely(x) __builtin_expect(!!(x), 1)
+#define tr__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Counters written by one thread and read by any: relaxed atomics, which
+ * compile to plain moves but keep ThreadSanitizer informed. */
+#define TR__STAT_ADD(field, n)                                               \
+  atomic_store_explicit(                                                     \
+      &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),  \
+      memory_order_relaxed)
+#define TR__LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* ---- refs --------------------------------------------------------------
+ * id = runtime (8 bits) | generation (24 bits) | slot index (32 bits).
+ * A slot's generation is odd while an actor lives in it. */
+#define TR__MAX_RUNTIMES 255
+#define TR__GEN_MASK 0xFFFFFFu
+#define TR__CHUNK_SHIFT 12
+#define TR__CHUNK_SLOTS (1u << TR__CHUNK_SHIFT)
+#define TR__MAX_CHUNKS (1u << 14) /* 64 Mi actors per runtime */
+
+static inline uint64_t tr__ref_make(unsigned rt, uint32_t gen, uint32_t idx) {
+  return ((uint64_t)rt << 56) | ((uint64_t)(gen & TR__GEN_MASK) << 32) | idx;
+}
+static inline unsigned tr__ref_rt(uint64_t id) { return (unsigned)(id >> 56); }
+static inline uint32_t tr__ref_gen(uint64_t id) {
+  return (uint32_t)(id >> 32) & TR__GEN_MASK;
+}
+static inline uint32_t tr__ref_idx(uint64_t id) { return (uint32_t)id; }
+
+/* request/reply tags: requests carry a nonzero tag; replies the same tag
+ * with the top bit set. */
+#define TR__TAG_REPLY (1ull << 63)
+
+enum { TR__KIND_FREE = 0, TR__KIND_ACTOR = 1, TR__KIND_HANDLE = 2 };
+
+typedef struct tr__worker tr__worker_t;
+typedef struct tr__pending tr__pending_t;
+
+typedef struct tr__actor {
+  tr__inbox_t inbox;
+  tr_msg_t *sys_head, *sys_tail;   /* private FIFOs, owner only */
+  tr_msg_t *data_head, *data_tail;
+  _Atomic(const tr_behavior_t *) behavior;
+  void *state;
+  struct tr__actor *link;          /* global queue / free list / limbo */
+  tr_runtime_t *rt;
+  tr__pending_t *pending;          /* outstanding asks */
+  struct tr_handle *handle;        /* kind == HANDLE */
+  uint64_t retire_epoch;
+  uint64_t next_tag;
+  uint64_t qlen;                   /* private queue length, owner only */
+  _Atomic uint64_t handled;
+  _Atomic uint64_t depth;
+  _Atomic uint64_t depth_hwm;
+  _Atomic uint32_t gen;
+  uint32_t idx;
+  _Atomic uint8_t kind;
+  uint8_t prio;
+} tr__actor_t;
+
+struct tr_ctx {
+  tr_runtime_t *rt;
+  tr__worker_t *w;     /* NULL outside the workers */
+  tr__actor_t *a;
+  tr_msg_t *cur;       /* message being handled */
+  int cur_owned;       /* the runtime frees cur after the handler */
+  int stop_req;
+  int stop_reason;
+};
+
+struct tr__worker {
+  tr__runq_t q[TR_PRIO_COUNT];
+  tr_runtime_t *rt;
+  tr__actor_t *next;           /* locality slot, not stealable */
+  unsigned next_runs;
+  unsigned index;
+  unsigned tick;
+  unsigned prio_tick;
+  int searching;
+  uint64_t rng;
+  pthread_t thread;
+  struct tr_ctx ctx;
+  /* slot cache: free slots ready for reuse, and retired ones in limbo */
+  tr__actor_t *free;
+  unsigned nfree;
+  tr__actor_t *limbo_head, *limbo_tail;
+  TR__ALIGNED _Atomic uint64_t qs_epoch; /* UINT64_MAX when offline */
+  _Atomic uint32_t park_word;
+  tr__worker_t *sleep_next;
+  int in_sleepers;
+  TR__ALIGNED struct {
+    _Atomic uint64_t runs, handled, steals, parks, injected;
+  } st;
+} TR__ALIGNED;
+
+struct tr_runtime {
+  unsigned id;
+  unsigned nworkers;
+  tr_runtime_config_t cfg;
+  tr__worker_t *workers;
+  _Atomic int started;
+  _Atomic int stopping;
+  int shut;
+
+  TR__ALIGNED _Atomic uint64_t epoch;
+  _Atomic int64_t foreign;     /* foreign threads inside a send */
+
+  /* idle workers */
+  TR__ALIGNED pthread_mutex_t sleep_mu;
+  pthread_cond_t quiet_cv;
+  tr__worker_t *sleepers;
+  _Atomic uint32_t nsearching;
+  _Atomic uint32_t nunparked;
+
+  /* global injection queue, one FIFO per priority class */
+  TR__ALIGNED pthread_mutex_t inj_mu;
+  tr__actor_t *inj_head[TR_PRIO_COUNT], *inj_tail[TR_PRIO_COUNT];
+  _Atomic uint64_t inj_len;
+
+  /* slots */
+  TR__ALIGNED pthread_mutex_t slot_mu;
+  _Atomic(tr__actor_t *) chunks[TR__MAX_CHUNKS];
+  uint32_t nchunks;
+  tr__actor_t *free;
+  tr__actor_t *limbo_head, *limbo_tail;
+
+  TR__ALIGNED _Atomic uint64_t live, spawned, stopped, dead_letters;
+};
+
+/* runtime.c */
+extern _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
+tr__worker_t *tr__current_worker(tr_runtime_t *rt);
+void tr__schedule(tr__worker_t *w, tr__actor_t *a);
+void tr__reschedule(tr__worker_t *w, tr__actor_t *a);
+void tr__run_actor(tr__worker_t *w, tr__actor_t *a);
+
+/* actor.c */
+tr__actor_t *tr__lookup(uint64_t id);
+int tr__send_raw(tr__worker_t *w, tr__actor_t *self, tr_ref_t to,
+                 tr_msg_t *m, int check);
+void tr__actor_stop_all(tr_runtime_t *rt);
+void tr__slot_retire(tr__worker_t *w, tr__actor_t *a);
+tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w);
+void tr__slots_free(tr_runtime_t *rt);
+void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list);
+void tr__pending_free(tr__actor_t *a);
+static inline tr_ref_t tr__self_ref(const tr__actor_t *a) {
+  tr_ref_t r;
+  r.id = tr__ref_make(a->rt->id,
+                      atomic_load_explicit(&a->gen, memory_order_relaxed),
+                      a->idx);
+  return r;
+}
+
+/* msg.c */
+extern const tr_msgtype_t tr__stop_type;
+extern const tr_msgtype_t tr__noreply_type;
+typedef struct tr__stop_msg {
+  tr_msg_t hdr;
+  int reason;
+} tr__stop_msg_t;
+typedef struct tr__noreply_msg {
+  tr_msg_t hdr;
+  int status;
+} tr__noreply_msg_t;
+void tr__msg_release(tr_msg_t *m);
+
+/* handle.c */
+void tr__handle_signal(tr__actor_t *a);
+
+/* foreign threads announce themselves around a send (see the top) */
+static inline void tr__foreign_enter(tr_runtime_t *rt) {
+  atomic_fetch_add_explicit(&rt->foreign, 1, memory_order_seq_cst);
+}
+static inline void tr__foreign_exit(tr_runtime_t *rt) {
+  atomic_fetch_sub_explicit(&rt->foreign, 1, memory_order_release);
+}
+
+#endif

@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime and its worker threads: configuration, start, quiescence,
+ * shutdown, and the scheduler (per-worker run queues per priority class, a
+ * "next" slot for locality, a global injection queue, throttled stealing,
+ * and parking on a futex).
+ *
+ * Waking a parked worker costs tens of microseconds on a virtual machine,
+ * so the scheduler avoids it on the message path: an actor made runnable
+ * by a send goes to the sender's "next" slot without waking anybody; only
+ * work pushed where another worker could take it wakes a sleeper, and only
+ * when no worker is already searching (Tokio's rule). Idle workers spin
+ * for a short while before they park.
+ */
+#include "internal.h"
+#include "mem.h"
+#include "park.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+_Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread tr__worker_t *tls_worker;
+
+#define TR__NEXT_MAX_RUNS 3     /* "next" slot runs in a row */
+#define TR__GLOBAL_INTERVAL 61  /* check the global queue every N picks */
+
+/* Weighted rotation over priority classes: 8 critical, 4 high, 2 normal,
+ * 1 low picks out of 15; a class with no work passes its turn down. */
+static const uint8_t prio_rotation[15] = {0, 1, 0, 2, 0, 1, 0, 3,
+                                          0, 1, 0, 2, 0, 1, 0};
+
+const char *tr_version(void) { return TR_VERSION_STRING; }
+
+tr__worker_t *tr__current_worker(tr_runtime_t *rt) {
+  tr__worker_t *w = tls_worker;
+  return (w && w->rt == rt) ? w : NULL;
+}
+
+unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
+
+void tr_runtime_config_init(tr_runtime_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- global injection queue ----------------------------------------------- */
+
+static void global_push(tr_runtime_t *rt, tr__actor_t *a) {
+  a->link = NULL;
+  pthread_mutex_lock(&rt->inj_mu);
+  unsigned p = a->prio;
+  if (rt->inj_tail[p]) rt->inj_tail[p]->link = a;
+  else rt->inj_head[p] = a;
+  rt->inj_tail[p] = a;
+  atomic_fetch_add_explicit(&rt->inj_len, 1, memory_order_release);
+  pthread_mutex_unlock(&rt->inj_mu);
+}
+
+static tr__actor_t *global_pop(tr_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->inj_len, memory_order_acquire) == 0)
+    return NULL;
+  tr__actor_t *a = NULL;
+  pthread_mutex_lock(&rt->inj_mu);
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) {
+    if ((a = rt->inj_head[p])) {
+      if (!(rt->inj_head[p] = a->link)) rt->inj_tail[p] = NULL;
+      atomic_fetch_sub_explicit(&rt->inj_len, 1, memory_order_relaxed);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&rt->inj_mu);
+  return a;
+}
+
+/* ---- idle workers: searching, parking, waking ------------------------------ */
+
+static int work_visible(tr_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->inj_len, memory_order_acquire)) return 1;
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    for (unsigned p = 0; p < TR_PRIO_COUNT; p++)
+      if (tr__runq_len(&rt->workers[i].q[p])) return 1;
+  return 0;
+}
+
+/* Wakes one parked worker if nobody is searching and someone sleeps. */
+static void notify_parked(tr_runtime_t *rt) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) != 0 ||
+      atomic_load_explicit(&rt->nunparked, memory_order_relaxed) >= rt->nworkers)
+    return;
+  pthread_mutex_lock(&rt->sleep_mu);
+  tr__worker_t *w = NULL;
+  if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) == 0 &&
+      (w = rt->sleepers)) {
+    rt->sleepers = w->sleep_next;
+    w->in_sleepers = 0;
+    /* the woken worker starts out searching; it reads the flag after
+     * taking sleep_mu on its way out of park() */
+    w->searching = 1;
+    atomic_fetch_add_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
+  }
+  pthread_mutex_unlock(&rt->sleep_mu);
+  if (w) {
+    atomic_store_explicit(&w->park_word, 1, memory_order_release);
+    tr__futex_wake(&w->park_word, 1);
+  }
+}
+
+static int to_searching(tr__worker_t *w) {
+  tr_runtime_t *rt = w->rt;
+  if (w->searching) return 1;
+  /* at most half of the workers search at once */
+  uint32_t s = atomic_load_explicit(&rt->nsearching, memory_order_relaxed);
+  if (2 * s >= rt->nworkers) return 0;
+  atomic_fetch_add_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+  w->searching = 1;
+  return 1;
+}
+
+static void from_searching(tr__worker_t *w) {
+  if (!w->searching) return;
+  w->searching = 0;
+  /* the last searcher to find work makes sure somebody keeps looking */
+  if (atomic_fetch_sub_explicit(&w->rt->nsearching, 1, memory_order_seq_cst) == 1)
+    notify_parked(w->rt);
+}
+
+static inline void quiescent(tr__worker_t *w) {
+  atomic_store_explicit(
+      &w->qs_epoch, atomic_load_explicit(&w->rt->epoch, memory_order_relaxed),
+      memory_order_release);
+}
+
+/* Parks w until notified or the runtime stops. */
+static void park(tr__worker_t *w) {
+  tr_runtime_t *rt = w->rt;
+  pthread_mutex_lock(&rt->sleep_mu);
+  if (w->searching) {
+    w->searching = 0;
+    atomic_fetch_sub_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+  }
+  atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
+  w->sleep_next = rt->sleepers;
+  rt->sleepers = w;
+  w->in_sleepers = 1;
+  if (atomic_fetch_sub_explicit(&rt->nunparked, 1, memory_order_seq_cst) == 1)
+    pthread_cond_broadcast(&rt->quiet_cv);
+  pthread_mutex_unlock(&rt->sleep_mu);
+
+  atomic_store_explicit(&w->qs_epoch, UINT64_MAX, memory_order_seq_cst);
+  atomic_thread_fence(memory_order_seq_cst);
+  /* Re-check after announcing: work pushed by someone who saw us awake. */
+  if (work_visible(rt) || atomic_load(&rt->stopping)) {
+    pthread_mutex_lock(&rt->sleep_mu);
+    if (w->in_sleepers) {
+      tr__worker_t **pp = &rt->sleepers;
+      while (*pp != w) pp = &(*pp)->sleep_next;
+      *pp = w->sleep_next;
+      w->in_sleepers = 0;
+      atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
+      atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&rt->sleep_mu);
+  }
+  TR__STAT_ADD(w->st.parks, 1);
+  while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
+    tr__futex_wait(&w->park_word, 0, -1);
+  atomic_store_explicit(&w->qs_epoch,
+                        atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
+                        memory_order_seq_cst);
+  /* notify_parked counted us as searching; to_searching sees the flag */
+  pthread_mutex_lock(&rt->sleep_mu);
+  pthread_mutex_unlock(&rt->sleep_mu);
+}
+
+/* ---- scheduling ---------------------------------------------------------------- */
+
+static void local_push(tr__worker_t *w, tr__actor_t *a) {
+  if (tr__runq_push(&w->q[a->prio], a) != 0) global_push(w->rt, a);
+}
+
+/* a became runnable because of a send (or spawn) by worker w, or by a
+ * foreign thread when w is NULL. */
+void tr__schedule(tr__worker_t *w, tr__actor_t *a) {
+  if (!w) {
+    global_push(a->rt, a);
+    notify_parked(a->rt);
+    return;
+  }
+  if (a->prio == TR_PRIO_LOW) {
+    local_push(w, a);
+    notify_parked(w->rt);
+    return;
+  }
+  tr__actor_t *prev = w->next;
+  w->next = a;
+  if (prev) {
+    local_push(w, prev);
+    notify_parked(w->rt);
+  }
+}
+
+/* a used up its budget and still has mail: back of the line. */
+void tr__reschedule(tr__worker_t *w, tr__actor_t *a) {
+  local_push(w, a);
+  if (w->next || tr__runq_len(&w->q[a->prio]) > 1) notify_parked(w->rt);
+}
+
+static tr__actor_t *local_pop(tr__worker_t *w) {
+  unsigned first = prio_rotation[w->prio_tick++ % 15];
+  tr__actor_t *a = tr__runq_pop(&w->q[first]);
+  if (a) return a;
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++)
+    if (p != first && (a = tr__runq_pop(&w->q[p]))) return a;
+  return NULL;
+}
+
+static tr__actor_t *next_task(tr__worker_t *w) {
+  tr__actor_t *a;
+  if (++w->tick % TR__GLOBAL_INTERVAL == 0 && (a = global_pop(w->rt))) {
+    TR__STAT_ADD(w->st.injected, 1);
+    return a;
+  }
+  if ((a = w->next)) {
+    w->next = NULL;
+    if (w->next_runs < TR__NEXT_MAX_RUNS) {
+      w->next_runs++;
+      return a;
+    }
+    /* a ping-pong pair has had its turn: let the queue run */
+    local_push(w, a);
+  }
+  w->next_runs = 0;
+  if ((a = local_pop(w))) return a;
+  if ((a = global_pop(w->rt))) {
+    TR__STAT_ADD(w->st.injected, 1);
+    return a;
+  }
+  return NULL;
+}
+
+static inline uint64_t xorshift(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* Steals half of some other worker's queue (highest class first). */
+static tr__actor_t *steal(tr__worker_t *w) {
+  tr_runtime_t *rt = w->rt;
+  unsigned n = rt->nworkers;
+  if (n < 2) return NULL;
+  unsigned start = (unsigned)(xorshift(&w->rng) % n);
+  tr__actor_t *buf[TR__RUNQ_CAP / 2];
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) {
+    for (unsigned k = 0; k < n; k++) {
+      tr__worker_t *v = &rt->workers[(start + k) % n];
+      if (v == w) continue;
+      uint32_t got = tr__runq_steal(&v->q[p], buf, TR__RUNQ_CAP / 2);
+      if (!got) continue;
+      for (uint32_t i = 1; i < got; i++) local_push(w, buf[i]);
+      TR__STAT_ADD(w->st.steals, got);
+      return buf[0];
+    }
+  }
+  return NULL;
+}
+
+static tr__actor_t *search(tr__worker_t *w) {
+  tr__actor_t *a;
+  if ((a = global_pop(w->rt))) {
+    TR__STAT_ADD(w->st.injected, 1);
+    return a;
+  }
+  return steal(w);
+}
+
+static void pin_cpu(tr__worker_t *w) {
+#ifdef HAVE_PTHREAD_SETAFFINITY_NP
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 1) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(w->index % (unsigned)ncpu, &set);
+  /* best effort: a restricted cpuset just leaves the thread unpinned */
+  (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+#else
+  (void)w;
+#endif
+}
+
+static void *worker_main(void *arg) {
+  tr__worker_t *w = arg;
+  tr_runtime_t *rt = w->rt;
+  tls_worker = w;
+  if (rt->cfg.pin_cpus) pin_cpu(w);
+  uint64_t spin_ns = (uint64_t)rt->cfg.spin_us * 1000u;
+  while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
+    tr__actor_t *a = next_task(w);
+    if (a) {
+      tr__run_actor(w, a);
+      quiescent(w);
+      continue;
+    }
+    /* nothing local: search, spinning a little before parking */
+    uint64_t deadline = 0;
+    int found = 0;
+    for (unsigned i = 0;; i++) {
+      if (to_searching(w) && (a = search(w))) {
+        from_searching(w);
+        tr__run_actor(w, a);
+        quiescent(w);
+        found = 1;
+        break;
+      }
+      if (w->next || atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+        break;
+      quiescent(w);
+      if ((i & 15) == 0) {
+        uint64_t now = tr__now_ns();
+        if (!deadline) deadline = now + spin_ns;
+        else if (now >= deadline) break;
+      }
+      tr__cpu_relax();
+    }
+    if (found || w->next) continue;
+    if (atomic_load_explicit(&rt->stopping, memory_order_relaxed)) break;
+    park(w);
+  }
+  if (w->searching) {
+    w->searching = 0;
+    atomic_fetch_sub(&rt->nsearching, 1);
+  }
+  atomic_store_explicit(&w->qs_epoch, UINT64_MAX, memory_order_seq_cst);
+  tls_worker = NULL;
+  return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
+  if (!out) return TR_EINVAL;
+  tr_runtime_config_t c;
+  if (cfg) c = *cfg;
+  else tr_runtime_config_init(&c);
+  if (c.workers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c.workers = n > 0 ? (unsigned)n : 1;
+  }
+  if (c.workers > TR_STATS_MAX_WORKERS) return TR_EINVAL;
+  if (c.budget == 0) c.budget = 100;
+  if (c.spin_us == 0) c.spin_us = 50;
+
+  tr_runtime_t *rt;
+  if (posix_memalign((void **)&rt, TR__CACHELINE, sizeof(*rt))) return TR_ENOMEM;
+  memset(rt, 0, sizeof(*rt));
+  rt->cfg = c;
+  rt->nworkers = c.workers;
+  if (posix_memalign((void **)&rt->workers, TR__CACHELINE,
+                     sizeof(tr__worker_t) * c.workers)) {
+    free(rt);
+    return TR_ENOMEM;
+  }
+  memset(rt->workers, 0, sizeof(tr__worker_t) * c.workers);
+  for (unsigned i = 0; i < c.workers; i++) {
+    tr__worker_t *w = &rt->workers[i];
+    w->rt = rt;
+    w->index = i;
+    w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    w->ctx.rt = rt;
+    w->ctx.w = w;
+    atomic_init(&w->qs_epoch, UINT64_MAX);
+  }
+  pthread_mutex_init(&rt->sleep_mu, NULL);
+  pthread_cond_init(&rt->quiet_cv, NULL);
+  pthread_mutex_init(&rt->inj_mu, NULL);
+  pthread_mutex_init(&rt->slot_mu, NULL);
+  atomic_init(&rt->epoch, 1);
+  atomic_init(&rt->nunparked, c.workers);
+
+  pthread_mutex_lock(&registry_mu);
+  for (unsigned id = 1; id <= TR__MAX_RUNTIMES; id++) {
+    if (!atomic_load(&tr__runtimes[id])) {
+      rt->id = id;
+      atomic_store(&tr__runtimes[id], rt);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&registry_mu);
+  if (!rt->id) {
+    free(rt->workers);
+    free(rt);
+    return TR_ENOSPC;
+  }
+  *out = rt;
+  return 0;
+}
+
+int tr_runtime_start(tr_runtime_t *rt) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&rt->started, &expect, 1)) return TR_EBUSY;
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    tr__worker_t *w = &rt->workers[i];
+    atomic_store(&w->qs_epoch, atomic_load(&rt->epoch));
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc) {
+      /* stop the ones already running */
+      atomic_store(&rt->stopping, 1);
+      for (unsigned j = 0; j < i; j++) {
+        atomic_store(&rt->workers[j].park_word, 1);
+        tr__futex_wake(&rt->workers[j].park_word, 1);
+        pthread_join(rt->workers[j].thread, NULL);
+      }
+      rt->shut = 1;
+      return -rc;
+    }
+  }
+  return 0;
+}
+
+static int quiet_now(tr_runtime_t *rt) {
+  return atomic_load(&rt->nunparked) == 0 && atomic_load(&rt->inj_len) == 0;
+}
+
+int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms) {
+  if (!atomic_load(&rt->started)) return TR_EINVAL;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  if (timeout_ms >= 0) {
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000L;
+    }
+  }
+  int rc = 0;
+  pthread_mutex_lock(&rt->sleep_mu);
+  while (!quiet_now(rt)) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&rt->quiet_cv, &rt->sleep_mu);
+    } else if (pthread_cond_timedwait(&rt->quiet_cv, &rt->sleep_mu, &dl)) {
+      if (!quiet_now(rt)) rc = TR_ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&rt->sleep_mu);
+  return rc;
+}
+
+int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms) {
+  if (rt->shut) return TR_EINVAL;
+  int rc = 0;
+  if (atomic_load(&rt->started)) rc = tr_runtime_await_quiescent(rt, deadline_ms);
+  uint64_t dead_before = atomic_load(&rt->dead_letters);
+  atomic_store(&rt->stopping, 1);
+  if (atomic_load(&rt->started)) {
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+      tr__worker_t *w = &rt->workers[i];
+      atomic_store(&w->park_word, 1);
+      tr__futex_wake(&w->park_word, 1);
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++)
+      pthread_join(rt->workers[i].thread, NULL);
+  }
+  rt->shut = 1;
+  /* single-threaded from here: stop what is left, counting its mail */
+  tr__actor_stop_all(rt);
+  if (atomic_load(&rt->dead_letters) != dead_before) rc = TR_ETIMEDOUT;
+  return rc;
+}
+
+int tr_runtime_run(tr_runtime_t *rt) {
+  if (!atomic_load(&rt->started)) {
+    int rc = tr_runtime_start(rt);
+    if (rc) return rc;
+  }
+  return tr_runtime_shutdown(rt, -1);
+}
+
+void tr_runtime_free(tr_runtime_t *rt) {
+  if (!rt) return;
+  if (!rt->shut) tr_runtime_shutdown(rt, 0);
+  pthread_mutex_lock(&registry_mu);
+  atomic_store(&tr__runtimes[rt->id], NULL);
+  pthread_mutex_unlock(&registry_mu);
+  tr__slots_free(rt);
+  pthread_mutex_destroy(&rt->sleep_mu);
+  pthread_cond_destroy(&rt->quiet_cv);
+  pthread_mutex_destroy(&rt->inj_mu);
+  pthread_mutex_destroy(&rt->slot_mu);
+  free(rt->workers);
+  free(rt);
+}
+
+int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out) {
+  if (!rt || !out) return TR_EINVAL;
+  memset(out, 0, sizeof(*out));
+  out->workers = rt->nworkers;
+  out->actors_live = atomic_load(&rt->live);
+  out->actors_spawned = atomic_load(&rt->spawned);
+  out->actors_stopped = atomic_load(&rt->stopped);
+  out->dead_letters = atomic_load(&rt->dead_letters);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    tr__worker_t *w = &rt->workers[i];
+    tr_worker_stats_t *s = &out->worker[i];
+    s->runs = TR__LOAD(w->st.runs);
+    s->handled = TR__LOAD(w->st.handled);
+    s->steals = TR__LOAD(w->st.steals);
+    s->parks = TR__LOAD(w->st.parks);
+    s->injected = TR__LOAD(w->st.injected);
+    out->messages_handled += s->handled;
+  }
+  return 0;
+}
