@@ -250,6 +250,7 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
   a->pending = NULL;
   a->handle = NULL;
+  a->io_owned = NULL;
   a->next_tag = 0;
   a->qlen = 0;
   a->prio = opts ? (uint8_t)opts->priority : TR_PRIO_NORMAL;
@@ -304,6 +305,11 @@ static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   tr_runtime_t *rt = a->rt;
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   if (run_stop && b->on_stop) b->on_stop(ctx, a->state, reason);
+  if (a->io_owned) {
+    const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
+    if (io && io->actor_stop) io->actor_stop(io->arg, a);
+    a->io_owned = NULL;
+  }
   atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
                         memory_order_seq_cst);
   tr_msg_t *in = tr__inbox_close(&a->inbox);

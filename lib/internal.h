@@ -78,6 +78,7 @@ typedef struct tr__actor {
   tr_runtime_t *rt;
   tr__pending_t *pending;          /* outstanding asks */
   struct tr_handle *handle;        /* kind == HANDLE */
+  void *io_owned;                  /* timers/fds it owns, io/ manages */
   uint64_t retire_epoch;
   uint64_t next_tag;
   uint64_t qlen;                   /* private queue length, owner only */
@@ -125,8 +126,39 @@ struct tr__worker {
   } st;
 } TR__ALIGNED;
 
+/* How the I/O layer (io/) plugs into idle workers without lib/ knowing it.
+ * At most one worker at a time holds the poll token and calls these:
+ *   wait(arg, timeout_ms): blocks until an event is ready, wake() is
+ *     called, or timeout_ms passes (< 0: no limit). Delivers nothing: the
+ *     calling worker is offline (not counted for reclamation) meanwhile.
+ *   run(arg): non-blocking: collects ready events and due timers and
+ *     delivers them as messages (tr_send from the calling worker).
+ *   timeout(arg): milliseconds until the next timer is due, < 0 if none.
+ *   wake(arg): makes a concurrent wait() return soon; any thread.
+ *   pending(arg): nonzero while timers are armed (the runtime is then not
+ *     quiescent even if every worker sleeps); any thread.
+ *   actor_stop(arg, a): actor a is stopping and a->io_owned != NULL:
+ *     cancel its timers, close its fds. Runs on the thread finalizing a
+ *     (a's worker, or the shutdown thread), before the inbox closes. */
+typedef struct tr__io_hooks {
+  void *arg;
+  void (*wait)(void *arg, int timeout_ms);
+  void (*run)(void *arg);
+  int (*timeout)(void *arg);
+  void (*wake)(void *arg);
+  int (*pending)(void *arg);
+  void (*actor_stop)(void *arg, struct tr__actor *a);
+} tr__io_hooks_t;
+
+/* Installs the hooks once per runtime. Returns 0 or TR_EBUSY. */
+int tr__runtime_set_io_hooks(tr_runtime_t *rt, const tr__io_hooks_t *h);
+
 struct tr_runtime {
   unsigned id;
+  _Atomic(const tr__io_hooks_t *) io_hooks;
+  _Atomic int poll_token;      /* 1 while a worker is inside wait/run */
+  _Atomic(tr__worker_t *) poller; /* the worker blocked in wait(), if any */
+  void *io;                    /* the I/O layer's per-runtime state */
   unsigned nworkers;
   tr_runtime_config_t cfg;
   tr__worker_t *workers;
@@ -196,6 +228,10 @@ typedef struct tr__noreply_msg {
   int status;
 } tr__noreply_msg_t;
 void tr__msg_release(tr_msg_t *m);
+
+/* The ctx of the calling worker's running actor, or NULL on a foreign
+ * thread (the I/O layer uses it to send from inside a hook). */
+tr_ctx_t *tr__worker_ctx(tr__worker_t *w);
 
 /* handle.c */
 void tr__handle_signal(tr__actor_t *a);

@@ -42,6 +42,8 @@ tr__worker_t *tr__current_worker(tr_runtime_t *rt) {
 
 unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
 
+tr_ctx_t *tr__worker_ctx(tr__worker_t *w) { return w ? &w->ctx : NULL; }
+
 void tr_runtime_config_init(tr_runtime_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
 }
@@ -106,8 +108,36 @@ static void notify_parked(tr_runtime_t *rt) {
   pthread_mutex_unlock(&rt->sleep_mu);
   if (w) {
     atomic_store_explicit(&w->park_word, 1, memory_order_release);
-    tr__futex_wake(&w->park_word, 1);
+    if (atomic_load_explicit(&rt->poller, memory_order_acquire) == w) {
+      const tr__io_hooks_t *io =
+          atomic_load_explicit(&rt->io_hooks, memory_order_acquire);
+      io->wake(io->arg);
+    } else {
+      tr__futex_wake(&w->park_word, 1);
+    }
   }
+}
+
+int tr__runtime_set_io_hooks(tr_runtime_t *rt, const tr__io_hooks_t *h) {
+  const tr__io_hooks_t *expect = NULL;
+  if (!atomic_compare_exchange_strong(&rt->io_hooks, &expect, h))
+    return TR_EBUSY;
+  /* parked workers re-park so that one of them becomes the poller */
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    tr__futex_wake(&rt->workers[i].park_word, 1);
+  return 0;
+}
+
+/* Busy workers give the I/O layer a non-blocking turn now and then, so
+ * events and timers are delivered even when nobody is idle. */
+static void io_poll_nonblocking(tr_runtime_t *rt) {
+  const tr__io_hooks_t *io =
+      atomic_load_explicit(&rt->io_hooks, memory_order_acquire);
+  if (!io || atomic_load_explicit(&rt->poll_token, memory_order_relaxed) ||
+      atomic_exchange_explicit(&rt->poll_token, 1, memory_order_acquire))
+    return;
+  io->run(io->arg);
+  atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
 }
 
 static int to_searching(tr__worker_t *w) {
@@ -167,8 +197,36 @@ static void park(tr__worker_t *w) {
     pthread_mutex_unlock(&rt->sleep_mu);
   }
   TR__STAT_ADD(w->st.parks, 1);
-  while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
+  const tr__io_hooks_t *io =
+      atomic_load_explicit(&rt->io_hooks, memory_order_acquire);
+  while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
+    if (io && !atomic_exchange_explicit(&rt->poll_token, 1, memory_order_acquire)) {
+      /* this worker drives the reactor while it sleeps */
+      atomic_store_explicit(&rt->poller, w, memory_order_release);
+      if (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
+        io->wait(io->arg, io->timeout(io->arg));
+      atomic_store_explicit(&rt->poller, NULL, memory_order_release);
+      atomic_store_explicit(&w->qs_epoch,
+                            atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
+                            memory_order_seq_cst);
+      io->run(io->arg);
+      atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
+      /* leave the sleepers, whether or not the events made work here */
+      pthread_mutex_lock(&rt->sleep_mu);
+      if (w->in_sleepers) {
+        tr__worker_t **pp = &rt->sleepers;
+        while (*pp != w) pp = &(*pp)->sleep_next;
+        *pp = w->sleep_next;
+        w->in_sleepers = 0;
+        atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
+        atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
+      }
+      pthread_mutex_unlock(&rt->sleep_mu);
+      break;
+    }
     tr__futex_wait(&w->park_word, 0, -1);
+    io = atomic_load_explicit(&rt->io_hooks, memory_order_acquire);
+  }
   atomic_store_explicit(&w->qs_epoch,
                         atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
                         memory_order_seq_cst);
@@ -221,9 +279,12 @@ static tr__actor_t *local_pop(tr__worker_t *w) {
 
 static tr__actor_t *next_task(tr__worker_t *w) {
   tr__actor_t *a;
-  if (++w->tick % TR__GLOBAL_INTERVAL == 0 && (a = global_pop(w->rt))) {
-    TR__STAT_ADD(w->st.injected, 1);
-    return a;
+  if (++w->tick % TR__GLOBAL_INTERVAL == 0) {
+    io_poll_nonblocking(w->rt);
+    if ((a = global_pop(w->rt))) {
+      TR__STAT_ADD(w->st.injected, 1);
+      return a;
+    }
   }
   if ((a = w->next)) {
     w->next = NULL;
@@ -425,7 +486,10 @@ int tr_runtime_start(tr_runtime_t *rt) {
 }
 
 static int quiet_now(tr_runtime_t *rt) {
-  return atomic_load(&rt->nunparked) == 0 && atomic_load(&rt->inj_len) == 0;
+  if (atomic_load(&rt->nunparked) != 0 || atomic_load(&rt->inj_len) != 0)
+    return 0;
+  const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
+  return !io || !io->pending(io->arg);
 }
 
 int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms) {
