@@ -218,7 +218,6 @@ void tr__pending_free(tr__actor_t *a) {
 
 /* ---- spawn ---------------------------------------------------------------- */
 
-static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop);
 
 int tr_spawn(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
              tr_ref_t *out) {
@@ -251,6 +250,8 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->pending = NULL;
   a->handle = NULL;
   a->io_owned = NULL;
+  a->ext = NULL;
+  a->parent = (w && w->ctx.a) ? tr__self_ref(w->ctx.a).id : 0;
   a->next_tag = 0;
   a->qlen = 0;
   a->prio = opts ? (uint8_t)opts->priority : TR_PRIO_NORMAL;
@@ -266,16 +267,26 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&rt->spawned, 1, memory_order_relaxed);
   tr_ref_t ref = tr__self_ref(a);
+  if (opts && (opts->flags || opts->join)) {
+    int rc = tr__spawn_relations(w, a, opts);
+    if (rc) {
+      struct tr_ctx ictx = {.rt = rt, .w = w, .a = a};
+      tr__spawn_unwind(w, a);
+      tr__finalize(&ictx, a, rc, 0);
+      return rc;
+    }
+  }
 
   if (b->init) {
     struct tr_ctx ictx = {.rt = rt, .w = w, .a = a};
     int rc = b->init(&ictx, state, arg);
     if (rc < 0) {
-      finalize(&ictx, a, rc, 0);
+      tr__spawn_unwind(w, a);
+      tr__finalize(&ictx, a, rc, 0);
       return rc;
     }
     if (ictx.stop_req) {
-      finalize(&ictx, a, ictx.stop_reason, 1);
+      tr__finalize(&ictx, a, ictx.stop_reason, 1);
       if (out) *out = ref;
       return 0;
     }
@@ -287,21 +298,29 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
 
 /* ---- stop ----------------------------------------------------------------- */
 
-static void queue_drain(tr_runtime_t *rt, tr_msg_t *m) {
+/* Drops a list of undelivered messages of a (stopped with reason), or of
+ * a handle when a is NULL: link and monitor requests are answered, the
+ * rest are dead letters. */
+static void queue_drain(tr_runtime_t *rt, tr_msg_t *m, tr__actor_t *a,
+                        int reason) {
   while (m) {
     tr_msg_t *nx = m->next;
-    atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
-    tr__msg_release(m);
+    if (!a || !tr__drain_sys(a, m, reason)) {
+      atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
+      tr__msg_release(m);
+    }
     m = nx;
   }
 }
 
-void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list) { queue_drain(rt, list); }
+void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list) {
+  queue_drain(rt, list, NULL, 0);
+}
 
 /* Stops actor a for good: on_stop, then the generation turns even (new
  * sends fail), the inbox closes, and everything still queued is a dead
  * letter (requests among them get TR_ENOREPLY replies). */
-static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
+void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   tr_runtime_t *rt = a->rt;
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   if (run_stop && b->on_stop) b->on_stop(ctx, a->state, reason);
@@ -310,15 +329,17 @@ static void finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
     if (io && io->actor_stop) io->actor_stop(io->arg, a);
     a->io_owned = NULL;
   }
+  if (a->ext) tr__ext_on_stop(ctx, a, reason);
   atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
                         memory_order_seq_cst);
   tr_msg_t *in = tr__inbox_close(&a->inbox);
-  queue_drain(rt, a->sys_head);
-  queue_drain(rt, a->data_head);
+  queue_drain(rt, a->sys_head, a, reason);
+  queue_drain(rt, a->data_head, a, reason);
   a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
   /* the closed chain is newest first: order does not matter here */
-  queue_drain(rt, in);
+  queue_drain(rt, in, a, reason);
   tr__pending_free(a);
+  tr__ext_free(a);
   if (a->state) tr__free(a->state, b->state_size);
   a->state = NULL;
   a->qlen = 0;
@@ -348,7 +369,7 @@ void tr__actor_stop_all(tr_runtime_t *rt) {
         continue;
       ctx.a = a;
       ctx.cur = NULL;
-      finalize(&ctx, a, TR_EXIT_SHUTDOWN, 1);
+      tr__finalize(&ctx, a, TR_EXIT_SHUTDOWN, 1);
     }
   }
 }
@@ -428,14 +449,21 @@ int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
 
 /* ---- ask / reply ----------------------------------------------------------- */
 
+int tr__pending_register(tr__actor_t *a, tr_reply_fn k, void *cookie,
+                         uint64_t *tag) {
+  uint64_t t = ++a->next_tag & ~TR__TAG_REPLY;
+  if (t == 0 || t == (TR__PEND_DEL & ~TR__TAG_REPLY)) t = a->next_tag = 1;
+  int rc = pending_put(a, t, k, cookie);
+  if (rc == 0) *tag = t;
+  return rc;
+}
+
 int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
   tr_msg_t *m = req;
   if (!ctx || !m || !m->type || !k) return TR_EINVAL;
   tr__actor_t *a = ctx->a;
-  uint64_t tag = ++a->next_tag & ~TR__TAG_REPLY;
-  if (tag == 0 || tag == (TR__PEND_DEL & ~TR__TAG_REPLY))
-    tag = a->next_tag = 1;
-  int rc = pending_put(a, tag, k, cookie);
+  uint64_t tag;
+  int rc = tr__pending_register(a, k, cookie, &tag);
   if (rc) return rc;
   uint64_t old_tag = m->tag, old_sender = m->sender;
   m->tag = tag;
@@ -570,10 +598,41 @@ static void handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   }
   if (m->type == &tr__noreply_type) {
     e.k(ctx, a->state, ((tr__noreply_msg_t *)m)->status, NULL, e.cookie);
+  } else if (tr__unlikely(tr__is_join_msg(m))) {
+    /* a join completion: the result is what the continuation owns */
+    struct {
+      tr_msg_t hdr;
+      int reason;
+      tr_msg_t *result;
+    } *j = (void *)m;
+    tr_msg_t *res = j->result;
+    j->result = NULL;
+    ctx->cur = res;
+    ctx->cur_owned = res != NULL;
+    e.k(ctx, a->state, j->reason, res, e.cookie);
+    if (ctx->cur_owned && res) tr__msg_release(res);
+    ctx->cur = m;
+    ctx->cur_owned = 1;
   } else {
     m->tag = 0;
     e.k(ctx, a->state, 0, m, e.cookie);
   }
+}
+
+int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
+  const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+  tr_handler_fn fn = find_handler(b, m->type);
+  tr_msg_t *saved = ctx->cur;
+  int saved_owned = ctx->cur_owned;
+  int rc = 0;
+  ctx->cur = m;
+  ctx->cur_owned = 1;
+  if (fn) rc = fn(ctx, a->state, m);
+  else atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+  if (ctx->cur_owned) tr__msg_release(m);
+  ctx->cur = saved;
+  ctx->cur_owned = saved_owned;
+  return rc;
 }
 
 /* Runs one batch of actor a on worker w: at most `budget` messages. */
@@ -596,13 +655,12 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     int rc = 0;
     if (tr__unlikely(m->tag & TR__TAG_REPLY)) {
       handle_reply(ctx, a, m);
-    } else if (tr__unlikely(m->type == &tr__stop_type)) {
-      rc = ((tr__stop_msg_t *)m)->reason;
-      tr__msg_release(m);
+    } else if (tr__unlikely(tr__is_internal_sys(m->type))) {
       ctx->cur = NULL;
-      finalize(ctx, a, rc, 1);
       n++;
-      break;
+      if (tr__sys_dispatch(ctx, a, m)) break;
+      TR__STAT_ADD(a->handled, 1);
+      goto next;
     } else {
       tr_handler_fn fn = find_handler(b, m->type);
       if (tr__likely(fn != NULL)) {
@@ -616,9 +674,10 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     n++;
     TR__STAT_ADD(a->handled, 1);
     if (tr__unlikely(rc < 0 || ctx->stop_req)) {
-      finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
+      tr__finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
       break;
     }
+  next:
     if (tr__unlikely(n >= budget)) {
       if (a->qlen || !tr__inbox_try_idle(&a->inbox)) tr__reschedule(w, a);
       break;

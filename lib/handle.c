@@ -68,6 +68,11 @@ void tr_handle_free(tr_handle_t *h) {
   free(h);
 }
 
+int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id) {
+  if (!h || tr_ref_is_null(target)) return TR_EINVAL;
+  return tr__monitor_from(h->rt, tr__self_ref(h->a).id, target, id);
+}
+
 int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg) {
   tr_msg_t *m = msg;
   if (!h || !m || !m->type) return TR_EINVAL;

@@ -79,6 +79,8 @@ typedef struct tr__actor {
   tr__pending_t *pending;          /* outstanding asks */
   struct tr_handle *handle;        /* kind == HANDLE */
   void *io_owned;                  /* timers/fds it owns, io/ manages */
+  struct tr__ext *ext;             /* links, monitors, join: lazily */
+  uint64_t parent;                 /* ref id of the spawning actor, or 0 */
   uint64_t retire_epoch;
   uint64_t next_tag;
   uint64_t qlen;                   /* private queue length, owner only */
@@ -189,6 +191,8 @@ struct tr_runtime {
   tr__actor_t *limbo_head, *limbo_tail;
 
   TR__ALIGNED _Atomic uint64_t live, spawned, stopped, dead_letters;
+  _Atomic uint64_t next_monitor;
+  uint64_t shutdown_forced;
 };
 
 /* runtime.c */
@@ -215,6 +219,48 @@ static inline tr_ref_t tr__self_ref(const tr__actor_t *a) {
                       a->idx);
   return r;
 }
+
+/* failure.c: links, monitors, exits, join handles */
+typedef struct tr__mon {
+  uint64_t ref; /* the watcher (on the target) or the target (on the watcher) */
+  uint64_t id;
+} tr__mon_t;
+
+typedef struct tr__ext {
+  uint64_t *links;
+  uint32_t nlinks, caplinks;
+  tr__mon_t *mons;      /* who monitors me */
+  uint32_t nmons, capmons;
+  tr__mon_t *watching;  /* whom I monitor */
+  uint32_t nwatch, capwatch;
+  struct tr_join *join;
+  tr_msg_t *result;
+  int trap_exit;
+} tr__ext_t;
+
+tr__ext_t *tr__ext_get(tr__actor_t *a);
+/* Handles a runtime-internal system message. Returns 1 if it stopped the
+ * actor (a is finalized), 0 otherwise; m has been consumed either way. */
+int tr__sys_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m);
+int tr__is_internal_sys(const tr_msgtype_t *t);
+/* Tells links, monitors and the join handle that a stopped with reason. */
+void tr__ext_on_stop(tr_ctx_t *ctx, tr__actor_t *a, int reason);
+void tr__ext_free(tr__actor_t *a);
+/* A message dropped because a stopped with reason: answers link and
+ * monitor requests; returns 1 if it consumed m. */
+int tr__drain_sys(tr__actor_t *a, tr_msg_t *m, int reason);
+int tr__spawn_relations(tr__worker_t *w, tr__actor_t *child,
+                        const tr_spawn_opts_t *opts);
+void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop);
+void tr__spawn_unwind(tr__worker_t *w, tr__actor_t *child);
+int tr__pending_register(tr__actor_t *a, tr_reply_fn k, void *cookie,
+                         uint64_t *tag);
+int tr__is_join_msg(const tr_msg_t *m);
+int tr__monitor_from(tr_runtime_t *rt, uint64_t watcher, tr_ref_t target,
+                     uint64_t *id);
+/* Delivers a public message (tr_exit_t, tr_down_t) to a's handler table;
+ * returns the handler's result. */
+int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m);
 
 /* msg.c */
 extern const tr_msgtype_t tr__stop_type;

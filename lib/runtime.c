@@ -518,25 +518,70 @@ int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms) {
   return rc;
 }
 
+/* Sends a shutdown request to live actors: only the roots of the spawn
+ * tree (spawned from outside, or whose parent is gone) when roots_only. */
+static unsigned stop_actors(tr_runtime_t *rt, int roots_only) {
+  unsigned n = 0;
+  tr__foreign_enter(rt);
+  pthread_mutex_lock(&rt->slot_mu);
+  uint32_t nchunks = rt->nchunks;
+  pthread_mutex_unlock(&rt->slot_mu);
+  for (uint32_t c = 0; c < nchunks; c++) {
+    tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_acquire);
+    for (uint32_t i = 0; i < TR__CHUNK_SLOTS; i++) {
+      tr__actor_t *a = &chunk[i];
+      uint32_t g = atomic_load_explicit(&a->gen, memory_order_acquire);
+      if (!(g & 1) ||
+          atomic_load_explicit(&a->kind, memory_order_relaxed) != TR__KIND_ACTOR)
+        continue;
+      if (roots_only && a->parent && tr__lookup(a->parent)) continue;
+      tr_ref_t r = {tr__ref_make(rt->id, g, a->idx)};
+      if (tr_actor_stop(r, TR_EXIT_SHUTDOWN) == 0) n++;
+    }
+  }
+  tr__foreign_exit(rt);
+  return n;
+}
+
+static int remaining_ms(uint64_t deadline_ns) {
+  if (deadline_ns == UINT64_MAX) return -1;
+  uint64_t now = tr__now_ns();
+  return now >= deadline_ns ? 0 : (int)((deadline_ns - now) / 1000000u);
+}
+
 int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms) {
   if (rt->shut) return TR_EINVAL;
   int rc = 0;
-  if (atomic_load(&rt->started)) rc = tr_runtime_await_quiescent(rt, deadline_ms);
-  uint64_t dead_before = atomic_load(&rt->dead_letters);
+  uint64_t dl = deadline_ms < 0 ? UINT64_MAX
+                                : tr__now_ns() + (uint64_t)deadline_ms * 1000000u;
+  if (atomic_load(&rt->started)) {
+    /* 1: let the mail drain; 2: stop the roots top-down (supervisors stop
+     * their children in order); 3: stop whatever is left. Each phase ends
+     * when the runtime is quiescent again or at the deadline. */
+    rc = tr_runtime_await_quiescent(rt, remaining_ms(dl));
+    if (stop_actors(rt, 1))
+      (void)tr_runtime_await_quiescent(rt, remaining_ms(dl));
+    if (stop_actors(rt, 0) &&
+        tr_runtime_await_quiescent(rt, remaining_ms(dl)) != 0)
+      rc = TR_ETIMEDOUT;
+  }
   atomic_store(&rt->stopping, 1);
   if (atomic_load(&rt->started)) {
+    const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
     for (unsigned i = 0; i < rt->nworkers; i++) {
       tr__worker_t *w = &rt->workers[i];
       atomic_store(&w->park_word, 1);
       tr__futex_wake(&w->park_word, 1);
     }
+    if (io) io->wake(io->arg);
     for (unsigned i = 0; i < rt->nworkers; i++)
       pthread_join(rt->workers[i].thread, NULL);
   }
   rt->shut = 1;
   /* single-threaded from here: stop what is left, counting its mail */
+  rt->shutdown_forced = atomic_load(&rt->live);
   tr__actor_stop_all(rt);
-  if (atomic_load(&rt->dead_letters) != dead_before) rc = TR_ETIMEDOUT;
+  if (rt->shutdown_forced) rc = TR_ETIMEDOUT;
   return rc;
 }
 
@@ -571,6 +616,7 @@ int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out) {
   out->actors_spawned = atomic_load(&rt->spawned);
   out->actors_stopped = atomic_load(&rt->stopped);
   out->dead_letters = atomic_load(&rt->dead_letters);
+  out->shutdown_forced = rt->shut ? rt->shutdown_forced : 0;
   for (unsigned i = 0; i < rt->nworkers; i++) {
     tr__worker_t *w = &rt->workers[i];
     tr_worker_stats_t *s = &out->worker[i];

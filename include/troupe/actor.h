@@ -47,13 +47,18 @@ TR_EXTERN int tr_runtime_start(tr_runtime_t *rt);
  * Returns 0 or TR_ETIMEDOUT. Call from outside the workers. */
 TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms);
 
-/* Graceful shutdown: lets actors drain their mailboxes until the runtime is
- * quiescent or deadline_ms has passed (< 0: no deadline), then stops every
- * actor (its on_stop runs with TR_EXIT_SHUTDOWN) and joins the workers.
- * Messages still queued are counted in tr_runtime_stats_t.dead_letters, and
- * requests among them get TR_ENOREPLY replies. Returns 0 if everything was
- * drained in time, TR_ETIMEDOUT if the deadline cut it short.
- * Call from outside the workers, once. */
+/* Graceful shutdown, top-down, within deadline_ms (< 0: no deadline):
+ *  1. lets actors drain their mailboxes until the runtime is quiescent;
+ *  2. asks the roots of the spawn tree (actors spawned from outside the
+ *     runtime, or whose parent is gone) to stop with TR_EXIT_SHUTDOWN; a
+ *     supervisor traps that and stops its children in reverse start order;
+ *  3. asks every actor still alive to stop, and waits for quiescence;
+ *  4. joins the workers and stops whatever is left by force
+ *     (tr_runtime_stats_t.shutdown_forced counts them).
+ * Messages still queued when an actor stops are counted in
+ * tr_runtime_stats_t.dead_letters, and requests among them get TR_ENOREPLY
+ * replies. Returns 0 if the mail drained and every actor stopped in time,
+ * TR_ETIMEDOUT otherwise. Call from outside the workers, once. */
 TR_EXTERN int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms);
 
 /* Starts the runtime (if needed), waits for quiescence, shuts down. */
@@ -70,11 +75,15 @@ TR_EXTERN const char *tr_version(void);
 
 /* ---- Actors ----------------------------------------------------------- */
 
-/* Exit reasons passed to on_stop and, later, to links and monitors.
- * A negative value is an error code (the actor failed). */
+/* Exit reasons, passed to on_stop, links, monitors and join handles:
+ * TR_EXIT_NORMAL, TR_EXIT_SHUTDOWN, TR_EXIT_KILLED (not trappable), a
+ * negative error code (the actor failed: a handler returned it), or a
+ * user-defined reason TR_EXIT_USER + n. Only TR_EXIT_NORMAL is "normal"
+ * for links: any other reason stops linked actors that do not trap exits. */
 #define TR_EXIT_NORMAL 0
 #define TR_EXIT_SHUTDOWN 1
 #define TR_EXIT_KILLED TR_EKILLED
+#define TR_EXIT_USER 1000
 
 typedef enum tr_priority {
   TR_PRIO_CRITICAL = 0,
@@ -114,8 +123,21 @@ typedef struct tr_behavior {
 /* Builds the handlers/nhandlers pair from a static array. */
 #define TR_HANDLERS(arr) (arr), (sizeof(arr) / sizeof((arr)[0]))
 
+typedef struct tr_join tr_join_t;
+
+/* Spawn flags. LINK and MONITOR need a calling actor (spawn from inside a
+ * handler); they take effect before the child's init runs, so not even an
+ * exit during init is missed. */
+#define TR_SPAWN_LINK 0x1u    /* link the caller and the child */
+#define TR_SPAWN_MONITOR 0x2u /* the caller monitors the child */
+
 typedef struct tr_spawn_opts {
   tr_priority_t priority; /* default TR_PRIO_NORMAL */
+  unsigned flags;         /* TR_SPAWN_* */
+  uint64_t *monitor_id;   /* with TR_SPAWN_MONITOR: receives the id */
+  /* Non-NULL: receives a join handle that delivers the child's result or
+   * exit reason. The caller owns it (tr_join_free). */
+  tr_join_t **join;
 } tr_spawn_opts_t;
 
 /* Spawns an actor. Its state (behavior->state_size bytes, zeroed) is owned
@@ -178,6 +200,75 @@ TR_EXTERN int tr_reply(tr_ctx_t *ctx, void *reply);
  * the request. Same codes as tr_reply. */
 TR_EXTERN int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply);
 
+/* ---- Failure: links, monitors, join handles ----------------------------- */
+
+/* Delivered to an actor that traps exits when a linked actor stops (or
+ * when it is asked to stop with tr_actor_stop and a reason other than
+ * TR_EXIT_KILLED; then from is the stopper or TR_REF_NULL). */
+typedef struct tr_exit {
+  tr_msg_t hdr;
+  tr_ref_t from;
+  int reason;
+} tr_exit_t;
+TR_MESSAGE_DECLARE(tr_exit_t)
+
+/* Delivered to a watcher when the monitored actor stops. reason is
+ * TR_ENOACTOR if the target was already gone when the monitor was set. */
+typedef struct tr_down {
+  tr_msg_t hdr;
+  tr_ref_t ref;
+  int reason;
+  uint64_t monitor;
+} tr_down_t;
+TR_MESSAGE_DECLARE(tr_down_t)
+
+/* Turns exit trapping on or off for the calling actor. While on, exits of
+ * linked actors and stop requests (except TR_EXIT_KILLED) arrive as
+ * tr_exit_t messages instead of stopping the actor. */
+TR_EXTERN void tr_trap_exit(tr_ctx_t *ctx, int on);
+
+/* Links the calling actor and `other` (both directions): when one stops
+ * with a reason other than TR_EXIT_NORMAL, the other stops with the same
+ * reason, or receives a tr_exit_t if it traps exits. Linking twice is a
+ * no-op. Returns 0, TR_EINVAL (self or null ref), TR_ENOACTOR (other is
+ * already gone), TR_ENOMEM. */
+TR_EXTERN int tr_link(tr_ctx_t *ctx, tr_ref_t other);
+
+/* Removes a link; exits already in flight from `other` are ignored.
+ * Returns 0 or TR_ENOENT (not linked). */
+TR_EXTERN int tr_unlink(tr_ctx_t *ctx, tr_ref_t other);
+
+/* The calling actor monitors target: one tr_down_t arrives when target
+ * stops (at once, with TR_ENOACTOR, if it is already gone). *id names the
+ * monitor. Returns 0, TR_EINVAL, TR_ENOMEM. */
+TR_EXTERN int tr_monitor(tr_ctx_t *ctx, tr_ref_t target, uint64_t *id);
+
+/* Cancels a monitor: no tr_down_t for it is delivered afterwards.
+ * Returns 0 or TR_ENOENT. */
+TR_EXTERN int tr_demonitor(tr_ctx_t *ctx, uint64_t id);
+
+/* Sets the result the calling actor's join handle delivers when it stops
+ * (replacing an earlier one, which is freed). Takes ownership of msg.
+ * Returns 0 or TR_EINVAL. */
+TR_EXTERN int tr_set_result(tr_ctx_t *ctx, void *msg);
+
+/* Awaits a join handle from an actor: k runs once on the caller with
+ * status = the child's exit reason and reply = its result (or NULL), owned
+ * like a handled message. A join handle has one awaiter. Returns 0,
+ * TR_EBUSY (already awaited), TR_EINVAL. */
+TR_EXTERN int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k,
+                            void *cookie);
+
+/* Blocks (outside the runtime) until the actor has stopped or timeout_ms
+ * passes. On 0, *reason has the exit reason and *result the result (or
+ * NULL), now owned by the caller. Returns 0, TR_ETIMEDOUT, TR_EBUSY
+ * (awaited by an actor or already taken). */
+TR_EXTERN int tr_join_wait(tr_join_t *j, int timeout_ms, int *reason,
+                           void **result);
+
+/* Releases the caller's join handle (an untaken result is freed). */
+TR_EXTERN void tr_join_free(tr_join_t *j);
+
 /* ---- Blocking handle for code outside the runtime --------------------- */
 
 /* A handle is an address outside the runtime: it has a ref, receives
@@ -186,6 +277,10 @@ TR_EXTERN int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply);
 TR_EXTERN int tr_handle_new(tr_runtime_t *rt, tr_handle_t **out);
 TR_EXTERN void tr_handle_free(tr_handle_t *h);
 TR_EXTERN tr_ref_t tr_handle_ref(const tr_handle_t *h);
+
+/* Monitors target from the handle: a tr_down_t arrives through
+ * tr_handle_receive when it stops. Returns 0, TR_EINVAL, TR_ENOMEM. */
+TR_EXTERN int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id);
 
 /* Sends with the handle as sender (replies come back to the handle). */
 TR_EXTERN int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg);
@@ -220,6 +315,7 @@ typedef struct tr_runtime_stats {
   uint64_t actors_stopped;
   uint64_t messages_handled;  /* sum over workers */
   uint64_t dead_letters;      /* messages dropped undelivered */
+  uint64_t shutdown_forced;   /* actors stopped forcibly at shutdown */
   tr_worker_stats_t worker[TR_STATS_MAX_WORKERS];
 } tr_runtime_stats_t;
 

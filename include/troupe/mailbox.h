@@ -82,7 +82,7 @@ struct tr_msgtype {
 /* Declares the descriptor and helpers of a message struct T defined by
  * hand (its first member must be a tr_msg_t named hdr). */
 #define TR_MESSAGE_DECLARE(T)                                                \
-  extern const tr_msgtype_t T##__type;                                       \
+  extern TR_EXTERN const tr_msgtype_t T##__type;                             \
   static inline T *T##_new(void) { return (T *)tr_msg_new(&T##__type); }
 
 /* Defines the descriptor of T in exactly one .c file. Optional designated
