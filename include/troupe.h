@@ -13,5 +13,6 @@
 #include <troupe/errno.h>
 #include <troupe/mailbox.h>
 #include <troupe/actor.h>
+#include <troupe/supervisor.h>
 
 #endif

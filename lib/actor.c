@@ -231,6 +231,8 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
     return TR_ESHUTDOWN;
   tr__worker_t *w = tr__current_worker(rt);
+  tr_ctx_t *pctx = tr__current_ctx();
+  tr__actor_t *parent = (pctx && pctx->rt == rt) ? pctx->a : NULL;
   tr__actor_t *a = tr__slot_alloc(rt, w);
   if (!a) return TR_ENOMEM;
   void *state = NULL;
@@ -251,7 +253,7 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->handle = NULL;
   a->io_owned = NULL;
   a->ext = NULL;
-  a->parent = (w && w->ctx.a) ? tr__self_ref(w->ctx.a).id : 0;
+  a->parent = parent ? tr__self_ref(parent).id : 0;
   a->next_tag = 0;
   a->qlen = 0;
   a->prio = opts ? (uint8_t)opts->priority : TR_PRIO_NORMAL;
@@ -268,10 +270,10 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   atomic_fetch_add_explicit(&rt->spawned, 1, memory_order_relaxed);
   tr_ref_t ref = tr__self_ref(a);
   if (opts && (opts->flags || opts->join)) {
-    int rc = tr__spawn_relations(w, a, opts);
+    int rc = tr__spawn_relations(parent, a, opts);
     if (rc) {
       struct tr_ctx ictx = {.rt = rt, .w = w, .a = a};
-      tr__spawn_unwind(w, a);
+      tr__spawn_unwind(parent, a);
       tr__finalize(&ictx, a, rc, 0);
       return rc;
     }
@@ -279,9 +281,11 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
 
   if (b->init) {
     struct tr_ctx ictx = {.rt = rt, .w = w, .a = a};
+    tr_ctx_t *saved = tr__set_current_ctx(&ictx);
     int rc = b->init(&ictx, state, arg);
+    tr__set_current_ctx(saved);
     if (rc < 0) {
-      tr__spawn_unwind(w, a);
+      tr__spawn_unwind(parent, a);
       tr__finalize(&ictx, a, rc, 0);
       return rc;
     }

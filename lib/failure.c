@@ -368,9 +368,8 @@ void tr_join_free(tr_join_t *j) {
 
 /* ---- spawn-time relations ------------------------------------------------------ */
 
-int tr__spawn_relations(tr__worker_t *w, tr__actor_t *child,
+int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
                         const tr_spawn_opts_t *o) {
-  tr__actor_t *parent = w ? w->ctx.a : NULL;
   if ((o->flags & (TR_SPAWN_LINK | TR_SPAWN_MONITOR)) && !parent)
     return TR_EINVAL;
   tr__ext_t *cx = tr__ext_get(child);
@@ -537,13 +536,11 @@ int tr__sys_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
 
 /* spawn failed after relations were set: the caller gets the error code,
  * so the link is dropped silently instead of delivering an exit. */
-void tr__spawn_unwind(tr__worker_t *w, tr__actor_t *child) {
+void tr__spawn_unwind(tr__actor_t *parent, tr__actor_t *child) {
   tr__ext_t *cx = child->ext;
   if (!cx) return;
-  tr__actor_t *parent = w ? w->ctx.a : NULL;
   if (parent && parent->ext) {
-    uint64_t cref = tr__self_ref(child).id;
-    links_del(parent->ext, cref);
+    links_del(parent->ext, tr__self_ref(child).id);
+    links_del(cx, tr__self_ref(parent).id);
   }
-  cx->nlinks = 0;
 }

@@ -198,6 +198,8 @@ struct tr_runtime {
 /* runtime.c */
 extern _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
 tr__worker_t *tr__current_worker(tr_runtime_t *rt);
+tr_ctx_t *tr__current_ctx(void);
+tr_ctx_t *tr__set_current_ctx(tr_ctx_t *c);
 void tr__schedule(tr__worker_t *w, tr__actor_t *a);
 void tr__reschedule(tr__worker_t *w, tr__actor_t *a);
 void tr__run_actor(tr__worker_t *w, tr__actor_t *a);
@@ -249,10 +251,10 @@ void tr__ext_free(tr__actor_t *a);
 /* A message dropped because a stopped with reason: answers link and
  * monitor requests; returns 1 if it consumed m. */
 int tr__drain_sys(tr__actor_t *a, tr_msg_t *m, int reason);
-int tr__spawn_relations(tr__worker_t *w, tr__actor_t *child,
+int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
                         const tr_spawn_opts_t *opts);
 void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop);
-void tr__spawn_unwind(tr__worker_t *w, tr__actor_t *child);
+void tr__spawn_unwind(tr__actor_t *parent, tr__actor_t *child);
 int tr__pending_register(tr__actor_t *a, tr_reply_fn k, void *cookie,
                          uint64_t *tag);
 int tr__is_join_msg(const tr_msg_t *m);

@@ -24,6 +24,16 @@
 _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread tr__worker_t *tls_worker;
+/* The context of the actor running on this thread: a worker's running
+ * actor, or an actor whose init runs inside tr_spawn. */
+static __thread tr_ctx_t *tls_ctx;
+
+tr_ctx_t *tr__current_ctx(void) { return tls_ctx; }
+tr_ctx_t *tr__set_current_ctx(tr_ctx_t *c) {
+  tr_ctx_t *old = tls_ctx;
+  tls_ctx = c;
+  return old;
+}
 
 #define TR__NEXT_MAX_RUNS 3     /* "next" slot runs in a row */
 #define TR__GLOBAL_INTERVAL 61  /* check the global queue every N picks */
@@ -360,6 +370,7 @@ static void *worker_main(void *arg) {
   tr__worker_t *w = arg;
   tr_runtime_t *rt = w->rt;
   tls_worker = w;
+  tls_ctx = &w->ctx;
   if (rt->cfg.pin_cpus) pin_cpu(w);
   uint64_t spin_ns = (uint64_t)rt->cfg.spin_us * 1000u;
   while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
@@ -400,6 +411,7 @@ static void *worker_main(void *arg) {
   }
   atomic_store_explicit(&w->qs_epoch, UINT64_MAX, memory_order_seq_cst);
   tls_worker = NULL;
+  tls_ctx = NULL;
   return NULL;
 }
 

@@ -135,7 +135,7 @@ typedef struct tr_chan_view {
   uint64_t seq;
   uint64_t lagged;
   unsigned index;
-  void *priv_;      /* runtime use */
+  void *priv_[2];   /* runtime use */
 } tr_chan_view_t;
 
 /* The channel closed; sent to subscribed actors (after every value they
@@ -217,11 +217,15 @@ TR_EXTERN void tr_chan_sender_drop(tr_chan_t *ch);
  * Idempotent; returns 0, or TR_ECLOSED if it was already closed. */
 TR_EXTERN int tr_chan_close(tr_chan_t *ch);
 
-/* Releases the owner's reference. For mpsc and oneshot this means "the
- * receiver is gone": the channel closes (TR_CHAN_CLOSED_RECEIVER), values
- * still queued become dead letters (returned where asked), and senders are
- * told (TR_ECLOSED from sends, tr_chan_closed_t to registered actors). For
- * broadcast and watch it closes the channel. NULL is ignored. */
+/* Releases the owner's reference. For mpsc and oneshot without a
+ * subscribed actor or select set this means "the receiver is gone": the
+ * channel closes (TR_CHAN_CLOSED_RECEIVER), values still queued become
+ * dead letters (returned where asked), and senders are told (TR_ECLOSED
+ * from sends, tr_chan_closed_t to registered actors). With a subscribed
+ * actor the subscription is the receiver from then on, and that happens
+ * when it unsubscribes or stops. For broadcast and watch only the
+ * reference goes: they close by tr_chan_close or when the senders are
+ * gone. NULL is ignored. */
 TR_EXTERN void tr_chan_free(tr_chan_t *ch);
 
 /* Registers actor `who` to receive one tr_chan_closed_t (with `index`)

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Failure handling: exit reasons, links (both directions, trapping,
+ * normal exits), monitors (down messages, monitoring the dead,
+ * demonitor), races where both sides die at once or a monitor is set while
+ * the target exits, join handles from actors and from outside threads, and
+ * cancellation of queued requests when an actor stops.
+ */
+#include "testutil.h"
+
+#include <string.h>
+
+TR_MESSAGE_TYPE(cmd_t, int op; int arg; tr_ref_t ref;);
+TR_MESSAGE_DEFINE(cmd_t);
+TR_MESSAGE_TYPE(note_t, int kind; int reason; tr_ref_t ref; uint64_t id;);
+TR_MESSAGE_DEFINE(note_t);
+TR_MESSAGE_TYPE(val_t, int v;);
+TR_MESSAGE_DEFINE(val_t);
+
+enum { OP_FAIL, OP_STOP, OP_LINK, OP_UNLINK, OP_MONITOR, OP_DEMONITOR,
+       OP_TRAP, OP_SPAWN_LINKED, OP_RESULT, OP_NOP };
+enum { N_EXIT = 1, N_DOWN = 2, N_STOPPED = 3, N_JOIN = 4, N_REPLY = 5 };
+
+typedef struct {
+  tr_ref_t report; /* a handle that receives notes */
+  uint64_t last_monitor;
+} probe_t;
+
+static void note(tr_ctx_t *ctx, tr_ref_t to, int kind, int reason,
+                 tr_ref_t ref, uint64_t id) {
+  note_t *n = note_t_new();
+  n->kind = kind;
+  n->reason = reason;
+  n->ref = ref;
+  n->id = id;
+  if (tr_send(ctx, to, n) != 0) tr_msg_free(n);
+}
+
+static int probe_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  probe_t *p = state;
+  p->report = *(tr_ref_t *)arg;
+  return 0;
+}
+
+static const tr_behavior_t probe_beh;
+
+static int probe_cmd(tr_ctx_t *ctx, void *state, void *msg) {
+  probe_t *p = state;
+  cmd_t *c = msg;
+  switch (c->op) {
+  case OP_FAIL: return c->arg;
+  case OP_STOP: tr_stop(ctx, c->arg); return 0;
+  case OP_LINK: {
+    int rc = tr_link(ctx, c->ref);
+    note(ctx, p->report, N_REPLY, rc, tr_self(ctx), 0);
+    return 0;
+  }
+  case OP_UNLINK: note(ctx, p->report, N_REPLY, tr_unlink(ctx, c->ref), tr_self(ctx), 0); return 0;
+  case OP_MONITOR: {
+    uint64_t id = 0;
+    int rc = tr_monitor(ctx, c->ref, &id);
+    p->last_monitor = id;
+    note(ctx, p->report, N_REPLY, rc, tr_self(ctx), id);
+    return 0;
+  }
+  case OP_DEMONITOR: note(ctx, p->report, N_REPLY, tr_demonitor(ctx, p->last_monitor), tr_self(ctx), 0); return 0;
+  case OP_TRAP: tr_trap_exit(ctx, c->arg); note(ctx, p->report, N_REPLY, 0, tr_self(ctx), 0); return 0;
+  case OP_SPAWN_LINKED: {
+    tr_spawn_opts_t o = {.flags = TR_SPAWN_LINK};
+    tr_ref_t child;
+    int rc = tr_spawn_ex(tr_ctx_runtime(ctx), &probe_beh, &p->report, &o, &child);
+    note(ctx, p->report, N_REPLY, rc, child, 0);
+    return 0;
+  }
+  case OP_RESULT: {
+    val_t *v = val_t_new();
+    v->v = c->arg;
+    tr_set_result(ctx, v);
+    return 0;
+  }
+  default: return 0;
+  }
+}
+
+static int probe_exit(tr_ctx_t *ctx, void *state, void *msg) {
+  probe_t *p = state;
+  tr_exit_t *e = msg;
+  note(ctx, p->report, N_EXIT, e->reason, e->from, 0);
+  return 0;
+}
+
+static int probe_down(tr_ctx_t *ctx, void *state, void *msg) {
+  probe_t *p = state;
+  tr_down_t *d = msg;
+  note(ctx, p->report, N_DOWN, d->reason, d->ref, d->monitor);
+  return 0;
+}
+
+static void probe_stop(tr_ctx_t *ctx, void *state, int reason) {
+  probe_t *p = state;
+  note(ctx, p->report, N_STOPPED, reason, tr_self(ctx), 0);
+}
+
+static const tr_handler_t probe_h[] = {
+    {TR_TYPE(cmd_t), probe_cmd},
+    {TR_TYPE(tr_exit_t), probe_exit},
+    {TR_TYPE(tr_down_t), probe_down},
+};
+static const tr_behavior_t probe_beh = {
+    .name = "probe", .state_size = sizeof(probe_t), .init = probe_init,
+    .on_stop = probe_stop, .handlers = TR_HANDLERS(probe_h)};
+
+/* fixture */
+static tr_runtime_t *rt;
+static tr_handle_t *h;
+static tr_ref_t href;
+
+static void setup(void) {
+  rt = tu_runtime(2, 0, 1);
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  href = tr_handle_ref(h);
+}
+
+static void teardown(void) {
+  tr_runtime_shutdown(rt, 5000);
+  tr_handle_free(h);
+  tr_runtime_free(rt);
+}
+
+static tr_ref_t probe(void) {
+  tr_ref_t r;
+  ck_assert_int_eq(tr_spawn(rt, &probe_beh, &href, &r), 0);
+  return r;
+}
+
+static void cmd(tr_ref_t to, int op, int arg, tr_ref_t ref) {
+  cmd_t *c = cmd_t_new();
+  c->op = op;
+  c->arg = arg;
+  c->ref = ref;
+  ck_assert_int_eq(tr_send(NULL, to, c), 0);
+}
+
+/* Next note of the given kind about ref (any ref if null); others that
+ * arrive first are kept in order for later calls. */
+static note_t *stash[256];
+static int nstash;
+static note_t *expect(int kind, tr_ref_t ref) {
+  for (int i = 0; i < nstash; i++)
+    if (stash[i]->kind == kind && (tr_ref_is_null(ref) || tr_ref_eq(stash[i]->ref, ref))) {
+      note_t *n = stash[i];
+      memmove(&stash[i], &stash[i + 1], (size_t)(nstash - i - 1) * sizeof(*stash));
+      nstash--;
+      return n;
+    }
+  for (;;) {
+    void *m;
+    int rc = tr_handle_receive(h, 5000, &m);
+    ck_assert_msg(rc == 0, "no note of kind %d: %s", kind, tr_err_name(rc));
+    note_t *n = m;
+    ck_assert_ptr_eq(tr_msg_type(n), TR_TYPE(note_t));
+    if (n->kind == kind && (tr_ref_is_null(ref) || tr_ref_eq(n->ref, ref)))
+      return n;
+    ck_assert_int_lt(nstash, 256);
+    stash[nstash++] = n;
+  }
+}
+
+static int expect_reason(int kind, tr_ref_t ref) {
+  note_t *n = expect(kind, ref);
+  int r = n->reason;
+  tr_msg_free(n);
+  return r;
+}
+
+static void clear_stash(void) {
+  for (int i = 0; i < nstash; i++) tr_msg_free(stash[i]);
+  nstash = 0;
+}
+
+START_TEST(test_handler_error_is_exit_reason) {
+  tr_ref_t a = probe();
+  cmd(a, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, a), TR_EPROTO);
+  ck_assert(!tr_actor_alive(a));
+  tr_ref_t b = probe();
+  cmd(b, OP_STOP, TR_EXIT_USER + 7, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), TR_EXIT_USER + 7);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_link_abnormal_exit_propagates) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(b, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), TR_EPROTO);
+  /* a dies with the same reason */
+  ck_assert_int_eq(expect_reason(N_STOPPED, a), TR_EPROTO);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_link_both_directions) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_FAIL, TR_EINVAL, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), TR_EINVAL);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_link_normal_exit_does_not_propagate) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(b, OP_STOP, TR_EXIT_NORMAL, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), TR_EXIT_NORMAL);
+  /* a is still alive and answers */
+  cmd(a, OP_TRAP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  ck_assert(tr_actor_alive(a));
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_link_trap_exit_receives_message) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_TRAP, 1, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(b, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  note_t *n = expect(N_EXIT, b);
+  ck_assert_int_eq(n->reason, TR_EPROTO);
+  tr_msg_free(n);
+  ck_assert(tr_actor_alive(a));
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_link_to_dead_actor_fails) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(b, OP_STOP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), 0);
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), TR_ENOACTOR);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_unlink_stops_propagation) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_LINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_UNLINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_UNLINK, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), TR_ENOENT);
+  cmd(b, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), TR_EPROTO);
+  cmd(a, OP_TRAP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  ck_assert(tr_actor_alive(a));
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_monitor_down_with_reason) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_MONITOR, 0, b);
+  note_t *r = expect(N_REPLY, a);
+  ck_assert_int_eq(r->reason, 0);
+  uint64_t id = r->id;
+  tr_msg_free(r);
+  cmd(b, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  note_t *d = expect(N_DOWN, b);
+  ck_assert_int_eq(d->reason, TR_EPROTO);
+  ck_assert_uint_eq(d->id, id);
+  tr_msg_free(d);
+  ck_assert(tr_actor_alive(a)); /* monitors never kill the watcher */
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_monitor_dead_actor_down_at_once) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(b, OP_STOP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), 0);
+  cmd(a, OP_MONITOR, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  ck_assert_int_eq(expect_reason(N_DOWN, b), TR_ENOACTOR);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_demonitor_no_down) {
+  tr_ref_t a = probe(), b = probe();
+  cmd(a, OP_MONITOR, 0, b);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_DEMONITOR, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  cmd(a, OP_DEMONITOR, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), TR_ENOENT);
+  cmd(b, OP_STOP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, b), 0);
+  /* make sure a has processed anything b sent, then check no down came */
+  cmd(a, OP_TRAP, 0, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  for (int i = 0; i < nstash; i++) ck_assert_int_ne(stash[i]->kind, N_DOWN);
+  void *m;
+  while (tr_handle_receive(h, 50, &m) == 0) {
+    ck_assert_int_ne(((note_t *)m)->kind, N_DOWN);
+    tr_msg_free(m);
+  }
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_handle_monitor) {
+  tr_ref_t b = probe();
+  uint64_t id;
+  ck_assert_int_eq(tr_handle_monitor(h, b, &id), 0);
+  ck_assert_int_eq(tr_actor_stop(b, TR_EXIT_KILLED), 0);
+  for (;;) {
+    void *m;
+    ck_assert_int_eq(tr_handle_receive(h, 5000, &m), 0);
+    if (tr_msg_type(m) == TR_TYPE(tr_down_t)) {
+      tr_down_t *d = m;
+      ck_assert(tr_ref_eq(d->ref, b));
+      ck_assert_int_eq(d->reason, TR_EXIT_KILLED);
+      ck_assert_uint_eq(d->monitor, id);
+      tr_msg_free(m);
+      break;
+    }
+    tr_msg_free(m);
+  }
+}
+END_TEST
+
+/* Many pairs linked and monitored, both sides failing at the same time:
+ * every actor ends, every monitor fires exactly once. */
+START_TEST(test_race_both_die_at_once) {
+  enum { PAIRS = 200 };
+  tr_ref_t a[PAIRS], b[PAIRS];
+  for (int i = 0; i < PAIRS; i++) {
+    a[i] = probe();
+    b[i] = probe();
+    cmd(a[i], OP_LINK, 0, b[i]);
+  }
+  for (int i = 0; i < PAIRS; i++) ck_assert_int_eq(expect_reason(N_REPLY, a[i]), 0);
+  uint64_t ids[PAIRS];
+  for (int i = 0; i < PAIRS; i++) ck_assert_int_eq(tr_handle_monitor(h, a[i], &ids[i]), 0);
+  for (int i = 0; i < PAIRS; i++) {
+    cmd(a[i], OP_FAIL, TR_EPROTO, TR_REF_NULL);
+    cmd(b[i], OP_FAIL, TR_EPERM, TR_REF_NULL);
+  }
+  int downs = 0, stopped = 0;
+  while (downs < PAIRS || stopped < 2 * PAIRS) {
+    void *m;
+    ck_assert_int_eq(tr_handle_receive(h, 5000, &m), 0);
+    if (tr_msg_type(m) == TR_TYPE(tr_down_t)) downs++;
+    else if (((note_t *)m)->kind == N_STOPPED) {
+      int r = ((note_t *)m)->reason;
+      ck_assert(r == TR_EPROTO || r == TR_EPERM);
+      stopped++;
+    }
+    tr_msg_free(m);
+  }
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  tr_runtime_stats_t st;
+  tr_runtime_stats(rt, &st);
+  ck_assert_uint_eq(st.actors_live, 0);
+  void *m;
+  ck_assert_int_eq(tr_handle_receive(h, 20, &m), TR_ETIMEDOUT);
+}
+END_TEST
+
+/* Monitors set while the target is exiting: each gets exactly one down. */
+START_TEST(test_race_monitor_while_exiting) {
+  enum { N = 300 };
+  for (int i = 0; i < N; i++) {
+    tr_ref_t b = probe();
+    cmd(b, OP_STOP, TR_EXIT_USER, TR_REF_NULL);
+    uint64_t id;
+    ck_assert_int_eq(tr_handle_monitor(h, b, &id), 0);
+    int got_down = 0, got_stop = 0;
+    while (!got_down || !got_stop) {
+      void *m;
+      ck_assert_int_eq(tr_handle_receive(h, 5000, &m), 0);
+      if (tr_msg_type(m) == TR_TYPE(tr_down_t)) {
+        tr_down_t *d = m;
+        ck_assert_uint_eq(d->monitor, id);
+        ck_assert(d->reason == TR_EXIT_USER || d->reason == TR_ENOACTOR);
+        got_down++;
+      } else {
+        got_stop++;
+      }
+      tr_msg_free(m);
+    }
+    ck_assert_int_eq(got_down, 1);
+  }
+  void *m;
+  ck_assert_int_eq(tr_handle_receive(h, 20, &m), TR_ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(test_spawn_link_child_dies_with_parent) {
+  tr_ref_t p = probe();
+  cmd(p, OP_SPAWN_LINKED, 0, TR_REF_NULL);
+  note_t *n = expect(N_REPLY, TR_REF_NULL);
+  ck_assert_int_eq(n->reason, 0);
+  tr_ref_t child = n->ref;
+  tr_msg_free(n);
+  cmd(p, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  ck_assert_int_eq(expect_reason(N_STOPPED, child), TR_EPROTO);
+  clear_stash();
+}
+END_TEST
+
+START_TEST(test_join_wait_result_and_failure) {
+  tr_join_t *j;
+  tr_spawn_opts_t o = {.join = &j};
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn_ex(rt, &probe_beh, &href, &o, &a), 0);
+  int reason = -1;
+  void *res = NULL;
+  ck_assert_int_eq(tr_join_wait(j, 30, &reason, &res), TR_ETIMEDOUT);
+  cmd(a, OP_RESULT, 42, TR_REF_NULL);
+  cmd(a, OP_STOP, TR_EXIT_NORMAL, TR_REF_NULL);
+  ck_assert_int_eq(tr_join_wait(j, 5000, &reason, &res), 0);
+  ck_assert_int_eq(reason, 0);
+  ck_assert_ptr_nonnull(res);
+  ck_assert_int_eq(((val_t *)res)->v, 42);
+  tr_msg_free(res);
+  tr_join_free(j);
+
+  ck_assert_int_eq(tr_spawn_ex(rt, &probe_beh, &href, &o, &a), 0);
+  cmd(a, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  ck_assert_int_eq(tr_join_wait(j, 5000, &reason, &res), 0);
+  ck_assert_int_eq(reason, TR_EPROTO);
+  ck_assert_ptr_null(res);
+  tr_join_free(j);
+  clear_stash();
+}
+END_TEST
+
+/* An actor awaiting a join handle gets the child's result as a message. */
+typedef struct {
+  tr_ref_t report;
+  tr_join_t *j;
+} waiter_t;
+
+static void on_joined(tr_ctx_t *ctx, void *state, int status, void *reply,
+                      void *cookie) {
+  waiter_t *w = state;
+  (void)cookie;
+  note(ctx, w->report, N_JOIN, status, TR_REF_NULL,
+       reply ? (uint64_t)((val_t *)reply)->v : 0);
+  tr_join_free(w->j);
+  tr_stop(ctx, 0);
+}
+
+static int waiter_init(tr_ctx_t *ctx, void *state, void *arg) {
+  waiter_t *w = state;
+  w->report = *(tr_ref_t *)arg;
+  tr_spawn_opts_t o = {.join = &w->j};
+  tr_ref_t child;
+  int rc = tr_spawn_ex(tr_ctx_runtime(ctx), &probe_beh, &w->report, &o, &child);
+  if (rc) return rc;
+  ck_assert_int_eq(tr_join_await(ctx, w->j, on_joined, NULL), 0);
+  ck_assert_int_eq(tr_join_await(ctx, w->j, on_joined, NULL), TR_EBUSY);
+  cmd_t *c = cmd_t_new();
+  c->op = OP_RESULT;
+  c->arg = 7;
+  ck_assert_int_eq(tr_send(ctx, child, c), 0);
+  c = cmd_t_new();
+  c->op = OP_STOP;
+  c->arg = TR_EXIT_USER + 1;
+  ck_assert_int_eq(tr_send(ctx, child, c), 0);
+  return 0;
+}
+
+static const tr_behavior_t waiter_beh = {
+    .name = "waiter", .state_size = sizeof(waiter_t), .init = waiter_init};
+
+START_TEST(test_join_await_in_actor) {
+  tr_ref_t w;
+  ck_assert_int_eq(tr_spawn(rt, &waiter_beh, &href, &w), 0);
+  note_t *n = expect(N_JOIN, TR_REF_NULL);
+  ck_assert_int_eq(n->reason, TR_EXIT_USER + 1);
+  ck_assert_uint_eq(n->id, 7);
+  tr_msg_free(n);
+  clear_stash();
+}
+END_TEST
+
+/* Stopping an actor cancels the requests queued for it: each asker gets
+ * TR_ENOREPLY; nothing is lost. */
+static int slow_handler(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return 0;
+}
+static const tr_handler_t slow_h[] = {{TR_TYPE(val_t), slow_handler}};
+static const tr_behavior_t slow_beh = {.name = "slow", .handlers = TR_HANDLERS(slow_h)};
+
+START_TEST(test_cancel_queued_requests_on_stop) {
+  /* one worker is kept busy so the target cannot run before the stop */
+  tr_ref_t t;
+  ck_assert_int_eq(tr_spawn(rt, &slow_beh, NULL, &t), 0);
+  ck_assert_int_eq(tr_actor_stop(t, TR_EXIT_SHUTDOWN), 0);
+  val_t *v = val_t_new();
+  void *reply = NULL;
+  int rc = tr_handle_call(h, t, v, 5000, &reply);
+  /* either the request was queued and dropped, or the actor was gone */
+  ck_assert_msg(rc == TR_ENOREPLY || rc == TR_ENOACTOR, "got %s", tr_err_name(rc));
+  if (rc == TR_ENOACTOR) tr_msg_free(v);
+}
+END_TEST
+
+Suite *failure_suite(void);
+Suite *failure_suite(void) {
+  Suite *s = suite_create("failure");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_handler_error_is_exit_reason);
+  tcase_add_test(tc, test_link_abnormal_exit_propagates);
+  tcase_add_test(tc, test_link_both_directions);
+  tcase_add_test(tc, test_link_normal_exit_does_not_propagate);
+  tcase_add_test(tc, test_link_trap_exit_receives_message);
+  tcase_add_test(tc, test_link_to_dead_actor_fails);
+  tcase_add_test(tc, test_unlink_stops_propagation);
+  tcase_add_test(tc, test_monitor_down_with_reason);
+  tcase_add_test(tc, test_monitor_dead_actor_down_at_once);
+  tcase_add_test(tc, test_demonitor_no_down);
+  tcase_add_test(tc, test_handle_monitor);
+  tcase_add_test(tc, test_race_both_die_at_once);
+  tcase_add_test(tc, test_race_monitor_while_exiting);
+  tcase_add_test(tc, test_spawn_link_child_dies_with_parent);
+  tcase_add_test(tc, test_join_wait_result_and_failure);
+  tcase_add_test(tc, test_join_await_in_actor);
+  tcase_add_test(tc, test_cancel_queued_requests_on_stop);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return tu_run(failure_suite()); }
