@@ -32,7 +32,9 @@ static inline int tr__inbox_push(tr__inbox_t *ib, tr_msg_t *m) {
   for (;;) {
     if (h == TR__INBOX_CLOSED) return -1;
     m->next = TR__INBOX_IS_MSG(h) ? h : NULL;
-    if (atomic_compare_exchange_weak_explicit(ib, &h, m, memory_order_release,
+    /* acq_rel: a pusher that takes the inbox out of IDLE goes on to
+     * schedule the owner, so it must see everything its last run did */
+    if (atomic_compare_exchange_weak_explicit(ib, &h, m, memory_order_acq_rel,
                                               memory_order_relaxed))
       return h == TR__INBOX_IDLE;
   }

@@ -33,6 +33,16 @@
 #define tr__likely(x) __builtin_expect(!!(x), 1)
 #define tr__unlikely(x) __builtin_expect(!!(x), 0)
 
+/* A full fence. ThreadSanitizer does not model fences, so its builds use
+ * a sequentially consistent read-modify-write instead. */
+#ifdef TR_TSAN
+extern _Atomic int tr__fence_word;
+#define tr__fence_seq_cst()                                                  \
+  ((void)atomic_fetch_add_explicit(&tr__fence_word, 0, memory_order_seq_cst))
+#else
+#define tr__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* Counters written by one thread and read by any: relaxed atomics, which
  * compile to plain moves but keep ThreadSanitizer informed. */
 #define TR__STAT_ADD(field, n)                                               \

@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
+#ifdef TR_TSAN
+_Atomic int tr__fence_word;
+#endif
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread tr__worker_t *tls_worker;
 /* The context of the actor running on this thread: a worker's running
@@ -61,8 +64,8 @@ void tr_runtime_config_init(tr_runtime_config_t *cfg) {
 /* ---- global injection queue ----------------------------------------------- */
 
 static void global_push(tr_runtime_t *rt, tr__actor_t *a) {
-  a->link = NULL;
   pthread_mutex_lock(&rt->inj_mu);
+  a->link = NULL;
   unsigned p = a->prio;
   if (rt->inj_tail[p]) rt->inj_tail[p]->link = a;
   else rt->inj_head[p] = a;
@@ -99,7 +102,7 @@ static int work_visible(tr_runtime_t *rt) {
 
 /* Wakes one parked worker if nobody is searching and someone sleeps. */
 static void notify_parked(tr_runtime_t *rt) {
-  atomic_thread_fence(memory_order_seq_cst);
+  tr__fence_seq_cst();
   if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed) != 0 ||
       atomic_load_explicit(&rt->nunparked, memory_order_relaxed) >= rt->nworkers)
     return;
@@ -192,7 +195,7 @@ static void park(tr__worker_t *w) {
   pthread_mutex_unlock(&rt->sleep_mu);
 
   atomic_store_explicit(&w->qs_epoch, UINT64_MAX, memory_order_seq_cst);
-  atomic_thread_fence(memory_order_seq_cst);
+  tr__fence_seq_cst();
   /* Re-check after announcing: work pushed by someone who saw us awake. */
   if (work_visible(rt) || atomic_load(&rt->stopping)) {
     pthread_mutex_lock(&rt->sleep_mu);
