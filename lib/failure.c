@@ -449,8 +449,8 @@ int tr__drain_sys(tr__actor_t *a, tr_msg_t *m, int reason) {
   } else if (t == &mon_req_type) {
     send_down(a, s->ref, self, s->id, reason);
   } else if (t == &unlink_req_type || t == &demon_req_type ||
-             t == &exit_sig_type) {
-    /* moot now */
+             t == &exit_sig_type || t == &tr__stop_type) {
+    /* moot now; the runtime's own requests are not dead letters */
   } else {
     return 0;
   }

@@ -45,7 +45,8 @@ int tr_handle_new(tr_runtime_t *rt, tr_handle_t **out) {
   a->qlen = 0;
   atomic_store_explicit(&a->behavior, &handle_behavior, memory_order_relaxed);
   atomic_store_explicit(&a->kind, TR__KIND_HANDLE, memory_order_relaxed);
-  atomic_store_explicit(&a->inbox, TR__INBOX_IDLE, memory_order_relaxed);
+  /* busy until a receive waits: only a waiting thread needs a signal */
+  atomic_store_explicit(&a->inbox, NULL, memory_order_relaxed);
   atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
                         memory_order_release);
   *out = h;
