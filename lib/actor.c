@@ -36,31 +36,31 @@ tr__actor_t *tr__lookup(uint64_t id) {
 
 static int chunk_grow(tr_runtime_t *rt) {
   if (rt->nchunks >= TR__MAX_CHUNKS) return TR_ENOSPC;
+  /* zeroed: generation 0 (dead) until a slot is handed out */
   tr__actor_t *c = calloc(TR__CHUNK_SLOTS, sizeof(tr__actor_t));
   if (!c) return TR_ENOMEM;
-  uint32_t base = rt->nchunks << TR__CHUNK_SHIFT;
-  /* slot 0 of chunk 0 stays unused so no valid ref has index 0 and gen 1
-   * of runtime 0; simpler: every slot starts at gen 0 (dead) */
-  for (uint32_t i = TR__CHUNK_SLOTS; i-- > 0;) {
-    c[i].idx = base + i;
-    c[i].rt = rt;
-    atomic_init(&c[i].inbox, TR__INBOX_CLOSED);
-    c[i].link = rt->free;
-    rt->free = &c[i];
-  }
   atomic_store_explicit(&rt->chunks[rt->nchunks], c, memory_order_release);
   rt->nchunks++;
+  rt->bump = 0;
   return 0;
 }
 
-/* Moves limbo entries whose grace period has passed to the free list.
- * self is the reclaiming worker (its own position does not matter: it is
- * not inside a send), or NULL for a foreign thread. */
-static void limbo_reclaim(tr_runtime_t *rt, tr__worker_t *self,
-                          tr__actor_t **head, tr__actor_t **tail,
-                          tr__actor_t **free, unsigned *nfree) {
-  if (!*head) return;
-  if (atomic_load_explicit(&rt->foreign, memory_order_seq_cst) != 0) return;
+/* Hands out a never-used slot of the newest chunk. slot_mu held. */
+static tr__actor_t *slot_bump(tr_runtime_t *rt) {
+  if (rt->nchunks == 0 || rt->bump == TR__CHUNK_SLOTS)
+    if (chunk_grow(rt)) return NULL;
+  tr__actor_t *chunk =
+      atomic_load_explicit(&rt->chunks[rt->nchunks - 1], memory_order_relaxed);
+  tr__actor_t *a = &chunk[rt->bump];
+  a->idx = ((rt->nchunks - 1) << TR__CHUNK_SHIFT) | rt->bump;
+  a->rt = rt;
+  atomic_store_explicit(&a->inbox, TR__INBOX_CLOSED, memory_order_relaxed);
+  rt->bump++;
+  return a;
+}
+
+/* Smallest quiescent epoch among the workers other than self. */
+static uint64_t min_epoch(tr_runtime_t *rt, tr__worker_t *self) {
   uint64_t min = UINT64_MAX;
   for (unsigned i = 0; i < rt->nworkers; i++) {
     if (&rt->workers[i] == self) continue;
@@ -68,14 +68,60 @@ static void limbo_reclaim(tr_runtime_t *rt, tr__worker_t *self,
                                       memory_order_acquire);
     if (e < min) min = e;
   }
-  while (*head && (*head)->retire_epoch <= min) {
-    tr__actor_t *a = *head;
-    *head = a->link;
-    a->link = *free;
-    *free = a;
-    if (nfree) (*nfree)++;
+  return min;
+}
+
+/* Closes w's open batch of retired slots: stamps it with a new epoch. */
+static void limbo_seal(tr__worker_t *w) {
+  if (!w->ob_head) return;
+  tr_runtime_t *rt = w->rt;
+  uint64_t e = atomic_fetch_add_explicit(&rt->epoch, 1, memory_order_seq_cst) + 1;
+  if (w->sealed_count == TR__LIMBO_BATCHES) {
+    /* no room: merge into the newest batch, which then waits longer */
+    unsigned last = (w->sealed_first + w->sealed_count - 1) % TR__LIMBO_BATCHES;
+    w->sealed[last].tail->link = w->ob_head;
+    w->sealed[last].tail = w->ob_tail;
+    w->sealed[last].epoch = e;
+  } else {
+    unsigned i = (w->sealed_first + w->sealed_count) % TR__LIMBO_BATCHES;
+    w->sealed[i].head = w->ob_head;
+    w->sealed[i].tail = w->ob_tail;
+    w->sealed[i].epoch = e;
+    w->sealed_count++;
   }
-  if (!*head) *tail = NULL;
+  w->ob_head = w->ob_tail = NULL;
+  w->ob_count = 0;
+}
+
+/* Moves w's sealed batches whose grace period has passed to its free
+ * list: one splice per batch, the slots themselves are not touched. */
+static void limbo_reclaim_worker(tr__worker_t *w) {
+  tr_runtime_t *rt = w->rt;
+  limbo_seal(w);
+  if (!w->sealed_count) return;
+  if (atomic_load_explicit(&rt->foreign, memory_order_seq_cst) != 0) return;
+  uint64_t min = min_epoch(rt, w);
+  while (w->sealed_count && w->sealed[w->sealed_first].epoch <= min) {
+    unsigned i = w->sealed_first;
+    w->sealed[i].tail->link = w->free;
+    w->free = w->sealed[i].head;
+    w->sealed_first = (i + 1) % TR__LIMBO_BATCHES;
+    w->sealed_count--;
+  }
+}
+
+/* The global limbo (slots retired by foreign threads), slot_mu held. */
+static void limbo_reclaim_global(tr_runtime_t *rt) {
+  if (!rt->limbo_head) return;
+  if (atomic_load_explicit(&rt->foreign, memory_order_seq_cst) != 0) return;
+  uint64_t min = min_epoch(rt, NULL);
+  while (rt->limbo_head && rt->limbo_head->retire_epoch <= min) {
+    tr__actor_t *a = rt->limbo_head;
+    rt->limbo_head = a->link;
+    a->link = rt->free;
+    rt->free = a;
+  }
+  if (!rt->limbo_head) rt->limbo_tail = NULL;
 }
 
 #define TR__SLOT_BATCH 64
@@ -83,35 +129,28 @@ static void limbo_reclaim(tr_runtime_t *rt, tr__worker_t *self,
 tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w) {
   tr__actor_t *a;
   if (w) {
-    if (!w->free)
-      limbo_reclaim(rt, w, &w->limbo_head, &w->limbo_tail, &w->free,
-                    &w->nfree);
-    if (!w->free) {
-      pthread_mutex_lock(&rt->slot_mu);
-      limbo_reclaim(rt, NULL, &rt->limbo_head, &rt->limbo_tail, &rt->free,
-                    NULL);
-      if (!rt->free) chunk_grow(rt);
-      for (unsigned i = 0; i < TR__SLOT_BATCH && rt->free; i++) {
-        a = rt->free;
-        rt->free = a->link;
-        a->link = w->free;
-        w->free = a;
-        w->nfree++;
+    if (tr__unlikely(!w->free)) {
+      limbo_reclaim_worker(w);
+      if (!w->free) {
+        pthread_mutex_lock(&rt->slot_mu);
+        limbo_reclaim_global(rt);
+        for (unsigned i = 0; i < TR__SLOT_BATCH; i++) {
+          if ((a = rt->free)) rt->free = a->link;
+          else if (!(a = slot_bump(rt))) break;
+          a->link = w->free;
+          w->free = a;
+        }
+        pthread_mutex_unlock(&rt->slot_mu);
       }
-      pthread_mutex_unlock(&rt->slot_mu);
     }
     a = w->free;
-    if (a) {
-      w->free = a->link;
-      w->nfree--;
-    }
+    if (a) w->free = a->link;
     return a;
   }
   pthread_mutex_lock(&rt->slot_mu);
-  limbo_reclaim(rt, NULL, &rt->limbo_head, &rt->limbo_tail, &rt->free, NULL);
-  if (!rt->free) chunk_grow(rt);
-  a = rt->free;
-  if (a) rt->free = a->link;
+  limbo_reclaim_global(rt);
+  if ((a = rt->free)) rt->free = a->link;
+  else a = slot_bump(rt);
   pthread_mutex_unlock(&rt->slot_mu);
   return a;
 }
@@ -120,15 +159,16 @@ tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w) {
  * inbox closed. Park it in limbo until the grace period has passed. */
 void tr__slot_retire(tr__worker_t *w, tr__actor_t *a) {
   tr_runtime_t *rt = a->rt;
-  a->retire_epoch = atomic_fetch_add_explicit(&rt->epoch, 1,
-                                              memory_order_seq_cst) + 1;
   a->link = NULL;
   if (w) {
-    if (w->limbo_tail) w->limbo_tail->link = a;
-    else w->limbo_head = a;
-    w->limbo_tail = a;
+    if (w->ob_tail) w->ob_tail->link = a;
+    else w->ob_head = a;
+    w->ob_tail = a;
+    if (++w->ob_count >= TR__LIMBO_BATCH_SLOTS) limbo_seal(w);
     return;
   }
+  a->retire_epoch = atomic_fetch_add_explicit(&rt->epoch, 1,
+                                              memory_order_seq_cst) + 1;
   pthread_mutex_lock(&rt->slot_mu);
   if (rt->limbo_tail) rt->limbo_tail->link = a;
   else rt->limbo_head = a;

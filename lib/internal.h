@@ -43,6 +43,28 @@ extern _Atomic int tr__fence_word;
 #define tr__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
+/* A test-and-test-and-set spinlock for very short critical sections
+ * (the global run queue): a contended pthread mutex would put a worker to
+ * sleep in the kernel for longer than the section lasts. */
+typedef struct tr__spin {
+  _Atomic int locked;
+} tr__spin_t;
+
+static inline void tr__spin_lock(tr__spin_t *l) {
+  for (;;) {
+    if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) return;
+    while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+}
+
+static inline void tr__spin_unlock(tr__spin_t *l) {
+  atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+
 /* Counters written by one thread and read by any: relaxed atomics, which
  * compile to plain moves but keep ThreadSanitizer informed. */
 #define TR__STAT_ADD(field, n)                                               \
@@ -59,6 +81,8 @@ extern _Atomic int tr__fence_word;
 #define TR__CHUNK_SHIFT 12
 #define TR__CHUNK_SLOTS (1u << TR__CHUNK_SHIFT)
 #define TR__MAX_CHUNKS (1u << 14) /* 64 Mi actors per runtime */
+#define TR__LIMBO_BATCHES 32
+#define TR__LIMBO_BATCH_SLOTS 256
 
 static inline uint64_t tr__ref_make(unsigned rt, uint32_t gen, uint32_t idx) {
   return ((uint64_t)rt << 56) | ((uint64_t)(gen & TR__GEN_MASK) << 32) | idx;
@@ -125,10 +149,17 @@ struct tr__worker {
   uint64_t rng;
   pthread_t thread;
   struct tr_ctx ctx;
-  /* slot cache: free slots ready for reuse, and retired ones in limbo */
+  /* slot cache: free slots ready for reuse; retired ones wait in limbo,
+   * first in an open batch, then in sealed batches stamped with the epoch
+   * that every other worker must reach before they can be reused */
   tr__actor_t *free;
-  unsigned nfree;
-  tr__actor_t *limbo_head, *limbo_tail;
+  tr__actor_t *ob_head, *ob_tail;
+  unsigned ob_count;
+  struct {
+    tr__actor_t *head, *tail;
+    uint64_t epoch;
+  } sealed[TR__LIMBO_BATCHES];
+  unsigned sealed_first, sealed_count;
   TR__ALIGNED _Atomic uint64_t qs_epoch; /* UINT64_MAX when offline */
   _Atomic uint32_t park_word;
   tr__worker_t *sleep_next;
@@ -188,15 +219,21 @@ struct tr_runtime {
   _Atomic uint32_t nsearching;
   _Atomic uint32_t nunparked;
 
-  /* global injection queue, one FIFO per priority class */
-  TR__ALIGNED pthread_mutex_t inj_mu;
-  tr__actor_t *inj_head[TR_PRIO_COUNT], *inj_tail[TR_PRIO_COUNT];
+  /* global injection queue, one FIFO ring of pointers per priority class
+   * (a ring, not an intrusive list: taking a batch must not touch the
+   * actors, which are cold by then) */
+  TR__ALIGNED tr__spin_t inj_mu;
+  struct {
+    tr__actor_t **buf;
+    size_t cap, head, len; /* cap is a power of two */
+  } inj[TR_PRIO_COUNT];
   _Atomic uint64_t inj_len;
 
   /* slots */
   TR__ALIGNED pthread_mutex_t slot_mu;
   _Atomic(tr__actor_t *) chunks[TR__MAX_CHUNKS];
   uint32_t nchunks;
+  uint32_t bump;               /* slots handed out of the newest chunk */
   tr__actor_t *free;
   tr__actor_t *limbo_head, *limbo_tail;
 

@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define TR__RUNQ_CAP 256u
+#define TR__RUNQ_CAP 1024u
 #define TR__RUNQ_MASK (TR__RUNQ_CAP - 1u)
 
 struct tr__actor;

@@ -63,31 +63,73 @@ void tr_runtime_config_init(tr_runtime_config_t *cfg) {
 
 /* ---- global injection queue ----------------------------------------------- */
 
-static void global_push(tr_runtime_t *rt, tr__actor_t *a) {
-  pthread_mutex_lock(&rt->inj_mu);
-  a->link = NULL;
-  unsigned p = a->prio;
-  if (rt->inj_tail[p]) rt->inj_tail[p]->link = a;
-  else rt->inj_head[p] = a;
-  rt->inj_tail[p] = a;
-  atomic_fetch_add_explicit(&rt->inj_len, 1, memory_order_release);
-  pthread_mutex_unlock(&rt->inj_mu);
+/* Makes room for n more entries in class p. inj_mu held. Returns 0 or
+ * TR_ENOMEM (then nothing changed). */
+static int inj_reserve(tr_runtime_t *rt, unsigned p, size_t n) {
+  size_t need = rt->inj[p].len + n, cap = rt->inj[p].cap;
+  if (need <= cap) return 0;
+  size_t ncap = cap ? cap : 256;
+  while (ncap < need) ncap *= 2;
+  tr__actor_t **nb = malloc(ncap * sizeof(*nb));
+  if (!nb) return TR_ENOMEM;
+  for (size_t i = 0; i < rt->inj[p].len; i++)
+    nb[i] = rt->inj[p].buf[(rt->inj[p].head + i) & (cap - 1)];
+  free(rt->inj[p].buf);
+  rt->inj[p].buf = nb;
+  rt->inj[p].cap = ncap;
+  rt->inj[p].head = 0;
+  return 0;
 }
 
-static tr__actor_t *global_pop(tr_runtime_t *rt) {
-  if (atomic_load_explicit(&rt->inj_len, memory_order_acquire) == 0)
-    return NULL;
-  tr__actor_t *a = NULL;
-  pthread_mutex_lock(&rt->inj_mu);
-  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) {
-    if ((a = rt->inj_head[p])) {
-      if (!(rt->inj_head[p] = a->link)) rt->inj_tail[p] = NULL;
-      atomic_fetch_sub_explicit(&rt->inj_len, 1, memory_order_relaxed);
-      break;
-    }
+/* Appends n actors of class p. A runnable actor must never be lost, so
+ * when memory for the ring cannot be had the caller spins and retries. */
+static void global_push_many(tr_runtime_t *rt, unsigned p, tr__actor_t **v,
+                             size_t n) {
+  for (;;) {
+    tr__spin_lock(&rt->inj_mu);
+    if (inj_reserve(rt, p, n) == 0) break;
+    tr__spin_unlock(&rt->inj_mu);
+    sched_yield();
   }
-  pthread_mutex_unlock(&rt->inj_mu);
-  return a;
+  size_t mask = rt->inj[p].cap - 1, tail = rt->inj[p].head + rt->inj[p].len;
+  for (size_t i = 0; i < n; i++) rt->inj[p].buf[(tail + i) & mask] = v[i];
+  rt->inj[p].len += n;
+  atomic_fetch_add_explicit(&rt->inj_len, n, memory_order_release);
+  tr__spin_unlock(&rt->inj_mu);
+}
+
+static void global_push(tr_runtime_t *rt, tr__actor_t *a) {
+  global_push_many(rt, a->prio, &a, 1);
+}
+
+static void local_push(tr__worker_t *w, tr__actor_t *a);
+
+/* Takes a batch from the global queue (highest class first): returns one
+ * actor and moves the rest of the batch into w's local queue, so that the
+ * lock is taken once per batch rather than once per actor. */
+static tr__actor_t *global_pop(tr_runtime_t *rt, tr__worker_t *w) {
+  uint64_t len = atomic_load_explicit(&rt->inj_len, memory_order_acquire);
+  if (len == 0) return NULL;
+  size_t want = len / rt->nworkers + 1;
+  if (want > 64) want = 64;
+  tr__actor_t *got[64];
+  size_t n = 0;
+  tr__spin_lock(&rt->inj_mu);
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) {
+    size_t avail = rt->inj[p].len;
+    if (!avail) continue;
+    n = avail < want ? avail : want;
+    size_t mask = rt->inj[p].cap - 1, h = rt->inj[p].head;
+    for (size_t i = 0; i < n; i++) got[i] = rt->inj[p].buf[(h + i) & mask];
+    rt->inj[p].head = (h + n) & mask;
+    rt->inj[p].len -= n;
+    atomic_fetch_sub_explicit(&rt->inj_len, n, memory_order_relaxed);
+    break;
+  }
+  tr__spin_unlock(&rt->inj_mu);
+  if (!n) return NULL;
+  for (size_t i = 1; i < n; i++) local_push(w, got[i]);
+  return got[0];
 }
 
 /* ---- idle workers: searching, parking, waking ------------------------------ */
@@ -250,8 +292,15 @@ static void park(tr__worker_t *w) {
 
 /* ---- scheduling ---------------------------------------------------------------- */
 
+/* Owner push; a full queue spills half of itself plus a to the global
+ * queue in one batch (Tokio's overflow rule). */
 static void local_push(tr__worker_t *w, tr__actor_t *a) {
-  if (tr__runq_push(&w->q[a->prio], a) != 0) global_push(w->rt, a);
+  tr__runq_t *q = &w->q[a->prio];
+  if (tr__likely(tr__runq_push(q, a) == 0)) return;
+  tr__actor_t *buf[TR__RUNQ_CAP / 2 + 1];
+  uint32_t n = tr__runq_steal(q, buf, TR__RUNQ_CAP / 2);
+  buf[n] = a;
+  global_push_many(w->rt, a->prio, buf, n + 1);
 }
 
 /* a became runnable because of a send (or spawn) by worker w, or by a
@@ -294,7 +343,7 @@ static tr__actor_t *next_task(tr__worker_t *w) {
   tr__actor_t *a;
   if (++w->tick % TR__GLOBAL_INTERVAL == 0) {
     io_poll_nonblocking(w->rt);
-    if ((a = global_pop(w->rt))) {
+    if ((a = global_pop(w->rt, w))) {
       TR__STAT_ADD(w->st.injected, 1);
       return a;
     }
@@ -310,7 +359,7 @@ static tr__actor_t *next_task(tr__worker_t *w) {
   }
   w->next_runs = 0;
   if ((a = local_pop(w))) return a;
-  if ((a = global_pop(w->rt))) {
+  if ((a = global_pop(w->rt, w))) {
     TR__STAT_ADD(w->st.injected, 1);
     return a;
   }
@@ -348,7 +397,7 @@ static tr__actor_t *steal(tr__worker_t *w) {
 
 static tr__actor_t *search(tr__worker_t *w) {
   tr__actor_t *a;
-  if ((a = global_pop(w->rt))) {
+  if ((a = global_pop(w->rt, w))) {
     TR__STAT_ADD(w->st.injected, 1);
     return a;
   }
@@ -455,7 +504,6 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   }
   pthread_mutex_init(&rt->sleep_mu, NULL);
   pthread_cond_init(&rt->quiet_cv, NULL);
-  pthread_mutex_init(&rt->inj_mu, NULL);
   pthread_mutex_init(&rt->slot_mu, NULL);
   atomic_init(&rt->epoch, 1);
   atomic_init(&rt->nunparked, c.workers);
@@ -617,8 +665,8 @@ void tr_runtime_free(tr_runtime_t *rt) {
   tr__slots_free(rt);
   pthread_mutex_destroy(&rt->sleep_mu);
   pthread_cond_destroy(&rt->quiet_cv);
-  pthread_mutex_destroy(&rt->inj_mu);
   pthread_mutex_destroy(&rt->slot_mu);
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
   free(rt->workers);
   free(rt);
 }
