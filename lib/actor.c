@@ -689,6 +689,8 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   for (;;) {
     tr_msg_t *m = pop_private(a);
     if (!m) {
+      /* once idle, the actor may run elsewhere: touch nothing after */
+      atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
       if (tr__inbox_try_idle(&a->inbox)) break;
       take_inbox(a);
       continue;
@@ -723,11 +725,11 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     }
   next:
     if (tr__unlikely(n >= budget)) {
+      atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
       if (a->qlen || !tr__inbox_try_idle(&a->inbox)) tr__reschedule(w, a);
       break;
     }
   }
-  atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
   TR__STAT_ADD(w->st.handled, n);
   TR__STAT_ADD(w->st.runs, 1);
   ctx->a = NULL;
