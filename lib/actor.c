@@ -177,8 +177,11 @@ void tr__slot_retire(tr__worker_t *w, tr__actor_t *a) {
 }
 
 void tr__slots_free(tr_runtime_t *rt) {
-  for (uint32_t c = 0; c < rt->nchunks; c++)
-    free(atomic_load_explicit(&rt->chunks[c], memory_order_relaxed));
+  for (uint32_t c = 0; c < rt->nchunks; c++) {
+    tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+    for (uint32_t i = 0; i < TR__CHUNK_SLOTS; i++) free(chunk[i].mbox);
+    free(chunk);
+  }
   rt->nchunks = 0;
 }
 
@@ -268,6 +271,11 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
                 const tr_spawn_opts_t *opts, tr_ref_t *out) {
   if (!rt || !b || (b->nhandlers && !b->handlers)) return TR_EINVAL;
   if (opts && (unsigned)opts->priority >= TR_PRIO_COUNT) return TR_EINVAL;
+  if (b->nmailboxes) {
+    if (!b->mailboxes || b->nmailboxes > 64) return TR_EINVAL;
+    for (size_t i = 0; i < b->nmailboxes; i++)
+      if (b->mailboxes[i].ntypes && !b->mailboxes[i].types) return TR_EINVAL;
+  }
   if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
     return TR_ESHUTDOWN;
   tr__worker_t *w = tr__current_worker(rt);
@@ -293,6 +301,33 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->handle = NULL;
   a->io_owned = NULL;
   a->ext = NULL;
+  if (tr__unlikely(b->nmailboxes) || a->nmbox) {
+    /* the array outlives each actor of this slot (late senders may still
+     * read it); grow it only here, where no sender can see the slot */
+    if (b->nmailboxes > a->mbox_cap) {
+      tr__mbox_t *nm = realloc(a->mbox, b->nmailboxes * sizeof(*nm));
+      if (!nm) {
+        atomic_store_explicit(&a->gen, atomic_load(&a->gen) + 2,
+                              memory_order_relaxed);
+        if (state) tr__free(state, b->state_size);
+        tr__slot_retire(w, a);
+        return TR_ENOMEM;
+      }
+      a->mbox = nm;
+      a->mbox_cap = (uint32_t)b->nmailboxes;
+    }
+    for (size_t i = 0; i < b->nmailboxes; i++) {
+      tr__mbox_t *mb = &a->mbox[i];
+      mb->head = mb->tail = NULL;
+      mb->len = 0;
+      atomic_store_explicit(&mb->count, 0, memory_order_relaxed);
+      atomic_store_explicit(&mb->muted, NULL, memory_order_relaxed);
+      atomic_store_explicit(&mb->closed, 0, memory_order_relaxed);
+    }
+    a->nmbox = (uint32_t)b->nmailboxes;
+    a->mb_cur = 0;
+    a->mb_credit = b->nmailboxes && b->mailboxes[0].weight ? b->mailboxes[0].weight : 1;
+  }
   a->parent = parent ? tr__self_ref(parent).id : 0;
   a->next_tag = 0;
   a->qlen = 0;
@@ -340,7 +375,86 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   return 0;
 }
 
+static inline const tr_handler_t *find_entry(const tr_behavior_t *b,
+                                             const tr_msgtype_t *t) {
+  for (size_t i = 0; i < b->nhandlers; i++)
+    if (b->handlers[i].type == t) return &b->handlers[i];
+  return NULL;
+}
+
+static inline tr_handler_fn find_handler(const tr_behavior_t *b,
+                                         const tr_msgtype_t *t) {
+  const tr_handler_t *e = find_entry(b, t);
+  return e ? e->fn : b->fallback;
+}
+
+/* The data mailbox a message type goes to: the first that lists it. */
+static inline unsigned mbox_of_type(const tr_behavior_t *b,
+                                    const tr_msgtype_t *t) {
+  unsigned dflt = 0, have_dflt = 0;
+  for (size_t i = 0; i < b->nmailboxes; i++) {
+    if (!b->mailboxes[i].ntypes && !have_dflt) {
+      dflt = (unsigned)i;
+      have_dflt = 1;
+    }
+    for (size_t k = 0; k < b->mailboxes[i].ntypes; k++)
+      if (b->mailboxes[i].types[k] == t) return (unsigned)i;
+  }
+  return dflt;
+}
+
+static inline unsigned mbox_of(const tr_behavior_t *b, const tr__actor_t *a,
+                               const tr_msg_t *m) {
+  unsigned i = mbox_of_type(b, m->type);
+  return i < a->nmbox ? i : 0;
+}
+
+static inline size_t low_water(const tr_mailbox_spec_t *sp) {
+  return sp->low_water && sp->low_water < sp->capacity ? sp->low_water
+                                                       : sp->capacity / 2;
+}
+
+/* Reschedules every sender muted on mb. */
+static void unmute_all(tr__worker_t *w, tr__mbox_t *mb) {
+  tr__actor_t *s = atomic_exchange_explicit(&mb->muted, NULL, memory_order_seq_cst);
+  while (s) {
+    tr__actor_t *nx = s->link;
+    if (w) tr__reschedule(w, s);
+    else tr__schedule(NULL, s);
+    s = nx;
+  }
+}
+
 /* ---- stop ----------------------------------------------------------------- */
+
+TR_MESSAGE_DEFINE(tr_dead_letter_t, .dtor = tr__dead_letter_dtor);
+
+void tr__dead_letter_dtor(void *p) {
+  tr_dead_letter_t *d = p;
+  if (d->msg) tr__msg_release(d->msg);
+}
+
+/* m could not be delivered to a (NULL: to a handle) for `reason`: it is
+ * counted, and returned to its sender if the sender asked for that. */
+static void dead_letter(tr_runtime_t *rt, tr__actor_t *a, tr_msg_t *m,
+                        int reason) {
+  atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
+  if ((m->flags & TR_SEND_RETURN_DEAD) && m->sender && !m->tag) {
+    tr_dead_letter_t *d = tr_msg_new(&tr_dead_letter_t__type);
+    if (d) {
+      m->flags &= ~TR_SEND_RETURN_DEAD; /* never bounce twice */
+      d->to = a ? tr__self_ref(a) : TR_REF_NULL;
+      d->reason = reason;
+      d->msg = m;
+      tr_ref_t back = {m->sender};
+      if (tr__send_raw(tr__current_worker(rt), NULL, back, &d->hdr, 0) == 0)
+        return;
+      d->msg = NULL;
+      tr__msg_release(&d->hdr);
+    }
+  }
+  tr__msg_release(m);
+}
 
 /* Drops a list of undelivered messages of a (stopped with reason), or of
  * a handle when a is NULL: link and monitor requests are answered, the
@@ -349,10 +463,12 @@ static void queue_drain(tr_runtime_t *rt, tr_msg_t *m, tr__actor_t *a,
                         int reason) {
   while (m) {
     tr_msg_t *nx = m->next;
-    if (!a || !tr__drain_sys(a, m, reason)) {
-      atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
-      tr__msg_release(m);
+    if (a && (m->flags & TR__MSGF_COUNTED)) {
+      const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+      atomic_fetch_sub_explicit(&a->mbox[mbox_of(b, a, m)].count, 1,
+                                memory_order_seq_cst);
     }
+    if (!a || !tr__drain_sys(a, m, reason)) dead_letter(rt, a, m, TR_ENOACTOR);
     m = nx;
   }
 }
@@ -382,6 +498,16 @@ void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
   /* the closed chain is newest first: order does not matter here */
   queue_drain(rt, in, a, reason);
+  for (uint32_t i = 0; i < a->nmbox; i++) {
+    tr__mbox_t *mb = &a->mbox[i];
+    queue_drain(rt, mb->head, a, reason);
+    mb->head = mb->tail = NULL;
+    mb->len = 0;
+    /* senders parked on a full mailbox of ours go on (their sends to us
+     * now fail) */
+    atomic_store_explicit(&mb->closed, 1, memory_order_seq_cst);
+    unmute_all(ctx->w, mb);
+  }
   tr__pending_free(a);
   tr__ext_free(a);
   if (a->state) tr__free(a->state, b->state_size);
@@ -429,21 +555,64 @@ int tr_actor_alive(tr_ref_t ref) {
 
 /* ---- send ----------------------------------------------------------------- */
 
-static inline tr_handler_fn find_handler(const tr_behavior_t *b,
-                                         const tr_msgtype_t *t) {
-  for (size_t i = 0; i < b->nhandlers; i++)
-    if (b->handlers[i].type == t) return b->handlers[i].fn;
-  return b->fallback;
+/* The calling actor's send hit backpressure: it parks on the receiver's
+ * mailbox until that drains below its low-water mark. Last thing the run
+ * does with self: once on the list, another worker may run it. */
+static void mute_self(tr__worker_t *w, tr__actor_t *self, tr__actor_t *recv,
+                      unsigned idx) {
+  tr__mbox_t *mb = &recv->mbox[idx];
+  const tr_behavior_t *b = atomic_load_explicit(&recv->behavior, memory_order_relaxed);
+  size_t low = low_water(&b->mailboxes[idx]);
+  tr__actor_t *h = atomic_load_explicit(&mb->muted, memory_order_relaxed);
+  do {
+    self->link = h;
+  } while (!atomic_compare_exchange_weak_explicit(&mb->muted, &h, self,
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed));
+  /* the receiver may have drained (or stopped) before we got on the list */
+  if (atomic_load_explicit(&mb->count, memory_order_seq_cst) < low ||
+      atomic_load_explicit(&mb->closed, memory_order_seq_cst))
+    unmute_all(w, mb);
 }
 
-static inline int push_to(tr__worker_t *w, tr__actor_t *a, tr_msg_t *m,
-                          int check) {
+static inline int push_to(tr__worker_t *w, tr_ctx_t *sctx, tr__actor_t *a,
+                          tr_msg_t *m, int check) {
+  tr__mbox_t *counted = NULL;
   if (check && atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_ACTOR) {
     const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
-    if (!find_handler(b, m->type)) return TR_EBADMSG;
+    const tr_handler_t *e = find_entry(b, m->type);
+    if (!e && !b->fallback) return TR_EBADMSG;
+    unsigned idx;
+    if (tr__unlikely(b->nmailboxes &&
+                     b->mailboxes[idx = mbox_of_type(b, m->type)].capacity)) {
+      const tr_mailbox_spec_t *sp = &b->mailboxes[idx];
+      tr__mbox_t *mb = &a->mbox[idx];
+      uint64_t c = atomic_fetch_add_explicit(&mb->count, 1, memory_order_seq_cst);
+      if (c >= sp->capacity) {
+        if (sp->overflow == TR_MAILBOX_FAIL ||
+            (sp->overflow == TR_MAILBOX_BACKPRESSURE &&
+             !(sctx && sctx->a && sctx->w && !sctx->mute_on))) {
+          atomic_fetch_sub_explicit(&mb->count, 1, memory_order_seq_cst);
+          return TR_EAGAIN;
+        }
+        if (sp->overflow == TR_MAILBOX_BACKPRESSURE) {
+          sctx->mute_on = a;
+          sctx->mute_box = idx;
+        }
+      }
+      m->flags |= TR__MSGF_COUNTED;
+      counted = mb;
+    }
   }
   int r = tr__inbox_push(&a->inbox, m);
-  if (tr__unlikely(r < 0)) return TR_ENOACTOR;
+  if (tr__unlikely(r < 0)) {
+    if (counted) {
+      atomic_fetch_sub_explicit(&counted->count, 1, memory_order_seq_cst);
+      m->flags &= ~TR__MSGF_COUNTED;
+      if (sctx && sctx->mute_on == a) sctx->mute_on = NULL;
+    }
+    return TR_ENOACTOR;
+  }
   if (r) {
     if (atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_HANDLE)
       tr__handle_signal(a);
@@ -453,29 +622,31 @@ static inline int push_to(tr__worker_t *w, tr__actor_t *a, tr_msg_t *m,
   return 0;
 }
 
-/* Sends m to `to`. w is the calling worker (NULL from a foreign thread).
- * check: verify that the receiver accepts the type. */
-int tr__send_raw(tr__worker_t *w, tr__actor_t *self, tr_ref_t to, tr_msg_t *m,
+int tr__send_raw(tr__worker_t *w, tr_ctx_t *sctx, tr_ref_t to, tr_msg_t *m,
                  int check) {
-  (void)self;
   if (tr__likely(w != NULL)) {
     tr__actor_t *a = tr__lookup(to.id);
     if (tr__unlikely(!a)) return TR_ENOACTOR;
-    return push_to(w, a, m, check);
+    return push_to(w, sctx, a, m, check);
   }
   tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[tr__ref_rt(to.id)],
                                           memory_order_acquire);
   if (!rt) return TR_ENOACTOR;
   tr__foreign_enter(rt);
   tr__actor_t *a = tr__lookup(to.id);
-  int rc = a ? push_to(NULL, a, m, check) : TR_ENOACTOR;
+  int rc = a ? push_to(NULL, NULL, a, m, check) : TR_ENOACTOR;
   tr__foreign_exit(rt);
   return rc;
 }
 
 int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
+  return tr_send_ex(ctx, to, msg, 0);
+}
+
+int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   tr_msg_t *m = msg;
   if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
+  m->flags = flags & TR_SEND_RETURN_DEAD;
   tr__worker_t *w;
   if (ctx) {
     w = ctx->w;
@@ -486,7 +657,7 @@ int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
     w = NULL;
     if (!m->tag) m->sender = 0;
   }
-  int rc = tr__send_raw(w, ctx ? ctx->a : NULL, to, m, 1);
+  int rc = tr__send_raw(w, ctx, to, m, 1);
   if (rc == 0 && ctx && m == ctx->cur) ctx->cur_owned = 0;
   return rc;
 }
@@ -512,7 +683,8 @@ int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
   uint64_t old_tag = m->tag, old_sender = m->sender;
   m->tag = tag;
   m->sender = tr__self_ref(a).id;
-  rc = tr__send_raw(ctx->w, a, to, m, 1);
+  m->flags = 0;
+  rc = tr__send_raw(ctx->w, ctx, to, m, 1);
   if (rc) {
     tr__pend_entry_t e;
     pending_take(a, tag, &e);
@@ -584,21 +756,28 @@ void tr_stop(tr_ctx_t *ctx, int reason) {
 }
 void tr_ctx_take(tr_ctx_t *ctx) { ctx->cur_owned = 0; }
 
-/* Moves newly arrived mail into the private queues (system first). */
+static void dead_letter(tr_runtime_t *rt, tr__actor_t *a, tr_msg_t *m,
+                        int reason);
+
+/* Moves newly arrived mail into the private queues: system messages to
+ * their own queue, data messages to their mailbox. */
 static inline void take_inbox(tr__actor_t *a) {
   tr_msg_t *tail;
   uint64_t n;
   tr_msg_t *m = tr__inbox_take(&a->inbox, &tail, &n);
   if (!m) return;
-  /* fast path: no system message in the batch */
-  for (tr_msg_t *p = m; p; p = p->next) {
-    if (tr__unlikely(p->type->flags & TR_MSG_SYSTEM)) goto sort;
+  if (tr__likely(!a->nmbox)) {
+    /* fast path: no system message in the batch */
+    for (tr_msg_t *p = m; p; p = p->next) {
+      if (tr__unlikely(p->type->flags & TR_MSG_SYSTEM)) goto sort;
+    }
+    if (a->data_tail) a->data_tail->next = m;
+    else a->data_head = m;
+    a->data_tail = tail;
+    goto count;
   }
-  if (a->data_tail) a->data_tail->next = m;
-  else a->data_head = m;
-  a->data_tail = tail;
-  goto count;
-sort:
+sort:;
+  const tr_behavior_t *sb = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   while (m) {
     tr_msg_t *nx = m->next;
     m->next = NULL;
@@ -606,6 +785,12 @@ sort:
       if (a->sys_tail) a->sys_tail->next = m;
       else a->sys_head = m;
       a->sys_tail = m;
+    } else if (a->nmbox) {
+      tr__mbox_t *mb = &a->mbox[mbox_of(sb, a, m)];
+      if (mb->tail) mb->tail->next = m;
+      else mb->head = m;
+      mb->tail = m;
+      mb->len++;
     } else {
       if (a->data_tail) a->data_tail->next = m;
       else a->data_head = m;
@@ -615,19 +800,78 @@ sort:
   }
 count:
   a->qlen += n;
+  if (tr__unlikely(a->nmbox)) {
+    /* drop-oldest mailboxes shed what exceeds their capacity */
+    const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+    for (uint32_t i = 0; i < a->nmbox; i++) {
+      const tr_mailbox_spec_t *sp = &b->mailboxes[i];
+      tr__mbox_t *mb = &a->mbox[i];
+      while (sp->capacity && sp->overflow == TR_MAILBOX_DROP_OLDEST &&
+             mb->len > sp->capacity) {
+        tr_msg_t *old = mb->head;
+        if (!(mb->head = old->next)) mb->tail = NULL;
+        mb->len--;
+        a->qlen--;
+        if (old->flags & TR__MSGF_COUNTED)
+          atomic_fetch_sub_explicit(&mb->count, 1, memory_order_seq_cst);
+        old->next = NULL;
+        dead_letter(a->rt, a, old, TR_ENOSPC);
+      }
+    }
+  }
   atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
   if (a->qlen > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed))
     atomic_store_explicit(&a->depth_hwm, a->qlen, memory_order_relaxed);
 }
 
-static inline tr_msg_t *pop_private(tr__actor_t *a) {
+/* Takes the next message of mailbox i and settles its bound. */
+static inline tr_msg_t *mbox_pop(tr__worker_t *w, tr__actor_t *a, uint32_t i) {
+  tr__mbox_t *mb = &a->mbox[i];
+  tr_msg_t *m = mb->head;
+  if (!(mb->head = m->next)) mb->tail = NULL;
+  mb->len--;
+  if (m->flags & TR__MSGF_COUNTED) {
+    m->flags &= ~TR__MSGF_COUNTED;
+    uint64_t c = atomic_fetch_sub_explicit(&mb->count, 1, memory_order_seq_cst) - 1;
+    const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+    const tr_mailbox_spec_t *sp = &b->mailboxes[i];
+    if (sp->overflow == TR_MAILBOX_BACKPRESSURE && c < low_water(sp) &&
+        atomic_load_explicit(&mb->muted, memory_order_seq_cst))
+      unmute_all(w, mb);
+  }
+  return m;
+}
+
+static inline tr_msg_t *pop_private(tr__worker_t *w, tr__actor_t *a) {
   tr_msg_t *m = a->sys_head;
   if (m) {
     if (!(a->sys_head = m->next)) a->sys_tail = NULL;
-  } else if ((m = a->data_head)) {
+  } else if (tr__likely(!a->nmbox)) {
+    if (!(m = a->data_head)) return NULL;
     if (!(a->data_head = m->next)) a->data_tail = NULL;
   } else {
-    return NULL;
+    const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+    if (b->select == TR_SELECT_WEIGHTED) {
+      /* rounds: mailbox mb_cur may take mb_credit more before the next */
+      for (uint32_t k = 0; k <= a->nmbox; k++) {
+        uint32_t i = a->mb_cur;
+        if (a->mbox[i].head && a->mb_credit > 0) {
+          a->mb_credit--;
+          m = mbox_pop(w, a, i);
+          break;
+        }
+        a->mb_cur = (i + 1) % a->nmbox;
+        unsigned wt = b->mailboxes[a->mb_cur].weight;
+        a->mb_credit = wt ? wt : 1;
+      }
+    } else {
+      for (uint32_t i = 0; i < a->nmbox; i++)
+        if (a->mbox[i].head) {
+          m = mbox_pop(w, a, i);
+          break;
+        }
+    }
+    if (!m) return NULL;
   }
   a->qlen--;
   return m;
@@ -687,7 +931,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   ctx->a = a;
   take_inbox(a);
   for (;;) {
-    tr_msg_t *m = pop_private(a);
+    tr_msg_t *m = pop_private(w, a);
     if (!m) {
       /* once idle, the actor may run elsewhere: touch nothing after */
       atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
@@ -720,7 +964,16 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     n++;
     TR__STAT_ADD(a->handled, 1);
     if (tr__unlikely(rc < 0 || ctx->stop_req)) {
+      ctx->mute_on = NULL;
       tr__finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
+      break;
+    }
+    if (tr__unlikely(ctx->mute_on != NULL)) {
+      /* backpressure: off the CPU until the receiver drains */
+      tr__actor_t *recv = ctx->mute_on;
+      ctx->mute_on = NULL;
+      atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
+      mute_self(w, a, recv, ctx->mute_box);
       break;
     }
   next:

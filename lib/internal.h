@@ -102,6 +102,18 @@ enum { TR__KIND_FREE = 0, TR__KIND_ACTOR = 1, TR__KIND_HANDLE = 2 };
 typedef struct tr__worker tr__worker_t;
 typedef struct tr__pending tr__pending_t;
 
+/* Internal message flags (high bits of tr_msg_t.flags). */
+#define TR__MSGF_COUNTED 0x80000000u /* counted in a bounded mailbox */
+
+/* One data mailbox of an actor that declares several. */
+typedef struct tr__mbox {
+  tr_msg_t *head, *tail;          /* private FIFO, owner only */
+  uint64_t len;                   /* its length, owner only */
+  _Atomic uint64_t count;         /* bounded: counted messages in flight */
+  _Atomic(struct tr__actor *) muted; /* senders waiting for room */
+  _Atomic int closed;             /* the owner stopped */
+} tr__mbox_t;
+
 typedef struct tr__actor {
   tr__inbox_t inbox;
   tr_msg_t *sys_head, *sys_tail;   /* private FIFOs, owner only */
@@ -115,6 +127,11 @@ typedef struct tr__actor {
   void *io_owned;                  /* timers/fds it owns, io/ manages */
   struct tr__ext *ext;             /* links, monitors, join: lazily */
   uint64_t parent;                 /* ref id of the spawning actor, or 0 */
+  tr__mbox_t *mbox;                /* declared mailboxes; kept for the
+                                      slot's life (senders may still look) */
+  uint32_t nmbox, mbox_cap;
+  uint32_t mb_cur;                 /* weighted select: current mailbox */
+  uint32_t mb_credit;              /* and what it may still take */
   uint64_t retire_epoch;
   uint64_t next_tag;
   uint64_t qlen;                   /* private queue length, owner only */
@@ -135,6 +152,8 @@ struct tr_ctx {
   int cur_owned;       /* the runtime frees cur after the handler */
   int stop_req;
   int stop_reason;
+  struct tr__actor *mute_on; /* a send hit backpressure at this actor */
+  unsigned mute_box;
 };
 
 struct tr__worker {
@@ -253,7 +272,10 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a);
 
 /* actor.c */
 tr__actor_t *tr__lookup(uint64_t id);
-int tr__send_raw(tr__worker_t *w, tr__actor_t *self, tr_ref_t to,
+/* Sends m to `to` from worker w (NULL: a foreign thread). check: verify
+ * that the receiver accepts the type and apply its mailbox bounds; sctx
+ * (may be NULL) is the sending actor's context, for backpressure. */
+int tr__send_raw(tr__worker_t *w, tr_ctx_t *sctx, tr_ref_t to,
                  tr_msg_t *m, int check);
 void tr__actor_stop_all(tr_runtime_t *rt);
 void tr__slot_retire(tr__worker_t *w, tr__actor_t *a);
@@ -261,11 +283,12 @@ tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w);
 void tr__slots_free(tr_runtime_t *rt);
 void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list);
 void tr__pending_free(tr__actor_t *a);
+/* The ref of a's actor; once it has stopped (even generation), the ref
+ * it had while alive, so exits, downs and dead letters name it. */
 static inline tr_ref_t tr__self_ref(const tr__actor_t *a) {
   tr_ref_t r;
-  r.id = tr__ref_make(a->rt->id,
-                      atomic_load_explicit(&a->gen, memory_order_relaxed),
-                      a->idx);
+  uint32_t g = atomic_load_explicit(&a->gen, memory_order_relaxed);
+  r.id = tr__ref_make(a->rt->id, (g & 1) ? g : g - 1, a->idx);
   return r;
 }
 
@@ -323,6 +346,7 @@ typedef struct tr__noreply_msg {
   int status;
 } tr__noreply_msg_t;
 void tr__msg_release(tr_msg_t *m);
+void tr__dead_letter_dtor(void *p);
 
 /* The ctx of the calling worker's running actor, or NULL on a foreign
  * thread (the I/O layer uses it to send from inside a hook). */

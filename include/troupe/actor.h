@@ -103,6 +103,41 @@ typedef struct tr_handler {
   tr_handler_fn fn;
 } tr_handler_t;
 
+/* ---- Mailboxes ---------------------------------------------------------
+ * By default an actor has one data mailbox, unbounded. A behaviour may
+ * declare several; each lists the message types it receives. A type
+ * listed nowhere goes to the first mailbox with an empty list (or to
+ * mailbox 0 if there is none), so a message type goes to exactly one
+ * mailbox of the receiver (the first that lists it). The system
+ * mailbox (stop requests, exits, downs, replies of the runtime, timers,
+ * I/O) is separate, unbounded, and always served first. */
+
+/* What a bounded mailbox does when it is full (values shared with the
+ * channel system's tr_overflow_t). */
+#define TR_MAILBOX_FAIL 0        /* the send fails with TR_EAGAIN; the
+                                    caller keeps the message */
+#define TR_MAILBOX_DROP_OLDEST 1 /* the oldest queued message is dropped
+                                    (counted as a dead letter) */
+#define TR_MAILBOX_BACKPRESSURE 2 /* the message is accepted and a sending
+                                    actor is descheduled until the mailbox
+                                    drains below low_water (as Pony mutes
+                                    senders); a sender outside the runtime
+                                    gets TR_EAGAIN instead */
+
+typedef struct tr_mailbox_spec {
+  const char *name;
+  const tr_msgtype_t *const *types; /* the types routed here */
+  size_t ntypes;
+  size_t capacity;    /* 0 = unbounded */
+  int overflow;       /* TR_MAILBOX_* */
+  size_t low_water;   /* backpressure: resume senders below; 0 = capacity/2 */
+  unsigned weight;    /* TR_SELECT_WEIGHTED: messages per round; 0 = 1 */
+} tr_mailbox_spec_t;
+
+/* How the next data mailbox is chosen when several have mail. */
+#define TR_SELECT_PRIORITY 0 /* the lowest index with mail, always */
+#define TR_SELECT_WEIGHTED 1 /* rounds of `weight` messages per mailbox */
+
 /* An actor's behaviour: what it is and which messages it accepts. Usually
  * a static const object shared by every actor of that kind. */
 typedef struct tr_behavior {
@@ -118,6 +153,10 @@ typedef struct tr_behavior {
   /* Called for types not in the table; NULL = such sends fail with
    * TR_EBADMSG at the sender. */
   tr_handler_fn fallback;
+  /* Data mailboxes (NULL/0: one unbounded mailbox) and how to pick. */
+  const tr_mailbox_spec_t *mailboxes;
+  size_t nmailboxes;
+  int select; /* TR_SELECT_* */
 } tr_behavior_t;
 
 /* Builds the handlers/nhandlers pair from a static array. */
@@ -178,6 +217,36 @@ TR_EXTERN void tr_ctx_take(tr_ctx_t *ctx);
  * actor), TR_EBADMSG (the receiver does not accept the type), TR_EINVAL.
  * On failure the caller still owns msg. */
 TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
+
+/* Options of tr_send_ex. */
+#define TR_SEND_RETURN_DEAD 0x1u /* if the message is dropped undelivered
+                                    (receiver stopped, mailbox overflow),
+                                    return it to the sending actor inside a
+                                    tr_dead_letter_t */
+
+/* tr_send with options. Same codes as tr_send, plus TR_EAGAIN when a
+ * bounded mailbox refuses the message (the caller keeps it). */
+TR_EXTERN int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg,
+                         unsigned flags);
+
+/* A message that could not be delivered, returned to its sender (which
+ * asked for it with TR_SEND_RETURN_DEAD). msg is owned by this envelope:
+ * take it with tr_dead_letter_take, or it is freed with the envelope. */
+typedef struct tr_dead_letter {
+  tr_msg_t hdr;
+  tr_ref_t to;   /* the intended receiver */
+  int reason;    /* TR_ENOACTOR (receiver stopped) or TR_ENOSPC (dropped
+                    by a full mailbox) */
+  void *msg;
+} tr_dead_letter_t;
+TR_MESSAGE_DECLARE(tr_dead_letter_t)
+
+/* Takes the returned message out of a dead letter; the caller owns it. */
+static inline void *tr_dead_letter_take(tr_dead_letter_t *d) {
+  void *m = d->msg;
+  d->msg = NULL;
+  return m;
+}
 
 /* Continuation of an ask: status is 0 with the reply (owned by the
  * continuation like a handled message), or a negative code with reply ==

@@ -47,6 +47,8 @@ typedef struct tr_msg {
   const tr_msgtype_t *type;  /* the type descriptor */
   uint64_t sender;           /* tr_ref_t id of the sender, 0 if none */
   uint64_t tag;              /* request/reply correlation, runtime use */
+  uint32_t flags;            /* TR_SEND_* options of its last send */
+  uint32_t reserved_;
 } tr_msg_t;
 
 /* Message type flags. */
