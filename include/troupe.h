@@ -14,5 +14,6 @@
 #include <troupe/mailbox.h>
 #include <troupe/actor.h>
 #include <troupe/supervisor.h>
+#include <troupe/channel.h>
 
 #endif

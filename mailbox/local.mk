@@ -1,2 +1,49 @@
 # SPDX-License-Identifier: MIT
 # Build fragment of the channel system, included by the top-level Makefile.am.
+
+libtroupe_la_SOURCES += \
+	mailbox/chan_internal.h \
+	mailbox/chan_core.c \
+	mailbox/chan_mpsc.c \
+	mailbox/chan_select.c \
+	mailbox/chan_bcast.c
+troupeinclude_HEADERS += include/troupe/channel.h
+
+chan_tests = \
+	tests/check_chan_mpsc \
+	tests/check_chan_oneshot \
+	tests/check_chan_broadcast \
+	tests/check_chan_watch \
+	tests/check_chan_select
+runtime_tests += $(chan_tests)
+check_PROGRAMS += $(chan_tests) examples/chan_demo
+TESTS += $(chan_tests) examples/chan_demo
+EXTRA_DIST += doc/channels.md doc/overflow.md
+
+tests_check_chan_mpsc_SOURCES = tests/check_chan_mpsc.c tests/testutil.h
+tests_check_chan_mpsc_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_mpsc_LDADD = $(TEST_LIBS)
+tests_check_chan_oneshot_SOURCES = tests/check_chan_oneshot.c tests/testutil.h
+tests_check_chan_oneshot_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_oneshot_LDADD = $(TEST_LIBS)
+tests_check_chan_broadcast_SOURCES = tests/check_chan_broadcast.c tests/testutil.h
+tests_check_chan_broadcast_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_broadcast_LDADD = $(TEST_LIBS)
+tests_check_chan_watch_SOURCES = tests/check_chan_watch.c tests/testutil.h
+tests_check_chan_watch_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_watch_LDADD = $(TEST_LIBS)
+tests_check_chan_select_SOURCES = tests/check_chan_select.c tests/testutil.h
+tests_check_chan_select_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_select_LDADD = $(TEST_LIBS)
+
+examples_chan_demo_SOURCES = examples/chan_demo.c
+examples_chan_demo_LDADD = libtroupe.la
+
+chan_bench_programs = bench/broadcast bench/select
+EXTRA_PROGRAMS += $(chan_bench_programs)
+CLEANFILES += $(chan_bench_programs)
+bench_broadcast_SOURCES = bench/broadcast.c bench/benchutil.h
+bench_broadcast_LDADD = libtroupe.la
+bench_select_SOURCES = bench/select.c bench/benchutil.h
+bench_select_LDADD = libtroupe.la
+bench: $(chan_bench_programs)

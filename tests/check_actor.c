@@ -22,6 +22,8 @@ TR_MESSAGE_TYPE(other_t, int x;)
 TR_MESSAGE_TYPE(keep_t, uint64_t v;)
 TR_MESSAGE_TYPE(stopme_t, int reason;)
 TR_MESSAGE_TYPE(tagged_t, uint32_t who;)
+TR_MESSAGE_TYPE(urgent_t, int unused;)
+TR_MESSAGE_TYPE(spawnreq_t, uint64_t v;)
 
 static _Atomic uint64_t num_freed, other_freed, keep_freed;
 static void num_dtor(void *m) {
@@ -41,6 +43,8 @@ TR_MESSAGE_DEFINE(other_t, .dtor = other_dtor);
 TR_MESSAGE_DEFINE(keep_t, .dtor = keep_dtor);
 TR_MESSAGE_DEFINE(stopme_t);
 TR_MESSAGE_DEFINE(tagged_t);
+TR_MESSAGE_DEFINE(urgent_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(spawnreq_t);
 
 /* Observations made by actors, read by the test thread. */
 static _Atomic uint64_t handled, other_handled, fallback_calls, stops;
@@ -150,7 +154,7 @@ static int probe_on_num(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t probe_handlers[] = {{TR_TYPE(num_t), probe_on_num}};
+static const tr_handler_t probe_handlers[] = {{.type = TR_TYPE(num_t), .fn = probe_on_num}};
 static const tr_behavior_t probe = {
     .name = "probe",
     .state_size = sizeof(probe_state_t),
@@ -233,8 +237,8 @@ END_TEST
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const tr_handler_t two_handlers[] = {
-    {TR_TYPE(num_t), count_num},
-    {TR_TYPE(other_t), count_other},
+    {.type = TR_TYPE(num_t), .fn = count_num},
+    {.type = TR_TYPE(other_t), .fn = count_other},
 };
 static const tr_behavior_t two = {
     .name = "two",
@@ -273,7 +277,7 @@ static int fb_handler(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t num_only[] = {{TR_TYPE(num_t), count_num}};
+static const tr_handler_t num_only[] = {{.type = TR_TYPE(num_t), .fn = count_num}};
 static const tr_behavior_t withfb = {
     .name = "withfb",
     .handlers = TR_HANDLERS(num_only),
@@ -341,8 +345,8 @@ static int stopper_on_stopme(tr_ctx_t *ctx, void *state, void *msg) {
 }
 
 static const tr_handler_t stopper_handlers[] = {
-    {TR_TYPE(num_t), count_num},
-    {TR_TYPE(stopme_t), stopper_on_stopme},
+    {.type = TR_TYPE(num_t), .fn = count_num},
+    {.type = TR_TYPE(stopme_t), .fn = stopper_on_stopme},
 };
 static const tr_behavior_t stopper = {
     .name = "stopper",
@@ -435,7 +439,7 @@ static int failer_on_num(tr_ctx_t *ctx, void *state, void *msg) {
   return ((num_t *)msg)->v == 3 ? TR_EFAILED : 0;
 }
 static const tr_handler_t failer_handlers[] = {
-    {TR_TYPE(num_t), failer_on_num}};
+    {.type = TR_TYPE(num_t), .fn = failer_on_num}};
 static const tr_behavior_t failer = {
     .name = "failer",
     .on_stop = note_stop,
@@ -537,8 +541,8 @@ static int taker_on_num(tr_ctx_t *ctx, void *state, void *msg) {
 }
 
 static const tr_handler_t taker_handlers[] = {
-    {TR_TYPE(keep_t), taker_on_keep},
-    {TR_TYPE(num_t), taker_on_num},
+    {.type = TR_TYPE(keep_t), .fn = taker_on_keep},
+    {.type = TR_TYPE(num_t), .fn = taker_on_num},
 };
 static const tr_behavior_t taker = {
     .name = "taker",
@@ -598,14 +602,14 @@ static int sink_on_num(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t fwd_handlers[] = {{TR_TYPE(num_t), fwd_on_num}};
+static const tr_handler_t fwd_handlers[] = {{.type = TR_TYPE(num_t), .fn = fwd_on_num}};
 static const tr_behavior_t fwd = {
     .name = "fwd",
     .state_size = sizeof(fwd_state_t),
     .init = fwd_init,
     .handlers = TR_HANDLERS(fwd_handlers),
 };
-static const tr_handler_t sink_handlers[] = {{TR_TYPE(num_t), sink_on_num}};
+static const tr_handler_t sink_handlers[] = {{.type = TR_TYPE(num_t), .fn = sink_on_num}};
 static const tr_behavior_t sink = {
     .name = "sink",
     .handlers = TR_HANDLERS(sink_handlers),
@@ -663,6 +667,152 @@ START_TEST(test_tr_send_sender_outside_is_null) {
 }
 END_TEST
 
+/* ---- sending from init and handlers ------------------------------------ */
+
+static int selfsend_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  /* init may send: to itself and to another actor (arg). */
+  if (tr_send(ctx, tr_self(ctx), num_new(1)) != 0)
+    return TR_EFAILED;
+  if (tr_send(ctx, *(const tr_ref_t *)arg, num_new(2)) != 0)
+    return TR_EFAILED;
+  return 0;
+}
+
+static const tr_behavior_t selfsend = {
+    .name = "selfsend",
+    .init = selfsend_init,
+    .handlers = TR_HANDLERS(num_only),
+};
+
+START_TEST(test_tr_spawn_init_sends) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t other, r;
+  reset();
+  ck_assert_int_eq(tr_spawn(rt, &two, NULL, &other), 0);
+  ck_assert_int_eq(tr_spawn(rt, &selfsend, &other, &r), 0);
+  ck_assert(tu_wait_ge(&handled, 2, 10000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  ck_assert_uint_eq(atomic_load(&handled), 2);
+  ck_assert_uint_eq(atomic_load(&num_freed), 2);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+static int child_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  (void)state;
+  (void)arg;
+  atomic_fetch_add(&init_calls, 1);
+  return 0;
+}
+
+static const tr_behavior_t child = {
+    .name = "child",
+    .init = child_init,
+    .on_stop = note_stop,
+    .handlers = TR_HANDLERS(num_only),
+};
+
+/* parent: spawns a child per request, passes the value on to it. */
+static int parent_on_spawnreq(tr_ctx_t *ctx, void *state, void *msg) {
+  tr_ref_t kid;
+  num_t *n;
+  (void)state;
+  if (tr_spawn(tr_ctx_runtime(ctx), &child, NULL, &kid) != 0) {
+    atomic_fetch_add(&errors, 1);
+    return 0;
+  }
+  n = num_t_new();
+  if (n == NULL)
+    return TR_ENOMEM;
+  n->v = ((spawnreq_t *)msg)->v;
+  if (tr_send(ctx, kid, n) != 0) {
+    atomic_fetch_add(&errors, 1);
+    tr_msg_free(n);
+  }
+  return 0;
+}
+
+static const tr_handler_t parent_h[] = {
+    {.type = TR_TYPE(spawnreq_t), .fn = parent_on_spawnreq}};
+static const tr_behavior_t parent = {.name = "parent",
+                                     .handlers = TR_HANDLERS(parent_h)};
+
+START_TEST(test_tr_spawn_from_handler) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_runtime_stats_t st;
+  tr_ref_t p;
+  reset();
+  ck_assert_int_eq(tr_spawn(rt, &parent, NULL, &p), 0);
+  for (uint64_t i = 1; i <= 20; i++) {
+    spawnreq_t *q = spawnreq_t_new();
+    ck_assert_ptr_nonnull(q);
+    q->v = i;
+    ck_assert_int_eq(tr_send(NULL, p, q), 0);
+  }
+  ck_assert(tu_wait_ge(&handled, 20, 10000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  ck_assert_uint_eq(atomic_load(&init_calls), 20);
+  ck_assert_uint_eq(atomic_load(&errors), 0);
+  ck_assert_int_eq(tr_runtime_stats(rt, &st), 0);
+  ck_assert_uint_eq(st.actors_live, 21);
+  ck_assert_uint_eq(st.actors_spawned, 21);
+  tu_runtime_finish(rt);
+  ck_assert_uint_eq(atomic_load(&stops), 20); /* the children's on_stop */
+}
+END_TEST
+
+/* ---- system-flagged message types -------------------------------------- */
+
+static _Atomic uint32_t urgent_pos;
+
+static int urgent_on_num(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_fetch_add(&handled, 1);
+  return 0;
+}
+
+static int urgent_on_urgent(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_store(&urgent_pos, (uint32_t)atomic_load(&handled));
+  atomic_fetch_add(&other_handled, 1);
+  return 0;
+}
+
+static const tr_handler_t urgent_h[] = {
+    {.type = TR_TYPE(num_t), .fn = urgent_on_num},
+    {.type = TR_TYPE(urgent_t), .fn = urgent_on_urgent},
+};
+static const tr_behavior_t urgent = {.name = "urgent",
+                                     .handlers = TR_HANDLERS(urgent_h)};
+
+START_TEST(test_tr_send_system_flag_first) {
+  /* TR_MSG_SYSTEM: served before any data message already queued. */
+  tr_runtime_t *rt = tu_runtime(1, 0, 0);
+  urgent_t *u = urgent_t_new();
+  tr_ref_t r;
+  reset();
+  atomic_store(&urgent_pos, UINT32_MAX);
+  ck_assert_ptr_nonnull(u);
+  ck_assert_int_eq(tr_spawn(rt, &urgent, NULL, &r), 0);
+  send_nums(r, 1, 50);
+  ck_assert_int_eq(tr_send(NULL, r, u), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), 0);
+  ck_assert(tu_wait_ge(&handled, 50, 10000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  ck_assert_uint_eq(atomic_load(&other_handled), 1);
+  ck_assert_msg(atomic_load(&urgent_pos) == 0,
+                "system-flagged message handled after %u data messages",
+                atomic_load(&urgent_pos));
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 /* ---- counters ---------------------------------------------------------- */
 
 START_TEST(test_tr_actor_stats_counters) {
@@ -710,7 +860,7 @@ static int tagged_on(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 static const tr_handler_t tagged_handlers[] = {
-    {TR_TYPE(tagged_t), tagged_on}};
+    {.type = TR_TYPE(tagged_t), .fn = tagged_on}};
 static const tr_behavior_t tagged = {
     .name = "tagged",
     .handlers = TR_HANDLERS(tagged_handlers),
@@ -790,6 +940,9 @@ static Suite *actor_suite(void) {
   tcase_add_test(tc, test_tr_send_forward_received);
   tcase_add_test(tc, test_tr_send_forward_failed);
   tcase_add_test(tc, test_tr_send_sender_outside_is_null);
+  tcase_add_test(tc, test_tr_spawn_init_sends);
+  tcase_add_test(tc, test_tr_spawn_from_handler);
+  tcase_add_test(tc, test_tr_send_system_flag_first);
   tcase_add_test(tc, test_tr_actor_stats_counters);
   tcase_add_test(tc, test_tr_runtime_config_budget_no_starvation);
   suite_add_tcase(s, tc);

@@ -150,7 +150,7 @@ static void asker_on_stop(tr_ctx_t *ctx, void *state, int reason) {
   atomic_fetch_add(&asker_stops, 1);
 }
 
-static const tr_handler_t asker_handlers[] = {{TR_TYPE(go_t), asker_on_go}};
+static const tr_handler_t asker_handlers[] = {{.type = TR_TYPE(go_t), .fn = asker_on_go}};
 static const tr_behavior_t asker = {
     .name = "asker",
     .state_size = sizeof(asker_state_t),
@@ -271,16 +271,16 @@ static int srv_defer_on_flush(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t srv_reply_h[] = {{TR_TYPE(req_t), srv_reply_on_req}};
-static const tr_handler_t srv_twice_h[] = {{TR_TYPE(req_t), srv_twice_on_req}};
-static const tr_handler_t srv_drop_h[] = {{TR_TYPE(req_t), srv_drop_on_req}};
-static const tr_handler_t srv_stop_h[] = {{TR_TYPE(req_t), srv_stop_on_req}};
+static const tr_handler_t srv_reply_h[] = {{.type = TR_TYPE(req_t), .fn = srv_reply_on_req}};
+static const tr_handler_t srv_twice_h[] = {{.type = TR_TYPE(req_t), .fn = srv_twice_on_req}};
+static const tr_handler_t srv_drop_h[] = {{.type = TR_TYPE(req_t), .fn = srv_drop_on_req}};
+static const tr_handler_t srv_stop_h[] = {{.type = TR_TYPE(req_t), .fn = srv_stop_on_req}};
 static const tr_handler_t srv_defer_h[] = {
-    {TR_TYPE(req_t), srv_defer_on_req},
-    {TR_TYPE(flush_t), srv_defer_on_flush},
+    {.type = TR_TYPE(req_t), .fn = srv_defer_on_req},
+    {.type = TR_TYPE(flush_t), .fn = srv_defer_on_flush},
 };
 static const tr_handler_t srv_flush_only_h[] = {
-    {TR_TYPE(flush_t), srv_drop_on_req}};
+    {.type = TR_TYPE(flush_t), .fn = srv_drop_on_req}};
 
 static const tr_behavior_t srv_reply = {.name = "srv_reply",
                                         .handlers = TR_HANDLERS(srv_reply_h)};

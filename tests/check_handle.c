@@ -122,14 +122,14 @@ static int drop_on_hq(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t echo_h[] = {{TR_TYPE(hq_t), echo_on_hq}};
-static const tr_handler_t chatty_h[] = {{TR_TYPE(hq_t), chatty_on_hq}};
+static const tr_handler_t echo_h[] = {{.type = TR_TYPE(hq_t), .fn = echo_on_hq}};
+static const tr_handler_t chatty_h[] = {{.type = TR_TYPE(hq_t), .fn = chatty_on_hq}};
 static const tr_handler_t stash_h[] = {
-    {TR_TYPE(hq_t), stash_on_hq},
-    {TR_TYPE(note_t), stash_on_note},
+    {.type = TR_TYPE(hq_t), .fn = stash_on_hq},
+    {.type = TR_TYPE(note_t), .fn = stash_on_note},
 };
-static const tr_handler_t drop_h[] = {{TR_TYPE(hq_t), drop_on_hq}};
-static const tr_handler_t notes_only_h[] = {{TR_TYPE(note_t), drop_on_hq}};
+static const tr_handler_t drop_h[] = {{.type = TR_TYPE(hq_t), .fn = drop_on_hq}};
+static const tr_handler_t notes_only_h[] = {{.type = TR_TYPE(note_t), .fn = drop_on_hq}};
 
 static const tr_behavior_t echo = {.name = "echo",
                                    .handlers = TR_HANDLERS(echo_h)};

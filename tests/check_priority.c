@@ -52,8 +52,8 @@ static int flooder_on_work(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t logger_h[] = {{TR_TYPE(work_t), logger_on_work}};
-static const tr_handler_t flooder_h[] = {{TR_TYPE(work_t), flooder_on_work}};
+static const tr_handler_t logger_h[] = {{.type = TR_TYPE(work_t), .fn = logger_on_work}};
+static const tr_handler_t flooder_h[] = {{.type = TR_TYPE(work_t), .fn = flooder_on_work}};
 static const tr_behavior_t logger = {.name = "logger",
                                      .handlers = TR_HANDLERS(logger_h)};
 static const tr_behavior_t flooder = {.name = "flooder",

@@ -60,7 +60,7 @@ static int counter_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 static const tr_handler_t counter_handlers[] = {
-    {TR_TYPE(tick_t), counter_on_tick}};
+    {.type = TR_TYPE(tick_t), .fn = counter_on_tick}};
 static const tr_behavior_t counter = {
     .name = "counter",
     .on_stop = note_stop,
@@ -78,7 +78,7 @@ static int slow_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
   atomic_fetch_add(&handled, 1);
   return 0;
 }
-static const tr_handler_t slow_handlers[] = {{TR_TYPE(tick_t), slow_on_tick}};
+static const tr_handler_t slow_handlers[] = {{.type = TR_TYPE(tick_t), .fn = slow_on_tick}};
 static const tr_behavior_t slow = {
     .name = "slow",
     .on_stop = note_stop,
@@ -94,7 +94,7 @@ static int looper_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 static const tr_handler_t looper_handlers[] = {
-    {TR_TYPE(tick_t), looper_on_tick}};
+    {.type = TR_TYPE(tick_t), .fn = looper_on_tick}};
 static const tr_behavior_t looper = {
     .name = "looper",
     .on_stop = note_stop,
@@ -112,7 +112,7 @@ static int echo_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
     tr_msg_free(r);
   return 0;
 }
-static const tr_handler_t echo_handlers[] = {{TR_TYPE(tick_t), echo_on_tick}};
+static const tr_handler_t echo_handlers[] = {{.type = TR_TYPE(tick_t), .fn = echo_on_tick}};
 static const tr_behavior_t echo = {
     .name = "echo",
     .handlers = TR_HANDLERS(echo_handlers),

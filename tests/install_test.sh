@@ -26,7 +26,7 @@ top=$(cd "$top_builddir" && pwd) || fail "no top_builddir"
 prefix=$(sed -n 's/^prefix=//p' "$top/troupe.pc")
 [ -n "$prefix" ] || fail "no prefix= in troupe.pc"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/troupe-install.XXXXXX") || fail "mktemp"
+tmp=$(mktemp -d -t troupe-install.XXXXXX) || fail "mktemp"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 dest=$tmp/root
 
@@ -87,7 +87,7 @@ static int on_num(tr_ctx_t *ctx, void *state, void *msg) {
   return 0;
 }
 
-static const tr_handler_t handlers[] = {{TR_TYPE(num_t), on_num}};
+static const tr_handler_t handlers[] = {{.type = TR_TYPE(num_t), .fn = on_num}};
 static const tr_behavior_t doubler = {.name = "doubler",
                                       .handlers = TR_HANDLERS(handlers)};
 

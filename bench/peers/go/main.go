@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// The Go peer of troupe's actor-core benchmarks: goroutines and channels,
+// GOMAXPROCS = workers. Usage: go-bench <workload> [-n N] [-w W] [-a A] [-s S]
+// It prints the parameters, then the same RESULT line as the troupe programs.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type params struct {
+	n, workers, actors, senders int
+}
+
+// A workload runs its measured part and returns the checksum and the
+// throughput it reports (items per second are computed by the caller).
+type workload struct {
+	defaultN int
+	items    func(p params, checksum uint64) float64
+	run      func(p params) (checksum uint64, extra string)
+}
+
+var workloads = map[string]workload{
+	"pingpong":    {2000000, func(p params, c uint64) float64 { return float64(c) }, pingpong},
+	"ring":        {10000000, func(p params, c uint64) float64 { return float64(c) }, ring},
+	"skynet":      {1000000, func(p params, c uint64) float64 { return float64((p.n*10 - 1) / 9) }, skynet},
+	"fanin":       {5000000, func(p params, c uint64) float64 { return float64(c) }, fanin},
+	"spawn":       {1000000, func(p params, c uint64) float64 { return float64(c) }, spawn},
+	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory [-n N] [-w W] [-a A] [-s S]")
+		os.Exit(64)
+	}
+	name := os.Args[1]
+	w, ok := workloads[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "unknown workload %q\n", name)
+		os.Exit(64)
+	}
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	var p params
+	fs.IntVar(&p.n, "n", w.defaultN, "round trips, hops, leaves, messages per sender or actors")
+	fs.IntVar(&p.workers, "w", 2, "worker threads (GOMAXPROCS)")
+	fs.IntVar(&p.actors, "a", 1000, "actors in the ring")
+	fs.IntVar(&p.senders, "s", 0, "fanin senders (0 = workers)")
+	fs.Int("t", 600, "timeout in seconds (ignored: the driver enforces it)")
+	fs.Parse(os.Args[2:])
+	if p.senders == 0 {
+		p.senders = p.workers
+	}
+	runtime.GOMAXPROCS(p.workers)
+	fmt.Printf("%s go %s: n=%d workers=%d actors=%d senders=%d\n", name,
+		strings.TrimPrefix(runtime.Version(), "go"), p.n, p.workers, p.actors, p.senders)
+
+	start := time.Now()
+	checksum, extra := w.run(p)
+	secs := time.Since(start).Seconds()
+	fmt.Printf("RESULT %s go %.6f %d rate=%.0f%s\n", name, secs, checksum,
+		w.items(p, checksum)/secs, extra)
+}

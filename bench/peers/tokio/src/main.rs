@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+//! The Tokio peer of troupe's actor-core benchmarks: tasks on the
+//! multi-thread runtime (worker_threads = workers) talking over
+//! tokio::sync::mpsc. Usage: tokio-bench <workload> [-n N] [-w W] [-a A] [-s S]
+//! It prints the parameters, then the same RESULT line as the troupe programs.
+
+use std::time::Instant;
+
+mod fanin;
+mod idle_memory;
+mod pingpong;
+mod ring;
+mod skynet;
+mod spawn;
+
+pub struct Params {
+    pub n: u64,
+    pub workers: usize,
+    pub actors: u64,
+    pub senders: u64,
+}
+
+/// Resident set size of this process in bytes (VmRSS of /proc/self/status).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+fn usage() -> ! {
+    eprintln!("usage: tokio-bench pingpong|ring|skynet|fanin|spawn|idle_memory [-n N] [-w W] [-a A] [-s S]");
+    std::process::exit(64)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().cloned().unwrap_or_else(|| usage());
+    let default_n = match name.as_str() {
+        "pingpong" => 2_000_000,
+        "ring" => 10_000_000,
+        "skynet" | "spawn" | "idle_memory" => 1_000_000,
+        "fanin" => 5_000_000,
+        _ => usage(),
+    };
+    let mut p = Params { n: default_n, workers: 2, actors: 1000, senders: 0 };
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let v: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "-n" => p.n = v,
+            "-w" => p.workers = v as usize,
+            "-a" => p.actors = v,
+            "-s" => p.senders = v,
+            "-t" => {} // timeout: enforced by the driver
+            _ => usage(),
+        }
+    }
+    if p.senders == 0 {
+        p.senders = p.workers as u64;
+    }
+    println!(
+        "{} tokio: n={} workers={} actors={} senders={}",
+        name, p.n, p.workers, p.actors, p.senders
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(p.workers)
+        .build()
+        .expect("tokio runtime");
+
+    let start = Instant::now();
+    let (checksum, items, extra) = rt.block_on(async {
+        match name.as_str() {
+            "pingpong" => pingpong::run(&p).await,
+            "ring" => ring::run(&p).await,
+            "skynet" => skynet::run(&p).await,
+            "fanin" => fanin::run(&p).await,
+            "spawn" => spawn::run(&p).await,
+            _ => idle_memory::run(&p).await,
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "RESULT {} tokio {:.6} {} rate={:.0}{}",
+        name, secs, checksum, items as f64 / secs, extra
+    );
+    // Idle tasks would otherwise be dropped one by one; the process ends.
+    std::process::exit(0);
+}

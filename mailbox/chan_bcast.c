@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * broadcast and watch channels. A published value is stored once in a
+ * reference-counted box; each subscriber sees it through a small
+ * tr_chan_view_t (const pointer + sequence + lag) that holds one
+ * reference. A broadcast keeps the last `capacity` boxes in a ring; every
+ * subscriber has a cursor, and one that falls further behind than the ring
+ * is moved to the oldest retained value and told, in that view's `lagged`,
+ * exactly how many it missed. Publishing and cursor moves happen under the
+ * channel lock, so seq + lagged accounting is exact whatever the number of
+ * publishers.
+ *
+ * Actor subscribers are paced by a window of views in flight (64 for
+ * broadcast, 1 for watch). Freeing a view decrements the subscriber's
+ * in-flight count without the lock; the one that brings it to half the
+ * window (or below) refills under the lock if values are waiting. The
+ * publisher stores the tail before it reads the in-flight count and the
+ * view's destructor decrements before it reads the tail (all seq_cst), so
+ * one of the two always sees the other: no subscriber is left stalled.
+ * Memory stays bounded: ring + subscribers x window views.
+ */
+#include "chan_internal.h"
+#include "park.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TR__BCAST_WINDOW 64u
+
+static uint32_t window_of(const tr_chan_t *ch) {
+  return ch->kind == TR_CHAN_WATCH ? 1u : TR__BCAST_WINDOW;
+}
+
+void tr__shared_unref(tr__shared_t *s) {
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+    tr_msg_free(s->value);
+    free(s);
+  }
+}
+
+static tr__shared_t *shared_new(tr_msg_t *m) {
+  tr__shared_t *s = malloc(sizeof(*s));
+  if (!s) return NULL;
+  atomic_init(&s->refs, 1);
+  s->value = m;
+  return s;
+}
+
+void tr__sub_unref(tr_chan_sub_t *s) {
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+    tr_chan_t *ch = s->ch;
+    free(s);
+    tr__chan_unref(ch);
+  }
+}
+
+static void sub_unlist(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
+  if (!s->listed) return;
+  s->listed = 0;
+  if (s->lprev) s->lprev->lnext = s->lnext;
+  else ch->subs = s->lnext;
+  if (s->lnext) s->lnext->lprev = s->lprev;
+  ch->nsubs--;
+  s->dnext = d->unref_subs; /* the list's reference, after unlocking */
+  d->unref_subs = s;
+}
+
+/* Makes the view of box b for subscriber s (s NULL: a thread's view,
+ * which owes no credit). */
+static tr_chan_view_t *view_new(tr_chan_t *ch, tr_chan_sub_t *s,
+                                tr__shared_t *b, uint64_t seq,
+                                uint64_t lagged, unsigned index) {
+  tr_chan_view_t *v = tr_msg_new(&tr_chan_view_t__type);
+  if (!v) return NULL;
+  atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+  v->chan = ch;
+  v->value = b->value;
+  v->seq = seq;
+  v->lagged = lagged;
+  v->index = index;
+  v->priv_[0] = b;
+  v->priv_[1] = s;
+  if (s) atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+  return v;
+}
+
+/* Next view for a broadcast cursor at *next: NULL if nothing new. */
+static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
+                                  uint64_t *next, unsigned index) {
+  uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+  uint64_t n = *next, lag = 0;
+  if (n >= tail) return NULL;
+  if (tail - n > ch->bcap) {
+    lag = tail - ch->bcap - n;
+    n = tail - ch->bcap;
+  }
+  tr_chan_view_t *v = view_new(ch, s, ch->bring[n % ch->bcap], n, lag, index);
+  if (!v) return NULL;
+  *next = n + 1;
+  ch->delivered++;
+  ch->lagged += lag;
+  return v;
+}
+
+static tr_chan_view_t *watch_take(tr_chan_t *ch, tr_chan_sub_t *s,
+                                  uint64_t *seen, unsigned index) {
+  uint64_t ver = atomic_load_explicit(&ch->version, memory_order_relaxed);
+  if (!ch->cur || *seen >= ver) return NULL;
+  uint64_t lag = *seen ? ver - *seen - 1 : 0;
+  tr_chan_view_t *v = view_new(ch, s, ch->cur, ver, lag, index);
+  if (!v) return NULL;
+  *seen = ver;
+  ch->delivered++;
+  ch->lagged += lag;
+  return v;
+}
+
+/* Sends an actor subscriber what it may have now; then, once it has seen
+ * everything of a closed channel, the closed notice. Under the lock. */
+static void pump_sub(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
+  if (!s->listed || !s->ref) return;
+  uint32_t win = window_of(ch);
+  while (atomic_load_explicit(&s->inflight, memory_order_seq_cst) < win) {
+    uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
+                            ? watch_take(ch, s, &next, s->index)
+                            : bcast_take(ch, s, &next, s->index);
+    if (!v) break;
+    uint64_t prev = atomic_load_explicit(&s->next, memory_order_relaxed);
+    atomic_store_explicit(&s->next, next, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&s->inflight, 1, memory_order_seq_cst);
+    int rc = tr__chan_deliver(ch, s->ref, &v->hdr);
+    if (rc == TR_EAGAIN) {
+      /* a full bounded mailbox: undo, the view owes nothing; retried at
+       * the next publish or view freed */
+      atomic_store_explicit(&s->next, prev, memory_order_seq_cst);
+      atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_seq_cst);
+      atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
+      v->priv_[1] = NULL;
+      ch->delivered--;
+      ch->lagged -= v->lagged;
+      tr__defer_free(d, &v->hdr);
+      return;
+    }
+    if (rc != 0) {
+      /* the subscriber stopped: it leaves; the view is a dead letter */
+      ch->dead++;
+      ch->delivered--;
+      tr__defer_free(d, &v->hdr);
+      sub_unlist(ch, s, d);
+      return;
+    }
+  }
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
+      !s->closed_sent) {
+    uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    int done = ch->kind == TR_CHAN_WATCH
+                   ? next >= atomic_load_explicit(&ch->version,
+                                                  memory_order_relaxed)
+                   : next >= atomic_load_explicit(&ch->tail,
+                                                  memory_order_relaxed);
+    if (done) {
+      s->closed_sent = 1;
+      tr__chan_send_closed(ch, s->ref, s->index, d, 1);
+      sub_unlist(ch, s, d);
+    }
+  }
+}
+
+void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
+  tr_chan_sub_t *s = ch->subs;
+  while (s) {
+    tr_chan_sub_t *nx = s->lnext; /* pump_sub may unlist s */
+    pump_sub(ch, s, d);
+    s = nx;
+  }
+  tr__waiters_wake(ch->recv_waiters);
+}
+
+/* Destructor of tr_chan_view_t. */
+void tr__view_done(tr_chan_view_t *v) {
+  tr__shared_t *b = v->priv_[0];
+  tr_chan_sub_t *s = v->priv_[1];
+  if (b) tr__shared_unref(b);
+  if (!s) return;
+  tr_chan_t *ch = s->ch;
+  uint32_t left =
+      atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_seq_cst) - 1;
+  if (left <= window_of(ch) / 2) {
+    uint64_t next = atomic_load_explicit(&s->next, memory_order_seq_cst);
+    uint64_t end = ch->kind == TR_CHAN_WATCH
+                       ? atomic_load_explicit(&ch->version, memory_order_seq_cst)
+                       : atomic_load_explicit(&ch->tail, memory_order_seq_cst);
+    if (next < end || atomic_load_explicit(&ch->closed, memory_order_seq_cst)) {
+      tr__defer_t d = {0};
+      pthread_mutex_lock(&ch->mu);
+      pump_sub(ch, s, &d);
+      pthread_mutex_unlock(&ch->mu);
+      tr__defer_run(ch, &d);
+    }
+  }
+  tr__sub_unref(s);
+}
+
+/* ---- publishing ---------------------------------------------------------- */
+
+int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
+  (void)dead_to; /* a published value is never dead: it is retained */
+  tr__defer_t d = {0};
+  tr__shared_t *old = NULL;
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    rc = TR_ECLOSED;
+  } else if (!ch->nsubs) {
+    rc = TR_ENOENT;
+  } else {
+    tr__shared_t *b = shared_new(m);
+    if (!b) {
+      rc = TR_ENOMEM;
+    } else {
+      uint64_t seq = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+      old = ch->bring[seq % ch->bcap];
+      ch->bring[seq % ch->bcap] = b;
+      atomic_store_explicit(&ch->tail, seq + 1, memory_order_seq_cst);
+      ch->sent++;
+      tr__bcast_pump_all(ch, &d);
+    }
+  }
+  tr__chan_ref(ch);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  if (old) tr__shared_unref(old);
+  tr__chan_unref(ch);
+  return rc;
+}
+
+int tr__watch_send(tr_chan_t *ch, tr_msg_t *m) {
+  tr__defer_t d = {0};
+  tr__shared_t *old = NULL;
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    rc = TR_ECLOSED;
+  } else {
+    tr__shared_t *b = shared_new(m);
+    if (!b) {
+      rc = TR_ENOMEM;
+    } else {
+      old = ch->cur;
+      ch->cur = b;
+      atomic_fetch_add_explicit(&ch->version, 1, memory_order_seq_cst);
+      ch->sent++;
+      tr__bcast_pump_all(ch, &d);
+    }
+  }
+  tr__chan_ref(ch);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  if (old) tr__shared_unref(old);
+  tr__chan_unref(ch);
+  return rc;
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+static tr_chan_sub_t *sub_new(tr_chan_t *ch, uint64_t ref, unsigned index,
+                              uint64_t refs) {
+  tr_chan_sub_t *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  s->ch = ch;
+  s->ref = ref;
+  s->index = index;
+  atomic_init(&s->refs, refs);
+  tr__chan_ref(ch);
+  /* broadcast starts at the next value; watch starts unseen */
+  atomic_init(&s->next, ch->kind == TR_CHAN_BROADCAST
+                            ? atomic_load_explicit(&ch->tail,
+                                                   memory_order_relaxed)
+                            : 0);
+  s->listed = 1;
+  s->lnext = ch->subs;
+  if (ch->subs) ch->subs->lprev = s;
+  ch->subs = s;
+  ch->nsubs++;
+  return s;
+}
+
+int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
+  tr__defer_t d = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    rc = TR_ECLOSED;
+  } else {
+    for (tr_chan_sub_t *s = ch->subs; s; s = s->lnext)
+      if (s->ref == who.id) rc = TR_EBUSY;
+    if (!rc) {
+      tr_chan_sub_t *s = sub_new(ch, who.id, index, 1);
+      if (!s) rc = TR_ENOMEM;
+      else pump_sub(ch, s, &d);
+    }
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  return rc;
+}
+
+int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
+  tr__defer_t d = {0};
+  int rc = TR_ENOENT;
+  pthread_mutex_lock(&ch->mu);
+  for (tr_chan_sub_t *s = ch->subs; s; s = s->lnext) {
+    if (s->ref == who.id) {
+      sub_unlist(ch, s, &d);
+      rc = 0;
+      break;
+    }
+  }
+  tr__chan_ref(ch);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+  return rc;
+}
+
+int tr_chan_sub_new(tr_chan_t *ch, tr_chan_sub_t **out) {
+  if (!out) return TR_EINVAL;
+  *out = NULL;
+  if (!ch || (ch->kind != TR_CHAN_BROADCAST && ch->kind != TR_CHAN_WATCH))
+    return TR_EINVAL;
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) rc = TR_ECLOSED;
+  else if (!(*out = sub_new(ch, 0, 0, 2))) rc = TR_ENOMEM;
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
+  if (!s || !out) return TR_EINVAL;
+  *out = NULL;
+  tr_chan_t *ch = s->ch;
+  uint64_t dl = tr__deadline(timeout_ms);
+  _Atomic uint32_t word;
+  tr__waiter_t node = {.word = &word};
+  for (;;) {
+    pthread_mutex_lock(&ch->mu);
+    tr__waiter_del(&ch->recv_waiters, &node);
+    uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
+                            ? watch_take(ch, NULL, &next, 0)
+                            : bcast_take(ch, NULL, &next, 0);
+    if (v) {
+      atomic_store_explicit(&s->next, next, memory_order_relaxed);
+      pthread_mutex_unlock(&ch->mu);
+      *out = v;
+      return 0;
+    }
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+      pthread_mutex_unlock(&ch->mu);
+      return TR_ECLOSED;
+    }
+    atomic_store_explicit(&word, 0, memory_order_relaxed);
+    tr__waiter_add(&ch->recv_waiters, &node);
+    pthread_mutex_unlock(&ch->mu);
+    if (tr__wait_word(&word, dl) == TR_ETIMEDOUT) {
+      pthread_mutex_lock(&ch->mu);
+      tr__waiter_del(&ch->recv_waiters, &node);
+      pthread_mutex_unlock(&ch->mu);
+      if (timeout_ms == 0) return TR_ETIMEDOUT;
+      dl = tr__now_ns(); /* one last look, then time out */
+      timeout_ms = 0;
+    }
+  }
+}
+
+void tr_chan_sub_free(tr_chan_sub_t *s) {
+  if (!s) return;
+  tr_chan_t *ch = s->ch;
+  tr__defer_t d = {0};
+  tr__chan_ref(ch);
+  pthread_mutex_lock(&ch->mu);
+  sub_unlist(ch, s, &d);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__sub_unref(s);
+  tr__chan_unref(ch);
+}
+
+int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out) {
+  if (!ch || !out || ch->kind != TR_CHAN_WATCH) return TR_EINVAL;
+  *out = NULL;
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->cur) rc = TR_ENOENT;
+  else if (!(*out = view_new(ch, NULL, ch->cur,
+                             atomic_load_explicit(&ch->version,
+                                                  memory_order_relaxed),
+                             0, 0)))
+    rc = TR_ENOMEM;
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+/* The channel is being destroyed: release the retained values. */
+void tr__bcast_fini(tr_chan_t *ch) {
+  if (ch->bring) {
+    for (size_t i = 0; i < ch->bcap; i++)
+      if (ch->bring[i]) tr__shared_unref(ch->bring[i]);
+    free(ch->bring);
+    ch->bring = NULL;
+  }
+  if (ch->cur) tr__shared_unref(ch->cur);
+  ch->cur = NULL;
+}

@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel object shared by every kind: creation and reference
+ * counting, sender handles, closing and its notifications, dead letters,
+ * the deferred-work list that keeps re-entrant work out of the channel
+ * lock, the futex waiters that blocked threads sleep on, the message types
+ * the channel system delivers, and the counters.
+ */
+#include "chan_internal.h"
+#include "mem.h"
+#include "park.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- message types ------------------------------------------------------ */
+
+
+static void item_dtor(void *msg) {
+  tr_chan_item_t *it = msg;
+  if (it->value) tr_msg_free(it->value);
+  it->value = NULL;
+  tr__item_done(it);
+}
+
+static void view_dtor(void *msg) { tr__view_done(msg); }
+
+static void dead_dtor(void *msg) {
+  tr_chan_dead_t *d = msg;
+  if (d->value) tr_msg_free(d->value);
+}
+
+TR_EXTERN const tr_msgtype_t tr_chan_item_t__type = {
+    .name = "tr_chan_item_t", .size = sizeof(tr_chan_item_t),
+    .dtor = item_dtor};
+TR_EXTERN const tr_msgtype_t tr_chan_view_t__type = {
+    .name = "tr_chan_view_t", .size = sizeof(tr_chan_view_t),
+    .dtor = view_dtor};
+TR_EXTERN const tr_msgtype_t tr_chan_closed_t__type = {
+    .name = "tr_chan_closed_t", .size = sizeof(tr_chan_closed_t)};
+TR_EXTERN const tr_msgtype_t tr_chan_writable_t__type = {
+    .name = "tr_chan_writable_t", .size = sizeof(tr_chan_writable_t)};
+TR_EXTERN const tr_msgtype_t tr_chan_dead_t__type = {
+    .name = "tr_chan_dead_t", .size = sizeof(tr_chan_dead_t),
+    .dtor = dead_dtor};
+
+/* ---- time and waiting ---------------------------------------------------- */
+
+uint64_t tr__deadline(int timeout_ms) {
+  return timeout_ms < 0 ? UINT64_MAX
+                        : tr__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* Sleeps while *word == 0, until deadline_ns. Returns 0 (woken or
+ * spurious: re-check) or TR_ETIMEDOUT. */
+int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns) {
+  int ms = -1;
+  if (deadline_ns != UINT64_MAX) {
+    uint64_t now = tr__now_ns();
+    if (now >= deadline_ns) return TR_ETIMEDOUT;
+    uint64_t left = (deadline_ns - now + 999999) / 1000000;
+    ms = left > INT_MAX ? INT_MAX : (int)left;
+  }
+  if (atomic_load_explicit(word, memory_order_acquire) == 0)
+    tr__futex_wait(word, 0, ms);
+  return 0;
+}
+
+void tr__waiter_add(tr__waiter_t **list, tr__waiter_t *w) {
+  w->prev = NULL;
+  w->next = *list;
+  if (*list) (*list)->prev = w;
+  *list = w;
+}
+
+void tr__waiter_del(tr__waiter_t **list, tr__waiter_t *w) {
+  if (w->prev) w->prev->next = w->next;
+  else if (*list == w) *list = w->next;
+  else return; /* not listed */
+  if (w->next) w->next->prev = w->prev;
+  w->next = w->prev = NULL;
+}
+
+/* Wakes every waiting thread. Under the channel lock: a waiter registers
+ * itself under the same lock after finding nothing, so no wake-up is
+ * lost. */
+void tr__waiters_wake(tr__waiter_t *list) {
+  for (tr__waiter_t *w = list; w; w = w->next) {
+    atomic_store_explicit(w->word, 1, memory_order_release);
+    tr__futex_wake(w->word, 1);
+  }
+}
+
+/* ---- delivery and deferred work ------------------------------------------ */
+
+tr__worker_t *tr__chan_worker(tr_chan_t *ch) {
+  return tr__current_worker(ch->rt);
+}
+
+/* Pushes m into actor `to`'s mailbox (check: the actor must accept the
+ * type). Returns 0 or the code of the send; on failure m stays ours. */
+int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m) {
+  tr_ref_t r = {to};
+  return tr__send_raw(tr__chan_worker(ch), NULL, r, m, 1);
+}
+
+void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m) {
+  if (!d->sends) {
+    d->sends = d->inl;
+    d->cap = sizeof(d->inl) / sizeof(d->inl[0]);
+  }
+  if (d->nsends == d->cap) {
+    size_t ncap = d->cap * 2;
+    tr__defer_send_t *n = malloc(ncap * sizeof(*n));
+    if (!n) {
+      /* cannot remember it: give up the notification, never the value */
+      if (m->type == &tr_chan_dead_t__type) tr__defer_free(d, m);
+      else tr_msg_free(m);
+      return;
+    }
+    memcpy(n, d->sends, d->nsends * sizeof(*n));
+    if (d->sends != d->inl) free(d->sends);
+    d->sends = n;
+    d->cap = ncap;
+  }
+  d->sends[d->nsends].m = m;
+  d->sends[d->nsends].to = to;
+  d->nsends++;
+}
+
+void tr__defer_free(tr__defer_t *d, tr_msg_t *m) {
+  m->next = d->free_head;
+  d->free_head = m;
+}
+
+/* Carries out what was deferred. The caller holds a reference on ch and
+ * no channel or set lock. */
+void tr__defer_run(tr_chan_t *ch, tr__defer_t *d) {
+  for (size_t i = 0; i < d->nsends; i++) {
+    tr_msg_t *m = d->sends[i].m;
+    if (tr__chan_deliver(ch, d->sends[i].to, m) != 0) tr_msg_free(m);
+  }
+  if (d->sends && d->sends != d->inl) free(d->sends);
+  d->sends = NULL;
+  d->nsends = d->cap = 0;
+  while (d->free_head) {
+    tr_msg_t *m = d->free_head;
+    d->free_head = m->next;
+    m->next = NULL;
+    tr_msg_free(m);
+  }
+  while (d->unref_subs) {
+    tr_chan_sub_t *s = d->unref_subs;
+    d->unref_subs = s->dnext;
+    tr__sub_unref(s);
+  }
+  if (d->pump_set) {
+    struct tr_chan_select *set = d->pump_set;
+    d->pump_set = NULL;
+    tr__set_pump(set);
+    tr__set_unref(set);
+  }
+}
+
+/* A value that was accepted cannot be delivered: count it, and return it
+ * to dead_to if the sender asked. Under the channel lock. */
+void tr__chan_dead_letter(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
+                          int reason, int dropped, tr__defer_t *d) {
+  if (dropped) ch->dropped++;
+  else ch->dead++;
+  if (dead_to) {
+    tr_chan_dead_t *dm = tr_msg_new(&tr_chan_dead_t__type);
+    if (dm) {
+      dm->chan = ch;
+      dm->reason = reason;
+      dm->value = m;
+      ch->returned++;
+      tr__defer_send(d, dead_to, &dm->hdr);
+      return;
+    }
+  }
+  tr__defer_free(d, m);
+}
+
+/* Sends a tr_chan_closed_t to `to`: now (under the lock, so it follows
+ * the values pushed before it) or deferred. */
+void tr__chan_send_closed(tr_chan_t *ch, uint64_t to, unsigned index,
+                          tr__defer_t *d, int now) {
+  tr_chan_closed_t *c = tr_msg_new(&tr_chan_closed_t__type);
+  if (!c) return;
+  c->chan = ch;
+  c->index = index;
+  c->reason = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+  if (!now) {
+    tr__defer_send(d, to, &c->hdr);
+    return;
+  }
+  if (tr__chan_deliver(ch, to, &c->hdr) != 0) tr__defer_free(d, &c->hdr);
+}
+
+void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) return;
+  atomic_store_explicit(&ch->closed, reason, memory_order_seq_cst);
+  tr__waiters_wake(ch->recv_waiters);
+  tr__waiters_wake(ch->send_waiters);
+  while (ch->writable) {
+    tr__notify_t *n = ch->writable;
+    ch->writable = n->next;
+    tr_chan_writable_t *w = tr_msg_new(&tr_chan_writable_t__type);
+    if (w) {
+      w->chan = ch;
+      tr__defer_send(d, n->ref, &w->hdr);
+    }
+    free(n);
+  }
+  while (ch->on_close) {
+    tr__notify_t *n = ch->on_close;
+    ch->on_close = n->next;
+    tr__chan_send_closed(ch, n->ref, n->index, d, 0);
+    free(n);
+  }
+  switch (ch->kind) {
+  case TR_CHAN_MPSC:
+  case TR_CHAN_ONESHOT:
+    if (reason == TR_CHAN_CLOSED_RECEIVER)
+      tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
+    if (ch->rx_kind == TR__RX_ACTOR) tr__mpsc_pump(ch, d);
+    else if (ch->rx_kind == TR__RX_SET && !d->pump_set) {
+      tr__set_ref(ch->rx_set);
+      d->pump_set = ch->rx_set;
+    }
+    break;
+  case TR_CHAN_BROADCAST:
+  case TR_CHAN_WATCH:
+    tr__bcast_pump_all(ch, d);
+    break;
+  }
+}
+
+/* ---- creation and references --------------------------------------------- */
+
+int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
+                const tr_chan_opts_t *opts, tr_chan_t **out) {
+  tr_chan_opts_t o;
+  if (!out) return TR_EINVAL;
+  *out = NULL;
+  if (!rt || (unsigned)kind > TR_CHAN_WATCH) return TR_EINVAL;
+  if (opts) o = *opts;
+  else memset(&o, 0, sizeof(o));
+  if ((unsigned)o.overflow > TR_OVERFLOW_BLOCK) return TR_EINVAL;
+  if (o.capacity && o.low_water >= o.capacity) return TR_EINVAL;
+  tr_chan_t *ch = calloc(1, sizeof(*ch));
+  if (!ch) return TR_ENOMEM;
+  ch->rt = rt;
+  ch->kind = kind;
+  atomic_init(&ch->refs, 2); /* the owner and the first sender */
+  ch->senders = 1;
+  ch->send_timeout_ms = o.send_timeout_ms > 0 ? o.send_timeout_ms : -1;
+  switch (kind) {
+  case TR_CHAN_MPSC:
+    ch->cap = o.capacity;
+    ch->overflow = o.overflow;
+    ch->low_water = o.low_water ? o.low_water : o.capacity / 2;
+    ch->rcap = o.capacity ? o.capacity : 16;
+    break;
+  case TR_CHAN_ONESHOT:
+    ch->cap = 1;
+    ch->overflow = TR_OVERFLOW_FAIL;
+    ch->rcap = 1;
+    break;
+  case TR_CHAN_BROADCAST:
+    ch->bcap = o.capacity ? o.capacity : 1024;
+    ch->bring = calloc(ch->bcap, sizeof(*ch->bring));
+    if (!ch->bring) {
+      free(ch);
+      return TR_ENOMEM;
+    }
+    break;
+  case TR_CHAN_WATCH:
+    break;
+  }
+  if (ch->rcap) {
+    ch->ring = malloc(ch->rcap * sizeof(*ch->ring));
+    if (!ch->ring) {
+      free(ch);
+      return TR_ENOMEM;
+    }
+  }
+  if (pthread_mutex_init(&ch->mu, NULL) != 0) {
+    free(ch->ring);
+    free(ch->bring);
+    free(ch);
+    return TR_ENOMEM;
+  }
+  *out = ch;
+  return 0;
+}
+
+int tr_mpsc_new(tr_runtime_t *rt, size_t capacity, tr_overflow_t overflow,
+                tr_chan_t **out) {
+  tr_chan_opts_t o = {.capacity = capacity, .overflow = overflow};
+  return tr_chan_new(rt, TR_CHAN_MPSC, &o, out);
+}
+
+int tr_oneshot_new(tr_runtime_t *rt, tr_chan_t **out) {
+  return tr_chan_new(rt, TR_CHAN_ONESHOT, NULL, out);
+}
+
+int tr_broadcast_new(tr_runtime_t *rt, size_t capacity, tr_chan_t **out) {
+  tr_chan_opts_t o = {.capacity = capacity};
+  return tr_chan_new(rt, TR_CHAN_BROADCAST, &o, out);
+}
+
+int tr_watch_new(tr_runtime_t *rt, tr_chan_t **out) {
+  return tr_chan_new(rt, TR_CHAN_WATCH, NULL, out);
+}
+
+void tr__chan_ref(tr_chan_t *ch) {
+  atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+}
+
+static void chan_destroy(tr_chan_t *ch) {
+  /* nobody else can see the channel now: no lock needed */
+  while (ch->len) {
+    tr__chan_ent_t e = ch->ring[ch->head];
+    ch->head = (ch->head + 1) % ch->rcap;
+    ch->len--;
+    tr_msg_free(e.m);
+  }
+  free(ch->ring);
+  tr__bcast_fini(ch);
+  tr__notify_t *lists[2] = {ch->writable, ch->on_close};
+  for (int i = 0; i < 2; i++)
+    while (lists[i]) {
+      tr__notify_t *n = lists[i];
+      lists[i] = n->next;
+      free(n);
+    }
+  pthread_mutex_destroy(&ch->mu);
+  free(ch);
+}
+
+void tr__chan_unref(tr_chan_t *ch) {
+  if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+    chan_destroy(ch);
+}
+
+int tr_chan_sender_clone(tr_chan_t *ch) {
+  if (!ch) return TR_EINVAL;
+  pthread_mutex_lock(&ch->mu);
+  int rc = 0;
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    rc = TR_ECLOSED;
+  } else {
+    ch->senders++;
+    tr__chan_ref(ch);
+  }
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+void tr_chan_sender_drop(tr_chan_t *ch) {
+  if (!ch) return;
+  tr__defer_t d = {0};
+  pthread_mutex_lock(&ch->mu);
+  if (ch->senders && --ch->senders == 0)
+    tr__chan_close_locked(ch, TR_CHAN_CLOSED_SENDERS, &d);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+}
+
+int tr_chan_close(tr_chan_t *ch) {
+  if (!ch) return TR_EINVAL;
+  tr__defer_t d = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) rc = TR_ECLOSED;
+  else tr__chan_close_locked(ch, TR_CHAN_CLOSED_EXPLICIT, &d);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  return rc;
+}
+
+void tr_chan_free(tr_chan_t *ch) {
+  if (!ch) return;
+  tr__defer_t d = {0};
+  pthread_mutex_lock(&ch->mu);
+  ch->owner_gone = 1;
+  if ((ch->kind == TR_CHAN_MPSC || ch->kind == TR_CHAN_ONESHOT) &&
+      ch->rx_kind == TR__RX_NONE) {
+    tr__chan_close_locked(ch, TR_CHAN_CLOSED_RECEIVER, &d);
+    tr__mpsc_drain_dead(ch, TR_ECLOSED, &d); /* closed earlier: still dead */
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+}
+
+int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
+  if (!ch || tr_ref_is_null(who)) return TR_EINVAL;
+  tr__defer_t d = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    tr__chan_send_closed(ch, who.id, index, &d, 0);
+  } else {
+    tr__notify_t *n = malloc(sizeof(*n));
+    if (!n) {
+      rc = TR_ENOMEM;
+    } else {
+      n->ref = who.id;
+      n->index = index;
+      n->next = ch->on_close;
+      ch->on_close = n;
+    }
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  return rc;
+}
+
+int tr_chan_closed_wait(tr_chan_t *ch, int timeout_ms) {
+  if (!ch) return TR_EINVAL;
+  uint64_t dl = tr__deadline(timeout_ms);
+  _Atomic uint32_t word;
+  tr__waiter_t node = {.word = &word};
+  for (;;) {
+    pthread_mutex_lock(&ch->mu);
+    tr__waiter_del(&ch->recv_waiters, &node);
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+      pthread_mutex_unlock(&ch->mu);
+      return 0;
+    }
+    atomic_store_explicit(&word, 0, memory_order_relaxed);
+    tr__waiter_add(&ch->recv_waiters, &node);
+    pthread_mutex_unlock(&ch->mu);
+    if (tr__wait_word(&word, dl) == TR_ETIMEDOUT) {
+      pthread_mutex_lock(&ch->mu);
+      tr__waiter_del(&ch->recv_waiters, &node);
+      int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+      pthread_mutex_unlock(&ch->mu);
+      return closed ? 0 : TR_ETIMEDOUT;
+    }
+  }
+}
+
+int tr_chan_is_closed(const tr_chan_t *ch) {
+  return ch && atomic_load_explicit(&ch->closed, memory_order_acquire) != 0;
+}
+
+tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch) { return ch->kind; }
+
+/* ---- sending (dispatch by kind) ------------------------------------------ */
+
+int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
+                    int timeout_ms) {
+  tr_msg_t *m = msg;
+  if (!ch || !m || !m->type) return TR_EINVAL;
+  if (!m->tag) m->sender = ctx ? tr_self(ctx).id : 0;
+  switch (ch->kind) {
+  case TR_CHAN_MPSC:
+  case TR_CHAN_ONESHOT:
+    return tr__mpsc_send(ctx, ch, m, dead_to.id, timeout_ms);
+  case TR_CHAN_BROADCAST:
+    return tr__bcast_send(ch, m, dead_to.id);
+  case TR_CHAN_WATCH:
+    return tr__watch_send(ch, m);
+  }
+  return TR_EINVAL;
+}
+
+int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg) {
+  if (!ch) return TR_EINVAL;
+  return tr_chan_send_ex(ctx, ch, msg, TR_REF_NULL, ch->send_timeout_ms);
+}
+
+int tr_chan_send_timeout(tr_chan_t *ch, void *msg, int timeout_ms) {
+  return tr_chan_send_ex(NULL, ch, msg, TR_REF_NULL, timeout_ms);
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
+  if (!ch || !out) return TR_EINVAL;
+  pthread_mutex_lock(&ch->mu);
+  memset(out, 0, sizeof(*out));
+  out->kind = ch->kind;
+  out->closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+  out->sent = ch->sent;
+  out->delivered = ch->delivered;
+  out->dropped = ch->dropped;
+  out->dead_letters = ch->dead;
+  out->returned = ch->returned;
+  out->lagged = ch->lagged;
+  out->peak = ch->peak;
+  out->subscribers = ch->nsubs + (ch->rx_kind != TR__RX_NONE);
+  out->senders = ch->senders;
+  out->version = atomic_load_explicit(&ch->version, memory_order_relaxed);
+  if (ch->kind == TR_CHAN_BROADCAST) {
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    out->len = t < ch->bcap ? t : ch->bcap;
+  } else {
+    out->len = ch->len + ch->inflight;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  return 0;
+}

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures of the channel system, shared by the chan_*.c files
+ * and never installed. One mutex per channel guards everything in it but
+ * the few atomics named below; a select set has its own mutex, taken
+ * before any of its channels' (lock order: set, then channel). Work that
+ * may re-enter a channel (freeing a message whose destructor is an
+ * envelope's, sending a notification that may fail) is collected in a
+ * tr__defer_t while the lock is held and carried out after unlocking.
+ * Values delivered to a subscriber are pushed into its mailbox while the
+ * channel lock is held, which is what keeps them in channel order.
+ */
+#ifndef TR_CHAN_INTERNAL_H
+#define TR_CHAN_INTERNAL_H
+
+#include "internal.h"
+
+#include <troupe/channel.h>
+
+/* One queued value and where to return it if it dies (0: nowhere). */
+typedef struct tr__chan_ent {
+  tr_msg_t *m;
+  uint64_t dead_to;
+} tr__chan_ent_t;
+
+/* A thread waiting on a channel: the futex word it sleeps on (shared by
+ * the nodes of one select call) and its place in the channel's list. */
+typedef struct tr__waiter {
+  _Atomic uint32_t *word;
+  struct tr__waiter *next, *prev;
+} tr__waiter_t;
+
+/* An actor to notify (closed, writable). */
+typedef struct tr__notify {
+  uint64_t ref;
+  unsigned index;
+  struct tr__notify *next;
+} tr__notify_t;
+
+/* A broadcast or watch value, stored once and shared by reference. */
+typedef struct tr__shared {
+  _Atomic uint64_t refs;
+  tr_msg_t *value;
+} tr__shared_t;
+
+/* Work to do after the channel lock is released. */
+typedef struct tr__defer_send {
+  tr_msg_t *m;
+  uint64_t to;
+} tr__defer_send_t;
+
+typedef struct tr__defer {
+  tr_msg_t *free_head;          /* messages to free (linked by next) */
+  tr__defer_send_t *sends;      /* notifications to send, in order */
+  size_t nsends, cap;
+  tr__defer_send_t inl[8];
+  struct tr_chan_select *pump_set; /* a select set to pump (one ref) */
+  struct tr_chan_sub *unref_subs;  /* subscriptions to release */
+} tr__defer_t;
+
+enum { TR__RX_NONE = 0, TR__RX_ACTOR = 1, TR__RX_SET = 2 };
+
+/* A broadcast/watch subscription (an actor's or a thread's). refs: one
+ * for the channel's list, one per view in flight, one for a thread's
+ * handle. */
+struct tr_chan_sub {
+  tr_chan_t *ch;
+  _Atomic uint64_t refs;
+  uint64_t ref;               /* subscriber actor, 0 for a thread */
+  unsigned index;
+  _Atomic uint64_t next;      /* broadcast: next seq; watch: last seen */
+  _Atomic uint32_t inflight;  /* views not yet freed (actors) */
+  _Atomic uint32_t wake;      /* a thread subscriber sleeps on it */
+  int listed;                 /* in ch->subs (under ch lock) */
+  int closed_sent;
+  tr__waiter_t wnode;
+  struct tr_chan_sub *lnext, *lprev;
+  struct tr_chan_sub *dnext;  /* tr__defer_t list */
+};
+
+struct tr_chan {
+  tr_runtime_t *rt;
+  tr_chan_kind_t kind;
+  pthread_mutex_t mu;
+  _Atomic uint64_t refs;
+  uint64_t senders;
+  _Atomic int closed;          /* tr_chan_close_reason_t */
+  int owner_gone;
+  size_t cap;
+  tr_overflow_t overflow;
+  size_t low_water;
+  int send_timeout_ms;
+
+  /* mpsc / oneshot: a ring of queued values */
+  tr__chan_ent_t *ring;
+  size_t rcap, head, len;
+  int oneshot_used;
+  int rx_kind;
+  uint64_t rx_ref;
+  unsigned rx_index, rx_flags;
+  uint64_t inflight;           /* delivered to a paced actor, not acked */
+  int rx_closed_sent;
+  struct tr_chan_select *rx_set;
+
+  tr__waiter_t *recv_waiters;  /* threads in recv / select / closed_wait */
+  tr__waiter_t *send_waiters;  /* threads blocked in a BLOCK send */
+  tr__notify_t *writable;      /* actor senders refused under BLOCK */
+  tr__notify_t *on_close;      /* tr_chan_notify_closed */
+
+  /* broadcast: the last bcap values; watch: the current one */
+  tr__shared_t **bring;
+  size_t bcap;
+  _Atomic uint64_t tail;       /* broadcast: values published */
+  tr__shared_t *cur;           /* watch */
+  _Atomic uint64_t version;    /* watch */
+  tr_chan_sub_t *subs;
+  uint64_t nsubs;
+
+  uint64_t sent, delivered, dropped, dead, returned, lagged, peak;
+};
+
+/* chan_core.c */
+void tr__chan_ref(tr_chan_t *ch);
+void tr__chan_unref(tr_chan_t *ch);
+int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m);
+void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m);
+void tr__defer_free(tr__defer_t *d, tr_msg_t *m);
+void tr__defer_run(tr_chan_t *ch, tr__defer_t *d);
+void tr__chan_dead_letter(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
+                          int reason, int dropped, tr__defer_t *d);
+void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d);
+void tr__chan_send_closed(tr_chan_t *ch, uint64_t to, unsigned index,
+                          tr__defer_t *d, int now);
+void tr__waiters_wake(tr__waiter_t *list);
+void tr__waiter_add(tr__waiter_t **list, tr__waiter_t *w);
+void tr__waiter_del(tr__waiter_t **list, tr__waiter_t *w);
+uint64_t tr__deadline(int timeout_ms);
+int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns);
+tr__worker_t *tr__chan_worker(tr_chan_t *ch);
+
+/* chan_mpsc.c */
+int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
+                  int timeout_ms);
+void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);
+void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d);
+int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d);
+void tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e);
+void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d);
+int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
+                       unsigned flags);
+int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who);
+tr_chan_item_t *tr__item_new(tr_chan_t *ch, unsigned index, tr_msg_t *v);
+void tr__item_done_chan(tr_chan_item_t *it);
+
+/* chan_select.c */
+void tr__set_pump(struct tr_chan_select *set);
+void tr__set_unref(struct tr_chan_select *set);
+void tr__set_ref(struct tr_chan_select *set);
+int tr__set_has_room(struct tr_chan_select *set);
+void tr__item_done(tr_chan_item_t *it);
+
+/* chan_bcast.c */
+int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to);
+int tr__watch_send(tr_chan_t *ch, tr_msg_t *m);
+void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d);
+int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index);
+int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who);
+void tr__sub_unref(tr_chan_sub_t *s);
+void tr__shared_unref(tr__shared_t *s);
+void tr__bcast_fini(tr_chan_t *ch);
+void tr__view_done(tr_chan_view_t *v);
+
+#endif

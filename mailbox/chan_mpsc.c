@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpsc and oneshot channels: a ring of queued values under the channel
+ * lock (it grows for unbounded channels), the three overflow policies, the
+ * thread receiver (tr_chan_recv and the blocking tr_chan_select), and the
+ * actor receiver, which gets each value pushed into its mailbox and is
+ * paced on bounded channels by acknowledgements. A oneshot is an mpsc of
+ * capacity one that closes itself after its value.
+ *
+ * Known shortcut: one mutex per channel rather than a lock-free queue. A
+ * send is a few dozen nanoseconds uncontended; the lock is what makes the
+ * overflow policies, the bound on queued + in-flight values and the exact
+ * counters simple to get right.
+ */
+#include "chan_internal.h"
+#include "park.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the ring ----------------------------------------------------------- */
+
+static int ring_push(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
+  if (ch->len == ch->rcap) {
+    size_t ncap = ch->rcap * 2;
+    tr__chan_ent_t *n = malloc(ncap * sizeof(*n));
+    if (!n) return TR_ENOMEM;
+    for (size_t i = 0; i < ch->len; i++)
+      n[i] = ch->ring[(ch->head + i) % ch->rcap];
+    free(ch->ring);
+    ch->ring = n;
+    ch->rcap = ncap;
+    ch->head = 0;
+  }
+  tr__chan_ent_t *e = &ch->ring[(ch->head + ch->len) % ch->rcap];
+  e->m = m;
+  e->dead_to = dead_to;
+  ch->len++;
+  return 0;
+}
+
+static tr__chan_ent_t ring_pop(tr_chan_t *ch) {
+  tr__chan_ent_t e = ch->ring[ch->head];
+  ch->head = (ch->head + 1) % ch->rcap;
+  ch->len--;
+  return e;
+}
+
+/* Room appeared (a pop or an ack). Blocked threads and refused actors
+ * are woken once the queue is down to the low-water mark: the hysteresis
+ * turns one wake-up per freed slot into one per half a queue. */
+void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
+  if (ch->len + ch->inflight > ch->low_water) return;
+  if (ch->send_waiters) tr__waiters_wake(ch->send_waiters);
+  if (ch->writable) {
+    while (ch->writable) {
+      tr__notify_t *n = ch->writable;
+      ch->writable = n->next;
+      tr_chan_writable_t *w = tr_msg_new(&tr_chan_writable_t__type);
+      if (w) {
+        w->chan = ch;
+        tr__defer_send(d, n->ref, &w->hdr);
+      }
+      free(n);
+    }
+  }
+}
+
+/* Puts a popped value back at the head (its delivery was refused for
+ * now: a full bounded mailbox answered TR_EAGAIN). */
+void tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
+  ch->head = (ch->head + ch->rcap - 1) % ch->rcap;
+  ch->ring[ch->head] = e;
+  ch->len++;
+}
+
+int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {
+  if (!ch->len) return 0;
+  *e = ring_pop(ch);
+  ch->delivered++;
+  tr__mpsc_space(ch, d);
+  return 1;
+}
+
+/* The receiver is gone: everything queued is a dead letter. */
+void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d) {
+  int popped = ch->len != 0;
+  while (ch->len) {
+    tr__chan_ent_t e = ring_pop(ch);
+    tr__chan_dead_letter(ch, e.m, e.dead_to, reason, 0, d);
+  }
+  if (popped) tr__mpsc_space(ch, d);
+}
+
+tr_chan_item_t *tr__item_new(tr_chan_t *ch, unsigned index, tr_msg_t *v) {
+  tr_chan_item_t *it = tr_msg_new(&tr_chan_item_t__type);
+  if (!it) return NULL;
+  it->chan = ch;
+  it->index = index;
+  it->value = v;
+  tr__chan_ref(ch);
+  return it;
+}
+
+/* How many values a subscribed actor may hold unacknowledged. */
+static uint64_t window_of(const tr_chan_t *ch) {
+  if (!ch->cap) return UINT64_MAX;
+  return ch->overflow == TR_OVERFLOW_DROP_OLDEST ? 1 : ch->cap;
+}
+
+/* Delivers queued values to the subscribed actor (under the lock, so they
+ * arrive in channel order), then the closed notice once nothing is left. */
+void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
+  if (ch->rx_kind != TR__RX_ACTOR) return;
+  uint64_t win = window_of(ch);
+  int popped = 0;
+  while (ch->len && ch->inflight < win) {
+    tr__chan_ent_t e = ring_pop(ch);
+    popped = 1;
+    tr_msg_t *m = e.m;
+    tr_chan_item_t *it = NULL;
+    if (ch->rx_flags & TR_SUB_ENVELOPE) {
+      it = tr__item_new(ch, ch->rx_index, e.m);
+      if (!it) { /* retry on the next event */
+        tr__mpsc_unpop(ch, e);
+        break;
+      }
+      m = &it->hdr;
+    }
+    int rc = tr__chan_deliver(ch, ch->rx_ref, m);
+    if (rc == TR_EAGAIN) {
+      /* the actor's bounded mailbox is full: keep the value queued and
+       * retry at the next send, ack or close */
+      if (it) {
+        it->value = NULL;
+        it->chan = NULL;
+        tr__defer_free(d, &it->hdr);
+        tr__chan_unref(ch);
+      }
+      tr__mpsc_unpop(ch, e);
+      break;
+    }
+    if (rc != 0) {
+      /* the subscriber stopped (or does not take the type): the receiver
+       * is gone, this value and the queued ones are dead letters */
+      if (it) {
+        it->value = NULL;
+        it->chan = NULL; /* owes no credit */
+        tr__defer_free(d, &it->hdr);
+        tr__chan_unref(ch); /* the item's reference; ours keeps ch alive */
+      }
+      ch->rx_kind = TR__RX_NONE;
+      tr__chan_dead_letter(ch, e.m, e.dead_to,
+                           rc == TR_ENOACTOR ? TR_ENOACTOR : rc, 0, d);
+      tr__chan_close_locked(ch, TR_CHAN_CLOSED_RECEIVER, d);
+      tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
+      tr__mpsc_space(ch, d);
+      return;
+    }
+    ch->delivered++;
+    if (it || ch->cap) ch->inflight++;
+  }
+  if (popped) tr__mpsc_space(ch, d);
+  int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+  if (closed && !ch->len && !ch->rx_closed_sent &&
+      !(ch->kind == TR_CHAN_ONESHOT && closed == TR_CHAN_CLOSED_DONE)) {
+    ch->rx_closed_sent = 1;
+    tr__chan_send_closed(ch, ch->rx_ref, ch->rx_index, d, 1);
+  }
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void want_writable(tr_chan_t *ch, uint64_t ref) {
+  for (tr__notify_t *n = ch->writable; n; n = n->next)
+    if (n->ref == ref) return;
+  tr__notify_t *n = malloc(sizeof(*n));
+  if (!n) return; /* the actor can still poll */
+  n->ref = ref;
+  n->index = 0;
+  n->next = ch->writable;
+  ch->writable = n;
+}
+
+int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
+                  int timeout_ms) {
+  tr__defer_t d = {0};
+  _Atomic uint32_t word;
+  tr__waiter_t node = {.word = &word};
+  uint64_t dl = 0;
+  int have_dl = 0, rc;
+  pthread_mutex_lock(&ch->mu);
+  for (;;) {
+    if (atomic_load_explicit(&ch->closed, memory_order_relaxed) ||
+        ch->oneshot_used) {
+      rc = TR_ECLOSED;
+      break;
+    }
+    int full;
+    if (!ch->cap) full = 0;
+    else if (ch->overflow == TR_OVERFLOW_DROP_OLDEST) full = ch->len >= ch->cap;
+    else full = ch->len + ch->inflight >= ch->cap;
+    if (full) {
+      if (ch->overflow == TR_OVERFLOW_FAIL) {
+        rc = TR_EAGAIN;
+        break;
+      }
+      if (ch->overflow == TR_OVERFLOW_DROP_OLDEST) {
+        tr__chan_ent_t e = ring_pop(ch);
+        tr__chan_dead_letter(ch, e.m, e.dead_to, TR_ENOSPC, 1, &d);
+      } else if (ctx) {
+        /* an actor never blocks: it is told when to retry */
+        want_writable(ch, tr_self(ctx).id);
+        rc = TR_EAGAIN;
+        break;
+      } else if (timeout_ms == 0) {
+        rc = TR_EAGAIN;
+        break;
+      } else {
+        if (!have_dl) {
+          dl = tr__deadline(timeout_ms);
+          have_dl = 1;
+        }
+        atomic_store_explicit(&word, 0, memory_order_relaxed);
+        tr__waiter_add(&ch->send_waiters, &node);
+        pthread_mutex_unlock(&ch->mu);
+        int w = tr__wait_word(&word, dl);
+        pthread_mutex_lock(&ch->mu);
+        tr__waiter_del(&ch->send_waiters, &node);
+        if (w == TR_ETIMEDOUT) {
+          rc = TR_ETIMEDOUT;
+          break;
+        }
+        continue;
+      }
+    }
+    if ((rc = ring_push(ch, m, dead_to)) != 0) break;
+    ch->sent++;
+    if (ch->len + ch->inflight > ch->peak) ch->peak = ch->len + ch->inflight;
+    if (ch->kind == TR_CHAN_ONESHOT) ch->oneshot_used = 1;
+    if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
+    if (ch->rx_kind == TR__RX_ACTOR) {
+      tr__mpsc_pump(ch, &d);
+    } else if (ch->rx_kind == TR__RX_SET && tr__set_has_room(ch->rx_set)) {
+      /* a full set pumps itself when an item is freed */
+      tr__set_ref(ch->rx_set);
+      d.pump_set = ch->rx_set;
+    }
+    if (ch->kind == TR_CHAN_ONESHOT)
+      tr__chan_close_locked(ch, TR_CHAN_CLOSED_DONE, &d);
+    rc = 0;
+    break;
+  }
+  /* the channel may only be held by the value's receiver now: keep it
+   * alive until the deferred work is done */
+  tr__chan_ref(ch);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+  return rc;
+}
+
+/* ---- receiving on threads ------------------------------------------------ */
+
+int tr_chan_recv(tr_chan_t *ch, int timeout_ms, void **out) {
+  size_t i;
+  if (!ch) return TR_EINVAL;
+  return tr_chan_select(&ch, 1, timeout_ms, &i, out);
+}
+
+static _Thread_local unsigned select_rot;
+
+int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
+                   size_t *index, void **out) {
+  if (!chans || !n || !index || !out) return TR_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!chans[i] || (chans[i]->kind != TR_CHAN_MPSC &&
+                      chans[i]->kind != TR_CHAN_ONESHOT))
+      return TR_EINVAL;
+  *out = NULL;
+  tr__waiter_t inl[8], *nodes = inl;
+  if (n > 8 && !(nodes = malloc(n * sizeof(*nodes)))) return TR_ENOMEM;
+  _Atomic uint32_t word;
+  uint64_t dl = tr__deadline(timeout_ms);
+  size_t start = select_rot++ % n;
+  int rc;
+  for (size_t i = 0; i < n; i++) {
+    nodes[i].word = &word;
+    nodes[i].next = nodes[i].prev = NULL;
+  }
+  for (;;) {
+    size_t nclosed = 0;
+    rc = 1;
+    atomic_store_explicit(&word, 0, memory_order_relaxed);
+    for (size_t k = 0; k < n && rc == 1; k++) {
+      size_t i = (start + k) % n;
+      tr_chan_t *ch = chans[i];
+      tr__defer_t d = {0};
+      tr__chan_ent_t e;
+      pthread_mutex_lock(&ch->mu);
+      tr__waiter_del(&ch->recv_waiters, &nodes[i]);
+      if (ch->rx_kind != TR__RX_NONE) {
+        rc = TR_EBUSY;
+      } else if (tr__mpsc_pop(ch, &e, &d)) {
+        *index = i;
+        *out = e.m;
+        rc = 0;
+      } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+        nclosed++;
+      } else {
+        tr__waiter_add(&ch->recv_waiters, &nodes[i]);
+      }
+      pthread_mutex_unlock(&ch->mu);
+      tr__defer_run(ch, &d);
+    }
+    if (rc == 1 && nclosed == n) rc = TR_ECLOSED;
+    if (rc == 1 && tr__wait_word(&word, dl) == TR_ETIMEDOUT)
+      rc = TR_ETIMEDOUT;
+    /* leave every list before returning or looking again */
+    for (size_t i = 0; i < n; i++) {
+      pthread_mutex_lock(&chans[i]->mu);
+      tr__waiter_del(&chans[i]->recv_waiters, &nodes[i]);
+      pthread_mutex_unlock(&chans[i]->mu);
+    }
+    if (rc != 1) break;
+  }
+  if (nodes != inl) free(nodes);
+  return rc;
+}
+
+/* ---- actors as receivers ------------------------------------------------- */
+
+int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
+                       unsigned flags) {
+  tr__defer_t d = {0};
+  int rc = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->rx_kind != TR__RX_NONE) {
+    rc = TR_EBUSY;
+  } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
+             !ch->len) {
+    rc = TR_ECLOSED;
+  } else {
+    ch->rx_kind = TR__RX_ACTOR;
+    ch->rx_ref = who.id;
+    ch->rx_index = index;
+    ch->rx_flags = flags;
+    ch->rx_closed_sent = 0;
+    ch->inflight = 0;
+    tr__mpsc_pump(ch, &d);
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  return rc;
+}
+
+int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
+  tr__defer_t d = {0};
+  int rc = TR_ENOENT;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->rx_kind == TR__RX_ACTOR && ch->rx_ref == who.id) {
+    ch->rx_kind = TR__RX_NONE;
+    ch->inflight = 0; /* what is in flight is the actor's now */
+    tr__mpsc_space(ch, &d);
+    if (ch->owner_gone) {
+      tr__chan_close_locked(ch, TR_CHAN_CLOSED_RECEIVER, &d);
+      tr__mpsc_drain_dead(ch, TR_ECLOSED, &d);
+    }
+    rc = 0;
+  }
+  tr__chan_ref(ch);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+  return rc;
+}
+
+int tr_chan_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
+                      unsigned flags) {
+  if (!ch || tr_ref_is_null(who)) return TR_EINVAL;
+  if (ch->kind == TR_CHAN_MPSC || ch->kind == TR_CHAN_ONESHOT)
+    return tr__mpsc_subscribe(ch, who, index, flags);
+  return tr__bcast_subscribe(ch, who, index);
+}
+
+int tr_chan_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
+  if (!ch) return TR_EINVAL;
+  if (ch->kind == TR_CHAN_MPSC || ch->kind == TR_CHAN_ONESHOT)
+    return tr__mpsc_unsubscribe(ch, who);
+  return tr__bcast_unsubscribe(ch, who);
+}
+
+void tr_chan_ack(tr_chan_t *ch, unsigned n) {
+  if (!ch || !n) return;
+  tr__defer_t d = {0};
+  pthread_mutex_lock(&ch->mu);
+  if (ch->rx_kind == TR__RX_ACTOR && !(ch->rx_flags & TR_SUB_ENVELOPE)) {
+    ch->inflight = ch->inflight > n ? ch->inflight - n : 0;
+    tr__mpsc_space(ch, &d);
+    tr__mpsc_pump(ch, &d);
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+}
+
+/* An enveloped value delivered straight to a subscriber was consumed. */
+void tr__item_done_chan(tr_chan_item_t *it) {
+  tr_chan_t *ch = it->chan;
+  tr__defer_t d = {0};
+  pthread_mutex_lock(&ch->mu);
+  if (ch->rx_kind == TR__RX_ACTOR && ch->inflight) {
+    ch->inflight--;
+    tr__mpsc_space(ch, &d);
+    tr__mpsc_pump(ch, &d);
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__chan_unref(ch);
+}

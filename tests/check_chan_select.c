@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of select (<troupe/channel.h>): the blocking thread form returns
+ * the channel that fired and its value, times out, reports TR_ECLOSED when
+ * every channel is closed and empty, and is fair (no ready channel
+ * starves); the actor form (a select set) delivers values tagged with the
+ * channel index, round-robin among ready channels, with closed notices per
+ * channel and an idle timeout; many producers into an actor select lose
+ * and duplicate nothing.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <troupe.h>
+#include <troupe/channel.h>
+
+#include "testutil.h"
+
+TR_MESSAGE_TYPE(val_t, uint64_t v;)
+TR_MESSAGE_DEFINE(val_t);
+TR_MESSAGE_TYPE(gate_t, int unused;)
+TR_MESSAGE_DEFINE(gate_t);
+
+/* Holds the selecting actor (a test-only busy handler) until released, so
+ * that every channel is in the set before it takes anything. */
+static _Atomic int gate_open;
+static int sel_on_gate(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  for (int i = 0; i < 5000 && !atomic_load(&gate_open); i++) tu_sleep_ms(1);
+  return 0;
+}
+
+static val_t *mkval(uint64_t v) {
+  val_t *m = val_t_new();
+  ck_assert_ptr_nonnull(m);
+  m->v = v;
+  return m;
+}
+
+static void mk_chans(tr_runtime_t *rt, tr_chan_t **c, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &c[i]), 0);
+}
+
+static void free_chans(tr_chan_t **c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    tr_chan_sender_drop(c[i]);
+    tr_chan_free(c[i]);
+  }
+}
+
+START_TEST(test_select_fires_right_channel) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[3];
+  mk_chans(rt, c, 3);
+  ck_assert_int_eq(tr_chan_send(NULL, c[2], mkval(22)), 0);
+  size_t idx = 99;
+  void *m;
+  ck_assert_int_eq(tr_chan_select(c, 3, 0, &idx, &m), 0);
+  ck_assert_uint_eq(idx, 2);
+  ck_assert_uint_eq(((val_t *)m)->v, 22);
+  tr_msg_free(m);
+  free_chans(c, 3);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+typedef struct late_arg {
+  tr_chan_t *ch;
+} late_arg_t;
+
+static void *late_sender(void *p) {
+  late_arg_t *a = p;
+  tu_sleep_ms(30);
+  if (tr_chan_send(NULL, a->ch, mkval(5)) != 0) abort();
+  return NULL;
+}
+
+START_TEST(test_select_blocks_until_value) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[4];
+  mk_chans(rt, c, 4);
+  late_arg_t a = {.ch = c[1]};
+  pthread_t t;
+  pthread_create(&t, NULL, late_sender, &a);
+  size_t idx;
+  void *m;
+  ck_assert_int_eq(tr_chan_select(c, 4, 5000, &idx, &m), 0);
+  ck_assert_uint_eq(idx, 1);
+  tr_msg_free(m);
+  pthread_join(t, NULL);
+  free_chans(c, 4);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+START_TEST(test_select_timeout_and_closed) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[2];
+  mk_chans(rt, c, 2);
+  size_t idx;
+  void *m;
+  uint64_t t0 = tu_now_ms();
+  ck_assert_int_eq(tr_chan_select(c, 2, 40, &idx, &m), TR_ETIMEDOUT);
+  ck_assert_uint_ge(tu_now_ms() - t0, 35);
+  tr_chan_close(c[0]);
+  ck_assert_int_eq(tr_chan_select(c, 2, 0, &idx, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_send(NULL, c[1], mkval(1)), 0);
+  tr_chan_close(c[1]);
+  ck_assert_int_eq(tr_chan_select(c, 2, 1000, &idx, &m), 0);
+  ck_assert_uint_eq(idx, 1);
+  tr_msg_free(m);
+  ck_assert_int_eq(tr_chan_select(c, 2, 1000, &idx, &m), TR_ECLOSED);
+  ck_assert_int_eq(tr_chan_select(NULL, 2, 0, &idx, &m), TR_EINVAL);
+  free_chans(c, 2);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+START_TEST(test_select_fair_threads) {
+  enum { N = 4, EACH = 100 };
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[N];
+  mk_chans(rt, c, N);
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < EACH; k++)
+      ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval((uint64_t)k)), 0);
+  unsigned hits[N] = {0};
+  for (int k = 0; k < EACH; k++) {
+    size_t idx;
+    void *m;
+    ck_assert_int_eq(tr_chan_select(c, N, 0, &idx, &m), 0);
+    hits[idx]++;
+    tr_msg_free(m);
+  }
+  /* every channel was always ready: each must get about a quarter */
+  for (int i = 0; i < N; i++) ck_assert_uint_ge(hits[i], EACH / N - 2);
+  free_chans(c, N);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* ---- select sets (actors) ------------------------------------------------- */
+
+typedef struct selobs {
+  _Atomic uint64_t items, closed, timeouts, sum, errors;
+  uint64_t per[8];
+  uint64_t next[8];
+  int order[4096];
+  _Atomic int norder;
+} selobs_t;
+
+static int sel_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(selobs_t **)state = arg;
+  return 0;
+}
+
+static int sel_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  selobs_t *o = *(selobs_t **)state;
+  tr_chan_item_t *it = msg;
+  if (it->status == TR_ETIMEDOUT) {
+    atomic_fetch_add(&o->timeouts, 1);
+    return 0;
+  }
+  const val_t *v = it->value;
+  if (it->index >= 8 || v->v != o->next[it->index])
+    atomic_fetch_add(&o->errors, 1);
+  else o->next[it->index]++;
+  int k = atomic_load(&o->norder);
+  if (k < 4096) {
+    o->order[k] = (int)it->index;
+    atomic_store(&o->norder, k + 1);
+  }
+  o->per[it->index]++;
+  atomic_fetch_add(&o->sum, v->v);
+  atomic_fetch_add(&o->items, 1);
+  return 0;
+}
+
+static int sel_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  selobs_t *o = *(selobs_t **)state;
+  atomic_fetch_add(&o->closed, 1);
+  return 0;
+}
+
+static const tr_handler_t sel_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = sel_on_item},
+    {.type = TR_TYPE(tr_chan_closed_t), .fn = sel_on_closed},
+    {.type = TR_TYPE(gate_t), .fn = sel_on_gate}};
+static const tr_behavior_t sel_beh = {.name = "selector",
+                                      .state_size = sizeof(void *),
+                                      .init = sel_init,
+                                      .handlers = TR_HANDLERS(sel_handlers)};
+
+START_TEST(test_select_set_fair_round_robin) {
+  enum { N = 4, EACH = 1000 };
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[N];
+  mk_chans(rt, c, N);
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < EACH; k++)
+      ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval((uint64_t)k)), 0);
+  selobs_t *o = calloc(1, sizeof(*o));
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &sel_beh, o, &a), 0);
+  atomic_store(&gate_open, 0);
+  ck_assert_int_eq(tr_send(NULL, a, gate_t_new()), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 1, 0, &set), 0);
+  for (int i = 0; i < N; i++) {
+    unsigned idx;
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], &idx), 0);
+    ck_assert_uint_eq(idx, (unsigned)i);
+  }
+  atomic_store(&gate_open, 1);
+  void *m;
+  ck_assert_int_eq(tr_chan_recv(c[0], 0, &m), TR_EBUSY);
+  ck_assert(tu_wait_ge(&o->items, N * EACH, 10000));
+  ck_assert_uint_eq(atomic_load(&o->errors), 0);
+  /* all four were ready before the first item: the first 64 rotate */
+  unsigned hits[N] = {0};
+  for (int k = 0; k < 64; k++) hits[o->order[k]]++;
+  for (int i = 0; i < N; i++) ck_assert_uint_ge(hits[i], 64 / N - 2);
+  for (int i = 0; i < N; i++) tr_chan_close(c[i]);
+  ck_assert(tu_wait_ge(&o->closed, N, 5000));
+  tr_chan_select_free(set);
+  free_chans(c, N);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+  free(o);
+}
+END_TEST
+
+START_TEST(test_select_set_timeout) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[2];
+  mk_chans(rt, c, 2);
+  selobs_t *o = calloc(1, sizeof(*o));
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &sel_beh, o, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 0, 30, &set), 0);
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
+  uint64_t t0 = tu_now_ms();
+  ck_assert(tu_wait_ge(&o->timeouts, 1, 5000));
+  ck_assert_uint_ge(tu_now_ms() - t0, 20);
+  tu_sleep_ms(10);
+  ck_assert_uint_eq(atomic_load(&o->timeouts), 1); /* once per idle period */
+  ck_assert_int_eq(tr_chan_send(NULL, c[1], mkval(0)), 0);
+  ck_assert(tu_wait_ge(&o->items, 1, 5000));
+  ck_assert(tu_wait_ge(&o->timeouts, 2, 5000)); /* idle again */
+  tr_chan_select_free(set);
+  free_chans(c, 2);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+  free(o);
+}
+END_TEST
+
+typedef struct prod_arg {
+  tr_chan_t *ch;
+  uint64_t n;
+} prod_arg_t;
+
+static void *producer(void *p) {
+  prod_arg_t *a = p;
+  for (uint64_t i = 0; i < a->n; i++) {
+    val_t *m = mkval(i);
+    int rc;
+    while ((rc = tr_chan_send_timeout(a->ch, m, 10000)) == TR_EAGAIN) {
+    }
+    if (rc) abort();
+  }
+  tr_chan_sender_drop(a->ch);
+  return NULL;
+}
+
+START_TEST(test_select_set_stress_producers) {
+  enum { N = 8 };
+  uint64_t n = (uint64_t)(5000 * tu_stress_scale());
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *c[N];
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(tr_mpsc_new(rt, 64, TR_OVERFLOW_BLOCK, &c[i]), 0);
+  selobs_t *o = calloc(1, sizeof(*o));
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &sel_beh, o, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 16, 0, &set), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
+  pthread_t t[N];
+  prod_arg_t pa[N];
+  for (int i = 0; i < N; i++) {
+    pa[i] = (prod_arg_t){.ch = c[i], .n = n};
+    pthread_create(&t[i], NULL, producer, &pa[i]);
+  }
+  for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  ck_assert(tu_wait_ge(&o->closed, N, 30000));
+  ck_assert_uint_eq(atomic_load(&o->items), N * n);
+  ck_assert_uint_eq(atomic_load(&o->errors), 0);
+  ck_assert_uint_eq(atomic_load(&o->sum), N * (n * (n - 1) / 2));
+  for (int i = 0; i < N; i++) {
+    ck_assert_uint_eq(o->per[i], n);
+    tr_chan_stats_t st;
+    tr_chan_stats(c[i], &st);
+    ck_assert_uint_le(st.peak, 64);
+  }
+  tr_chan_select_free(set);
+  for (int i = 0; i < N; i++) tr_chan_free(c[i]);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+  free(o);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("chan_select");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_select_fires_right_channel);
+  tcase_add_test(tc, test_select_blocks_until_value);
+  tcase_add_test(tc, test_select_timeout_and_closed);
+  tcase_add_test(tc, test_select_fair_threads);
+  tcase_add_test(tc, test_select_set_fair_round_robin);
+  tcase_add_test(tc, test_select_set_timeout);
+  tcase_add_test(tc, test_select_set_stress_producers);
+  suite_add_tcase(s, tc);
+  return tu_run(s);
+}
