@@ -428,6 +428,9 @@ static void *worker_main(void *arg) {
   while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
     tr__actor_t *a = next_task(w);
     if (a) {
+      /* a worker woken as a searcher that found work without searching
+       * must still stop counting as one, or nobody else is ever woken */
+      if (tr__unlikely(w->searching)) from_searching(w);
       tr__run_actor(w, a);
       quiescent(w);
       continue;
