@@ -331,7 +331,7 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->parent = parent ? tr__self_ref(parent).id : 0;
   a->next_tag = 0;
   a->qlen = 0;
-  a->prio = opts ? (uint8_t)opts->priority : TR_PRIO_NORMAL;
+  a->prio = tr__prio_class(opts ? opts->priority : TR_PRIO_NORMAL);
   atomic_store_explicit(&a->handled, 0, memory_order_relaxed);
   atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
   atomic_store_explicit(&a->depth_hwm, 0, memory_order_relaxed);
@@ -1000,7 +1000,7 @@ int tr_actor_stats(tr_ref_t ref, tr_actor_stats_t *out) {
   if (a && atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_ACTOR) {
     const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
     out->name = b->name;
-    out->priority = (tr_priority_t)a->prio;
+    out->priority = tr__prio_public(a->prio);
     out->handled = TR__LOAD(a->handled);
     out->depth = TR__LOAD(a->depth);
     out->depth_hwm = TR__LOAD(a->depth_hwm);

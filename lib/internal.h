@@ -93,6 +93,19 @@ static inline uint32_t tr__ref_gen(uint64_t id) {
 }
 static inline uint32_t tr__ref_idx(uint64_t id) { return (uint32_t)id; }
 
+/* Scheduling classes: 0 critical, 1 high, 2 normal, 3 low (the public
+ * enum makes normal the zero value). */
+static inline uint8_t tr__prio_class(tr_priority_t p) {
+  static const uint8_t cls[TR_PRIO_COUNT] = {2, 0, 1, 3};
+  return cls[(unsigned)p];
+}
+static inline tr_priority_t tr__prio_public(uint8_t c) {
+  static const tr_priority_t pub[TR_PRIO_COUNT] = {
+      TR_PRIO_CRITICAL, TR_PRIO_HIGH, TR_PRIO_NORMAL, TR_PRIO_LOW};
+  return pub[c];
+}
+#define TR__CLASS_LOW 3
+
 /* request/reply tags: requests carry a nonzero tag; replies the same tag
  * with the top bit set. */
 #define TR__TAG_REPLY (1ull << 63)

@@ -311,7 +311,7 @@ void tr__schedule(tr__worker_t *w, tr__actor_t *a) {
     notify_parked(a->rt);
     return;
   }
-  if (a->prio == TR_PRIO_LOW) {
+  if (a->prio == TR__CLASS_LOW) {
     local_push(w, a);
     notify_parked(w->rt);
     return;

@@ -34,17 +34,20 @@ typedef struct tr_runtime_config {
 TR_EXTERN void tr_runtime_config_init(tr_runtime_config_t *cfg);
 
 /* Creates a runtime (threads are not started yet). cfg may be NULL.
- * Returns 0, TR_EINVAL, TR_ENOMEM, or TR_ENOSPC (too many runtimes). */
+ * Returns 0, TR_EINVAL (more than TR_STATS_MAX_WORKERS workers), TR_ENOMEM,
+ * or TR_ENOSPC (more than 255 runtimes alive). */
 TR_EXTERN int tr_runtime_new(const tr_runtime_config_t *cfg,
                              tr_runtime_t **out);
 
 /* Starts the worker threads. Actors may be spawned and sent to before the
- * start; they run once it has happened. Returns 0 or TR_EBUSY if started. */
+ * start; they run once it has happened. Returns 0, TR_EBUSY if started, or
+ * the negated errno of a failed pthread_create. */
 TR_EXTERN int tr_runtime_start(tr_runtime_t *rt);
 
-/* Blocks until the runtime is quiescent: no actor has mail or is running
- * and no worker has work. timeout_ms < 0 waits forever.
- * Returns 0 or TR_ETIMEDOUT. Call from outside the workers. */
+/* Blocks until the runtime is quiescent: no actor has mail or is running,
+ * no worker has work and no timer is armed. timeout_ms < 0 waits forever.
+ * Returns 0, TR_ETIMEDOUT, or TR_EINVAL if the runtime was not started.
+ * Call from outside the workers. */
 TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms);
 
 /* Graceful shutdown, top-down, within deadline_ms (< 0: no deadline):
@@ -86,9 +89,9 @@ TR_EXTERN const char *tr_version(void);
 #define TR_EXIT_USER 1000
 
 typedef enum tr_priority {
-  TR_PRIO_CRITICAL = 0,
-  TR_PRIO_HIGH = 1,
-  TR_PRIO_NORMAL = 2, /* the default */
+  TR_PRIO_NORMAL = 0, /* the default: zeroed options mean normal */
+  TR_PRIO_CRITICAL = 1,
+  TR_PRIO_HIGH = 2,
   TR_PRIO_LOW = 3
 } tr_priority_t;
 #define TR_PRIO_COUNT 4
@@ -180,9 +183,12 @@ typedef struct tr_spawn_opts {
 } tr_spawn_opts_t;
 
 /* Spawns an actor. Its state (behavior->state_size bytes, zeroed) is owned
- * by the runtime; init runs before this returns. parent may be NULL.
- * Returns 0 and the ref in *out, or TR_ENOMEM, TR_ESHUTDOWN, or init's
- * error. */
+ * by the runtime; init runs on the calling thread before this returns.
+ * Called from a handler, the running actor becomes the child's parent (for
+ * TR_SPAWN_LINK/MONITOR and top-down shutdown). opts may be NULL.
+ * Returns 0 and the ref in *out, or TR_EINVAL (bad behaviour, priority or
+ * mailbox table; LINK/MONITOR outside an actor), TR_ENOMEM, TR_ESHUTDOWN,
+ * or init's error. */
 TR_EXTERN int tr_spawn(tr_runtime_t *rt, const tr_behavior_t *behavior,
                        void *arg, tr_ref_t *out);
 TR_EXTERN int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *behavior,
@@ -250,8 +256,8 @@ static inline void *tr_dead_letter_take(tr_dead_letter_t *d) {
 
 /* Continuation of an ask: status is 0 with the reply (owned by the
  * continuation like a handled message), or a negative code with reply ==
- * NULL: TR_ENOREPLY (the request was dropped without a reply),
- * TR_ENOACTOR (the target stopped). */
+ * NULL: TR_ENOREPLY (the request was dropped without a reply: the target
+ * freed it unanswered, or stopped with it still queued). */
 typedef void (*tr_reply_fn)(tr_ctx_t *ctx, void *state, int status,
                             void *reply, void *cookie);
 

@@ -83,9 +83,17 @@ struct tr_msgtype {
 
 /* Declares the descriptor and helpers of a message struct T defined by
  * hand (its first member must be a tr_msg_t named hdr). */
+#if defined(__GNUC__)
+#define TR__MAYBE_UNUSED __attribute__((unused))
+#else
+#define TR__MAYBE_UNUSED
+#endif
+
 #define TR_MESSAGE_DECLARE(T)                                                \
   extern TR_EXTERN const tr_msgtype_t T##__type;                             \
-  static inline T *T##_new(void) { return (T *)tr_msg_new(&T##__type); }
+  static inline TR__MAYBE_UNUSED T *T##_new(void) {                          \
+    return (T *)tr_msg_new(&T##__type);                                      \
+  }
 
 /* Defines the descriptor of T in exactly one .c file. Optional designated
  * initialisers set the other slots:
@@ -105,10 +113,15 @@ struct tr_msgtype {
   typedef struct R {                                                         \
     tr_ref_t ref;                                                            \
   } R;                                                                       \
-  static inline R R##_from(tr_ref_t r) { R x; x.ref = r; return x; }
+  static inline TR__MAYBE_UNUSED R R##_from(tr_ref_t r) {                   \
+    R x;                                                                     \
+    x.ref = r;                                                               \
+    return x;                                                                \
+  }
 
 #define TR_ACCEPTS(R, T)                                                     \
-  static inline int R##_send_##T(struct tr_ctx *ctx, R to, T *msg) {         \
+  static inline TR__MAYBE_UNUSED int R##_send_##T(struct tr_ctx *ctx, R to, \
+                                                   T *msg) {                 \
     return tr_send(ctx, to.ref, &msg->hdr);                                  \
   }
 

@@ -1,0 +1,22 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds the libFuzzer targets with clang (ASan + UBSan) straight from the
+# sources and runs each for a while over its corpus in tests/fuzz/corpus.
+#   tests/fuzz/run.sh [seconds per target, default 60]
+set -e
+top=$(cd "$(dirname "$0")/../.." && pwd)
+secs=${1:-60}
+out=${TMPDIR:-/tmp}/troupe-fuzz
+mkdir -p "$out"
+[ -f "$top/config.h" ] || [ -f "$out/config.h" ] ||
+  printf '#define TR_SANITIZED 1\n' > "$out/config.h"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/mailbox $(pkg-config --cflags msgpack)"
+libs="$(pkg-config --libs msgpack) -lpthread"
+srcs="$top/lib/errno.c $top/lib/msg.c $top/lib/runtime.c $top/lib/actor.c \
+  $top/lib/failure.c $top/lib/handle.c $top/mailbox/codec.c"
+clang $flags -o "$out/fuzz_msg_decode" "$top/tests/fuzz/fuzz_msg_decode.c" $srcs \
+  "$top/actors/supervisor.c" $libs
+work="$out/corpus_msg_decode"
+mkdir -p "$work"
+cp "$top"/tests/fuzz/corpus/msg_decode/* "$work"/
+"$out/fuzz_msg_decode" -max_total_time="$secs" -rss_limit_mb=1024 "$work"
