@@ -301,6 +301,8 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
   a->handle = NULL;
   a->io_owned = NULL;
   a->ext = NULL;
+  atomic_store_explicit(&a->overloaded, 0, memory_order_relaxed);
+  atomic_store_explicit(&a->muted, NULL, memory_order_relaxed);
   if (tr__unlikely(b->nmailboxes) || a->nmbox) {
     /* the array outlives each actor of this slot (late senders may still
      * read it); grow it only here, where no sender can see the slot */
@@ -414,15 +416,26 @@ static inline size_t low_water(const tr_mailbox_spec_t *sp) {
                                                        : sp->capacity / 2;
 }
 
-/* Reschedules every sender muted on mb. */
-static void unmute_all(tr__worker_t *w, tr__mbox_t *mb) {
-  tr__actor_t *s = atomic_exchange_explicit(&mb->muted, NULL, memory_order_seq_cst);
+/* Reschedules every sender muted on a list. */
+static void unmute_list(tr__worker_t *w, _Atomic(tr__actor_t *) *list) {
+  tr__actor_t *s = atomic_exchange_explicit(list, NULL, memory_order_seq_cst);
   while (s) {
     tr__actor_t *nx = s->link;
     if (w) tr__reschedule(w, s);
     else tr__schedule(NULL, s);
     s = nx;
   }
+}
+
+static void unmute_all(tr__worker_t *w, tr__mbox_t *mb) {
+  unmute_list(w, &mb->muted);
+}
+
+/* a caught up (or stopped): senders muted on its backlog go on. */
+static void overload_clear(tr__worker_t *w, tr__actor_t *a) {
+  atomic_store_explicit(&a->overloaded, 0, memory_order_seq_cst);
+  if (atomic_load_explicit(&a->muted, memory_order_seq_cst))
+    unmute_list(w, &a->muted);
 }
 
 /* ---- stop ----------------------------------------------------------------- */
@@ -498,6 +511,7 @@ void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   a->sys_head = a->sys_tail = a->data_head = a->data_tail = NULL;
   /* the closed chain is newest first: order does not matter here */
   queue_drain(rt, in, a, reason);
+  overload_clear(ctx->w, a);
   for (uint32_t i = 0; i < a->nmbox; i++) {
     tr__mbox_t *mb = &a->mbox[i];
     queue_drain(rt, mb->head, a, reason);
@@ -560,19 +574,29 @@ int tr_actor_alive(tr_ref_t ref) {
  * does with self: once on the list, another worker may run it. */
 static void mute_self(tr__worker_t *w, tr__actor_t *self, tr__actor_t *recv,
                       unsigned idx) {
-  tr__mbox_t *mb = &recv->mbox[idx];
-  const tr_behavior_t *b = atomic_load_explicit(&recv->behavior, memory_order_relaxed);
-  size_t low = low_water(&b->mailboxes[idx]);
-  tr__actor_t *h = atomic_load_explicit(&mb->muted, memory_order_relaxed);
+  _Atomic(tr__actor_t *) *list;
+  if (idx == TR__MUTE_OVERLOAD) {
+    list = &recv->muted;
+  } else {
+    list = &recv->mbox[idx].muted;
+  }
+  tr__actor_t *h = atomic_load_explicit(list, memory_order_relaxed);
   do {
     self->link = h;
-  } while (!atomic_compare_exchange_weak_explicit(&mb->muted, &h, self,
+  } while (!atomic_compare_exchange_weak_explicit(list, &h, self,
                                                   memory_order_seq_cst,
                                                   memory_order_relaxed));
   /* the receiver may have drained (or stopped) before we got on the list */
-  if (atomic_load_explicit(&mb->count, memory_order_seq_cst) < low ||
+  if (idx == TR__MUTE_OVERLOAD) {
+    if (!atomic_load_explicit(&recv->overloaded, memory_order_seq_cst))
+      unmute_list(w, list);
+    return;
+  }
+  tr__mbox_t *mb = &recv->mbox[idx];
+  const tr_behavior_t *b = atomic_load_explicit(&recv->behavior, memory_order_relaxed);
+  if (atomic_load_explicit(&mb->count, memory_order_seq_cst) < low_water(&b->mailboxes[idx]) ||
       atomic_load_explicit(&mb->closed, memory_order_seq_cst))
-    unmute_all(w, mb);
+    unmute_list(w, list);
 }
 
 static inline int push_to(tr__worker_t *w, tr_ctx_t *sctx, tr__actor_t *a,
@@ -618,6 +642,13 @@ static inline int push_to(tr__worker_t *w, tr_ctx_t *sctx, tr__actor_t *a,
       tr__handle_signal(a);
     else
       tr__schedule(w, a);
+  } else if (tr__unlikely(atomic_load_explicit(&a->overloaded,
+                                               memory_order_relaxed)) &&
+             sctx && sctx->a && sctx->w && sctx->a != a && !sctx->mute_on &&
+             !atomic_load_explicit(&sctx->a->overloaded, memory_order_relaxed)) {
+    /* the receiver is behind: this sender waits until it catches up */
+    sctx->mute_on = a;
+    sctx->mute_box = TR__MUTE_OVERLOAD;
   }
   return 0;
 }
@@ -933,6 +964,8 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   for (;;) {
     tr_msg_t *m = pop_private(w, a);
     if (!m) {
+      if (tr__unlikely(atomic_load_explicit(&a->overloaded, memory_order_relaxed)))
+        overload_clear(w, a);
       /* once idle, the actor may run elsewhere: touch nothing after */
       atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
       if (tr__inbox_try_idle(&a->inbox)) break;
@@ -979,6 +1012,13 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   next:
     if (tr__unlikely(n >= budget)) {
       atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
+      if (a->qlen >= TR__OVERLOAD_QLEN) {
+        if (!atomic_load_explicit(&a->overloaded, memory_order_relaxed))
+          atomic_store_explicit(&a->overloaded, 1, memory_order_seq_cst);
+      } else if (a->qlen < TR__OVERLOAD_QLEN / 2 &&
+                 atomic_load_explicit(&a->overloaded, memory_order_relaxed)) {
+        overload_clear(w, a);
+      }
       if (a->qlen || !tr__inbox_try_idle(&a->inbox)) tr__reschedule(w, a);
       break;
     }

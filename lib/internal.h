@@ -82,6 +82,12 @@ static inline void tr__spin_unlock(tr__spin_t *l) {
 #define TR__CHUNK_SLOTS (1u << TR__CHUNK_SHIFT)
 #define TR__MAX_CHUNKS (1u << 14) /* 64 Mi actors per runtime */
 #define TR__LIMBO_BATCHES 32
+/* An actor whose private backlog is at least this long after a full run is
+ * overloaded: actors sending to it are descheduled until it catches up
+ * (Pony's rule), which keeps an unbounded mailbox from growing without
+ * limit under a faster producer. */
+#define TR__OVERLOAD_QLEN 4096
+#define TR__MUTE_OVERLOAD UINT32_MAX
 #define TR__LIMBO_BATCH_SLOTS 256
 
 static inline uint64_t tr__ref_make(unsigned rt, uint32_t gen, uint32_t idx) {
@@ -143,6 +149,8 @@ typedef struct tr__actor {
   tr__mbox_t *mbox;                /* declared mailboxes; kept for the
                                       slot's life (senders may still look) */
   uint32_t nmbox, mbox_cap;
+  _Atomic(struct tr__actor *) muted; /* senders waiting for it to catch up */
+  _Atomic int overloaded;          /* its backlog passed TR__OVERLOAD_QLEN */
   uint32_t mb_cur;                 /* weighted select: current mailbox */
   uint32_t mb_credit;              /* and what it may still take */
   uint64_t retire_epoch;
