@@ -15,5 +15,7 @@
 #include <troupe/actor.h>
 #include <troupe/supervisor.h>
 #include <troupe/channel.h>
+#include <troupe/io.h>
+#include <troupe/net.h>
 
 #endif

@@ -185,6 +185,7 @@ struct tr__worker {
   unsigned index;
   unsigned tick;
   unsigned prio_tick;
+  uint64_t last_poll_ns;       /* last non-blocking turn of the I/O layer */
   int searching;
   uint64_t rng;
   pthread_t thread;
@@ -231,6 +232,9 @@ typedef struct tr__io_hooks {
   void (*wake)(void *arg);
   int (*pending)(void *arg);
   void (*actor_stop)(void *arg, struct tr__actor *a);
+  /* fini(arg): the runtime is being freed (after shutdown): release
+   * everything. May be NULL. */
+  void (*fini)(void *arg);
 } tr__io_hooks_t;
 
 /* Installs the hooks once per runtime. Returns 0 or TR_EBUSY. */

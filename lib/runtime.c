@@ -261,12 +261,8 @@ static void park(tr__worker_t *w) {
       if (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
         io->wait(io->arg, io->timeout(io->arg));
       atomic_store_explicit(&rt->poller, NULL, memory_order_release);
-      atomic_store_explicit(&w->qs_epoch,
-                            atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
-                            memory_order_seq_cst);
-      io->run(io->arg);
-      atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
-      /* leave the sleepers, whether or not the events made work here */
+      /* leave the sleepers before delivering, so that nobody takes the
+       * runtime for quiescent while the events become work here */
       pthread_mutex_lock(&rt->sleep_mu);
       if (w->in_sleepers) {
         tr__worker_t **pp = &rt->sleepers;
@@ -277,6 +273,11 @@ static void park(tr__worker_t *w) {
         atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
       }
       pthread_mutex_unlock(&rt->sleep_mu);
+      atomic_store_explicit(&w->qs_epoch,
+                            atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
+                            memory_order_seq_cst);
+      io->run(io->arg);
+      atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
       break;
     }
     tr__futex_wait(&w->park_word, 0, -1);
@@ -341,7 +342,18 @@ static tr__actor_t *local_pop(tr__worker_t *w) {
 
 static tr__actor_t *next_task(tr__worker_t *w) {
   tr__actor_t *a;
-  if (++w->tick % TR__GLOBAL_INTERVAL == 0) {
+  ++w->tick;
+  if (tr__unlikely((w->tick & 7) == 0) &&
+      atomic_load_explicit(&w->rt->io_hooks, memory_order_relaxed)) {
+    /* timers and I/O are served by time too, not only every 61 picks,
+     * so a long run of cheap actors does not delay them */
+    uint64_t now = tr__now_ns();
+    if (now - w->last_poll_ns > 1000000u) {
+      w->last_poll_ns = now;
+      io_poll_nonblocking(w->rt);
+    }
+  }
+  if (w->tick % TR__GLOBAL_INTERVAL == 0) {
     io_poll_nonblocking(w->rt);
     if ((a = global_pop(w->rt, w))) {
       TR__STAT_ADD(w->st.injected, 1);
@@ -662,6 +674,8 @@ int tr_runtime_run(tr_runtime_t *rt) {
 void tr_runtime_free(tr_runtime_t *rt) {
   if (!rt) return;
   if (!rt->shut) tr_runtime_shutdown(rt, 0);
+  const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
+  if (io && io->fini) io->fini(io->arg);
   pthread_mutex_lock(&registry_mu);
   atomic_store(&tr__runtimes[rt->id], NULL);
   pthread_mutex_unlock(&registry_mu);

@@ -37,14 +37,20 @@ dest=$tmp/root
 
 pc=$(find "$dest" -name troupe.pc -path '*pkgconfig*' | head -n 1)
 [ -n "$pc" ] || fail "troupe.pc was not installed"
-case "$pc" in
-  "$dest$prefix"/*) ;;
-  *) fail "troupe.pc installed outside the prefix $prefix: $pc" ;;
-esac
-[ -f "$dest$prefix/include/troupe.h" ] || fail "troupe.h not installed"
+[ -d "$dest$prefix" ] || fail "nothing installed below the prefix $prefix"
+
+PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+PKG_CONFIG_SYSROOT_DIR=$dest
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+flags=$(pkg-config --cflags --libs troupe) || fail "pkg-config troupe failed"
+# Some pkg-config versions prefix the sysroot to variables, some do not.
+libdir=$dest$(pkg-config --variable=libdir troupe | sed "s|^$dest||")
+inc=$dest$(pkg-config --variable=includedir troupe | sed "s|^$dest||")
+[ -d "$libdir" ] || fail "libdir $libdir missing"
+[ -f "$inc/troupe.h" ] || fail "troupe.h not installed in $inc"
+
 # Only the public headers (those under include/ in the sources) are
 # installed; internal ones stay beside their .c files.
-inc=$dest$prefix/include
 if [ -n "${top_srcdir:-}" ] && [ -d "$top_srcdir/include" ]; then
   for h in $(cd "$inc" && find . -name '*.h'); do
     [ -f "$top_srcdir/include/$h" ] ||
@@ -56,13 +62,6 @@ for h in internal.h mem.h deque.h park.h runq.h inbox.h; do
     fail "internal header $h was installed"
   fi
 done
-
-PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-PKG_CONFIG_SYSROOT_DIR=$dest
-export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
-flags=$(pkg-config --cflags --libs troupe) || fail "pkg-config troupe failed"
-libdir=$dest$(pkg-config --variable=libdir troupe | sed "s|^$dest||")
-[ -d "$libdir" ] || fail "libdir $libdir missing"
 
 # A sanitizer build's library needs the sanitizer runtime in the program.
 san=$(sed -n 's/^CFLAGS = //p' "$top/Makefile" | tr ' ' '\n' |

@@ -33,6 +33,13 @@
   XX(ESHUTDOWN, -ESHUTDOWN, "runtime is shutting down")                      \
   XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
   XX(ECANCELED, -ECANCELED, "operation canceled")                            \
+  XX(EBADF, -EBADF, "bad file descriptor")                                   \
+  XX(EIO, -EIO, "input/output error")                                        \
+  XX(EPIPE, -EPIPE, "broken pipe")                                           \
+  XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                      \
+  XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                    \
+  XX(ENOTCONN, -ENOTCONN, "socket is not connected")                         \
+  XX(EADDRINUSE, -EADDRINUSE, "address already in use")                      \
   XX(ENOACTOR, TR__EOWN_BASE - 1, "no such actor (stopped or never existed)")\
   XX(ECLOSED, TR__EOWN_BASE - 2, "mailbox or channel is closed")             \
   XX(ENOREPLY, TR__EOWN_BASE - 3, "request dropped without a reply")         \

@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP connections and listeners as actors, on top of the reactor's
+ * registry (io/io_internal.h): a connection is an entry of kind "tcp"
+ * whose events the reactor handles itself, on the poll-token holder:
+ * it reads into fresh buffers that travel to the owner as tr_tcp_data_t,
+ * flushes the write queue, completes connects, and turns end-of-file,
+ * resets and errors into messages. Writes from the owner go straight to
+ * the socket when nothing is queued, else join a bounded queue.
+ * The listener is an ordinary actor with a raw fd.
+ */
+#include "io_internal.h"
+
+#include <troupe/net.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void data_dtor(void *msg) {
+  tr_tcp_data_t *m = msg;
+  free(m->data);
+  m->data = NULL;
+}
+
+TR_MESSAGE_DEFINE(tr_tcp_data_t, .flags = TR_MSG_SYSTEM, .dtor = data_dtor);
+TR_MESSAGE_DEFINE(tr_tcp_eof_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_closed_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_writable_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_connected_t, .flags = TR_MSG_SYSTEM);
+
+#define READ_CHUNK 65536
+#define READS_PER_EVENT 4 /* fairness between connections */
+#define DEFAULT_WBUF (1u << 20)
+
+typedef struct wbuf {
+  struct wbuf *next;
+  size_t len, off;
+  uint8_t data[];
+} wbuf_t;
+
+typedef struct tcp {
+  uint8_t connecting, eof, paused, shut_pending, shut_done, tell_writable;
+  uint64_t cookie;
+  uint64_t ctimer; /* connect timeout, 0 if none */
+  wbuf_t *wq_head, *wq_tail;
+  size_t queued, wmax;
+} tcp_t;
+
+/* ---- the entry kind --------------------------------------------------------- */
+
+static uint32_t tcp_interest(tr__io_entry_t *e) {
+  tcp_t *t = e->ext;
+  if (t->connecting) return TR__EV_OUT;
+  uint32_t r = 0;
+  if (!t->eof && !t->paused) r |= TR__EV_IN;
+  if (t->wq_head || t->shut_pending) r |= TR__EV_OUT;
+  return r;
+}
+
+static void tcp_release(tr__io_entry_t *e) {
+  tcp_t *t = e->ext;
+  if (!t) return;
+  if (t->ctimer) (void)tr__timer_cancel(e->io, t->ctimer);
+  while (t->wq_head) {
+    wbuf_t *b = t->wq_head;
+    t->wq_head = b->next;
+    free(b);
+  }
+  free(t);
+  e->ext = NULL;
+}
+
+static tr_msg_t *tcp_closed(tr__io_entry_t *e, int status) {
+  tr_tcp_closed_t *m = tr_msg_new(&tr_tcp_closed_t__type);
+  if (!m) return NULL;
+  m->conn = tr__io_entry_id(e);
+  m->status = status;
+  return &m->hdr;
+}
+
+static void send_connected(tr__io_t *io, tr__io_entry_t *e, int status) {
+  tcp_t *t = e->ext;
+  tr_tcp_connected_t *m = tr_msg_new(&tr_tcp_connected_t__type);
+  if (!m) return;
+  m->conn = tr__io_entry_id(e);
+  m->status = status;
+  m->cookie = t->cookie;
+  (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
+}
+
+/* Writes what is queued. 0, or a negative code when the socket failed. */
+static int flush(tr__io_entry_t *e) {
+  tcp_t *t = e->ext;
+  while (t->wq_head) {
+    wbuf_t *b = t->wq_head;
+    ssize_t n = send(e->fd, b->data + b->off, b->len - b->off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+    b->off += (size_t)n;
+    t->queued -= (size_t)n;
+    if (b->off < b->len) return 0; /* the kernel buffer is full */
+    t->wq_head = b->next;
+    if (!t->wq_head) t->wq_tail = NULL;
+    free(b);
+  }
+  if (t->shut_pending) {
+    t->shut_pending = 0;
+    t->shut_done = 1;
+    if (shutdown(e->fd, SHUT_WR) != 0 && errno != ENOTCONN) return -errno;
+  }
+  return 0;
+}
+
+static void after_flush(tr__io_t *io, tr__io_entry_t *e) {
+  tcp_t *t = e->ext;
+  if (t->tell_writable && t->queued <= t->wmax / 2) {
+    t->tell_writable = 0;
+    tr_tcp_writable_t *m = tr_msg_new(&tr_tcp_writable_t__type);
+    if (m) {
+      m->conn = tr__io_entry_id(e);
+      m->queued = t->queued;
+      (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
+    }
+  }
+}
+
+static int sock_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+  return -err;
+}
+
+static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
+  tcp_t *t = e->ext;
+  if (t->connecting) {
+    int err = sock_error(e->fd);
+    if (!err && !(ev & TR__EV_OUT)) {
+      if (!(ev & (TR__EV_ERR | TR__EV_HUP))) return; /* spurious */
+      err = -ECONNREFUSED;
+    }
+    t->connecting = 0;
+    send_connected(io, e, err);
+    if (t->ctimer) {
+      (void)tr__timer_cancel(io, t->ctimer);
+      t->ctimer = 0;
+    }
+    if (err) tr__io_entry_close_locked(e, err, 0);
+    return;
+  }
+  if ((ev & (TR__EV_IN | TR__EV_HUP | TR__EV_ERR)) && !t->eof && !t->paused) {
+    uint8_t buf[READ_CHUNK];
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+      ssize_t n = read(e->fd, buf, sizeof(buf));
+      if (n > 0) {
+        tr_tcp_data_t *m = tr_msg_new(&tr_tcp_data_t__type);
+        uint8_t *d = malloc((size_t)n);
+        if (!m || !d) {
+          /* out of memory: drop these bytes rather than the process;
+           * the connection is no longer trustworthy */
+          free(d);
+          tr_msg_free(m);
+          tr__io_entry_close_locked(e, TR_ENOMEM, 1);
+          return;
+        }
+        memcpy(d, buf, (size_t)n);
+        m->conn = tr__io_entry_id(e);
+        m->len = (size_t)n;
+        m->data = d;
+        (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
+        if ((size_t)n < sizeof(buf)) break; /* drained, most likely */
+        continue;
+      }
+      if (n == 0) {
+        t->eof = 1;
+        tr_tcp_eof_t *m = tr_msg_new(&tr_tcp_eof_t__type);
+        if (m) {
+          m->conn = tr__io_entry_id(e);
+          (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
+        }
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      tr__io_entry_close_locked(e, -errno, 1);
+      return;
+    }
+  } else if (ev & TR__EV_ERR) {
+    int err = sock_error(e->fd);
+    if (err) {
+      tr__io_entry_close_locked(e, err, 1);
+      return;
+    }
+  }
+  if (t->wq_head || t->shut_pending) {
+    int rc = flush(e);
+    if (rc) {
+      tr__io_entry_close_locked(e, rc, 1);
+      return;
+    }
+    after_flush(io, e);
+  }
+}
+
+static const tr__io_kind_t tcp_kind = {
+    .name = "tcp",
+    .interest = tcp_interest,
+    .on_event = tcp_event,
+    .release = tcp_release,
+    .closed_msg = tcp_closed,
+};
+
+/* Locks conn for its owner and checks it is a TCP entry. */
+static tr__io_entry_t *conn_lock(tr_ctx_t *ctx, tr_tcp_id_t conn, int *rc) {
+  tr__io_entry_t *e = tr__io_entry_lock(ctx, conn, rc);
+  if (e && e->kind != &tcp_kind) {
+    tr__io_entry_unlock(e);
+    *rc = TR_EINVAL;
+    return NULL;
+  }
+  return e;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static int set_nodelay(int fd) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+    return -errno;
+  return 0;
+}
+
+static int attach_conn(tr_ctx_t *ctx, int fd, int connecting, size_t wmax,
+                       uint64_t cookie, tr_tcp_id_t *out) {
+  tcp_t *t = calloc(1, sizeof(*t));
+  if (!t) return TR_ENOMEM;
+  t->connecting = (uint8_t)connecting;
+  t->wmax = wmax ? wmax : DEFAULT_WBUF;
+  t->cookie = cookie;
+  int rc;
+  tr__io_entry_t *e = tr__io_entry_new(ctx, fd, &tcp_kind, 0, t, &rc);
+  if (!e) {
+    free(t);
+    return rc;
+  }
+  *out = tr__io_entry_id(e);
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
+int tr_tcp_adopt(tr_ctx_t *ctx, tr_tcp_accepted_t *acc, tr_tcp_id_t *conn) {
+  if (!ctx || !acc || acc->fd < 0) return TR_EINVAL;
+  tr_tcp_id_t id;
+  int rc = set_nodelay(acc->fd);
+  if (rc) return rc;
+  rc = attach_conn(ctx, acc->fd, 0, acc->wbuf_max, 0, &id);
+  if (rc) return rc;
+  acc->fd = -1;
+  if (conn) *conn = id;
+  return 0;
+}
+
+static int parse_addr(const char *host, uint16_t port,
+                      struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof(*ss));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+  if (!host) host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof(*v4);
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof(*v6);
+    return 0;
+  }
+  return TR_EINVAL;
+}
+
+static void connect_timeout(tr__io_t *io, uint64_t conn, uint64_t unused) {
+  (void)unused;
+  tr__io_entry_t *e = tr__io_entry_lock_id(io, conn);
+  if (!e) return;
+  tcp_t *t = e->kind == &tcp_kind ? e->ext : NULL;
+  if (t && t->connecting) {
+    t->ctimer = 0;
+    t->connecting = 0;
+    send_connected(io, e, TR_ETIMEDOUT);
+    tr__io_entry_close_locked(e, TR_ETIMEDOUT, 0);
+  }
+  tr__io_entry_unlock(e);
+}
+
+int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
+                   uint64_t timeout_ms, uint64_t cookie, tr_tcp_id_t *conn) {
+  if (!ctx || !ctx->a) return TR_EINVAL;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int rc = parse_addr(host, port, &ss, &len);
+  if (rc) return rc;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if ((rc = set_nodelay(fd)) != 0) goto fail;
+  if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+    rc = -errno;
+    goto fail;
+  }
+  /* even an immediate success is reported through the reactor, so the
+   * caller always gets exactly one tr_tcp_connected_t */
+  tr_tcp_id_t id;
+  rc = attach_conn(ctx, fd, 1, 0, cookie, &id);
+  if (rc) goto fail;
+  if (timeout_ms) {
+    tr__io_t *io = tr__io_of_ctx(ctx);
+    uint64_t tid = 0;
+    rc = tr__timer_call(io, tr__io_owner(ctx), timeout_ms, connect_timeout,
+                        id, 0, &tid);
+    tr__io_entry_t *e = tr__io_entry_lock_id(io, id);
+    if (e) {
+      tcp_t *t = e->ext;
+      if (rc == 0 && t->connecting) t->ctimer = tid;
+      else if (rc == 0) (void)tr__timer_cancel(io, tid);
+      tr__io_entry_unlock(e);
+    } else if (rc == 0) {
+      (void)tr__timer_cancel(io, tid);
+    }
+    /* an unarmed timeout leaves a connect without a limit; report it */
+    if (rc) {
+      int rc2;
+      tr__io_entry_t *c = tr__io_entry_lock(ctx, id, &rc2);
+      if (c) {
+        tr__io_entry_close_locked(c, rc, 0);
+        tr__io_entry_unlock(c);
+      }
+      return rc;
+    }
+  }
+  if (conn) *conn = id;
+  return 0;
+fail:
+  if (close(fd) != 0 && !rc) rc = -errno;
+  return rc;
+}
+
+int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
+                 size_t len) {
+  if (!buf && len) return TR_EINVAL;
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  size_t done = 0;
+  if (t->shut_pending || t->shut_done) {
+    rc = -EPIPE;
+    goto out;
+  }
+  if (!t->wq_head && !t->connecting) {
+    while (done < len) {
+      ssize_t n = send(e->fd, (const uint8_t *)buf + done, len - done,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        done += (size_t)n;
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      rc = -errno;
+      tr__io_entry_close_locked(e, rc, 1);
+      goto out;
+    }
+    if (done == len) {
+      rc = 0;
+      goto out;
+    }
+  }
+  size_t rest = len - done;
+  if (done == 0 && t->queued > 0 && t->queued + rest > t->wmax) {
+    /* the bound: refuse the whole write and tell the writer later (a
+     * write into an empty queue is always taken, whatever its size) */
+    t->tell_writable = 1;
+    rc = TR_EAGAIN;
+    goto out;
+  }
+  wbuf_t *b = malloc(sizeof(*b) + rest);
+  if (!b) {
+    rc = TR_ENOMEM;
+    goto out;
+  }
+  memcpy(b->data, (const uint8_t *)buf + done, rest);
+  b->len = rest;
+  b->off = 0;
+  b->next = NULL;
+  if (t->wq_tail) t->wq_tail->next = b;
+  else t->wq_head = b;
+  t->wq_tail = b;
+  t->queued += rest;
+  if (t->queued > t->wmax) t->tell_writable = 1;
+  tr__io_entry_sync(e);
+  rc = 0;
+out:
+  tr__io_entry_unlock(e);
+  return rc;
+}
+
+int tr_tcp_shutdown(tr_ctx_t *ctx, tr_tcp_id_t conn) {
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  rc = 0;
+  if (!t->shut_done && !t->shut_pending) {
+    if (t->wq_head || t->connecting) {
+      t->shut_pending = 1;
+      tr__io_entry_sync(e);
+    } else {
+      t->shut_done = 1;
+      if (shutdown(e->fd, SHUT_WR) != 0) rc = -errno;
+    }
+  }
+  tr__io_entry_unlock(e);
+  return rc;
+}
+
+int tr_tcp_close(tr_ctx_t *ctx, tr_tcp_id_t conn) {
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tr__io_entry_close_locked(e, 0, 1);
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
+int tr_tcp_pause(tr_ctx_t *ctx, tr_tcp_id_t conn, int paused) {
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  t->paused = paused ? 1 : 0;
+  tr__io_entry_sync(e);
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
+int tr_tcp_set_wbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max) {
+  if (!max) return TR_EINVAL;
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  ((tcp_t *)e->ext)->wmax = max;
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
+/* ---- the listener actor --------------------------------------------------------- */
+
+typedef struct listener {
+  tr_io_id_t id;
+  int fd;
+  const tr_behavior_t *conn_b;
+  void *conn_arg;
+  size_t wmax;
+} listener_t;
+
+typedef struct listen_init {
+  const tr_tcp_listen_opts_t *o;
+  uint16_t port;
+} listen_init_t;
+
+#define ACCEPTS_PER_EVENT 64
+
+static int listener_ready(tr_ctx_t *ctx, void *state, void *msg) {
+  listener_t *l = state;
+  (void)msg;
+  tr_runtime_t *rt = tr_ctx_runtime(ctx);
+  for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+    tr_tcp_accepted_t acc;
+    memset(&acc, 0, sizeof(acc));
+    acc.peerlen = sizeof(acc.peer);
+    acc.fd = accept4(l->fd, (struct sockaddr *)&acc.peer, &acc.peerlen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (acc.fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      /* EAGAIN: drained. EMFILE/ENFILE/ENOBUFS: the next readiness
+       * retries; the backlog holds the peers meanwhile. */
+      break;
+    }
+    acc.arg = l->conn_arg;
+    acc.wbuf_max = l->wmax;
+    acc.listener = tr_self(ctx);
+    (void)tr_spawn(rt, l->conn_b, &acc, NULL); /* failure: closed below */
+    if (acc.fd >= 0 && close(acc.fd) != 0) {
+      /* the socket is gone either way */
+    }
+  }
+  return tr_io_want(ctx, l->id, TR_IO_READ);
+}
+
+static int listener_ignore(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return 0;
+}
+
+static int listener_init(tr_ctx_t *ctx, void *state, void *arg) {
+  listener_t *l = state;
+  listen_init_t *li = arg;
+  const tr_tcp_listen_opts_t *o = li->o;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int rc = parse_addr(o->host, o->port, &ss, &len);
+  if (rc) return rc;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+      listen(fd, o->backlog > 0 ? o->backlog : SOMAXCONN) != 0) {
+    rc = -errno;
+    goto fail;
+  }
+  len = sizeof(ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+    rc = -errno;
+    goto fail;
+  }
+  li->port = ntohs(ss.ss_family == AF_INET
+                       ? ((struct sockaddr_in *)&ss)->sin_port
+                       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+  l->fd = fd;
+  l->conn_b = o->conn_behavior;
+  l->conn_arg = o->conn_arg;
+  l->wmax = o->wbuf_max;
+  rc = tr_io_register(ctx, fd, TR_IO_READ, &l->id);
+  if (rc) goto fail;
+  return 0;
+fail:
+  if (close(fd) != 0 && !rc) rc = -errno;
+  return rc;
+}
+
+static const tr_handler_t listener_handlers[] = {
+    {&tr_io_ready_t__type, listener_ready},
+    {&tr_io_closed_t__type, listener_ignore},
+};
+
+static const tr_behavior_t listener_behavior = {
+    .name = "tr.tcp_listener",
+    .state_size = sizeof(listener_t),
+    .init = listener_init,
+    .handlers = TR_HANDLERS(listener_handlers),
+};
+
+int tr_tcp_listen(tr_runtime_t *rt, const tr_tcp_listen_opts_t *o,
+                  tr_ref_t *listener, uint16_t *port) {
+  if (!rt || !o || !o->conn_behavior || !o->conn_behavior->init)
+    return TR_EINVAL;
+  listen_init_t li = {.o = o, .port = 0};
+  tr_ref_t ref;
+  int rc = tr_spawn(rt, &listener_behavior, &li, &ref);
+  if (rc) return rc;
+  if (listener) *listener = ref;
+  if (port) *port = li.port;
+  return 0;
+}

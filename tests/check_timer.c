@@ -1,0 +1,476 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of timers on a running runtime (<troupe/io.h>, "Timers"): one-shot
+ * timers fire no earlier than asked and only a few ms late, also while
+ * other actors keep the workers busy; a 1 ms interval keeps its schedule
+ * over 1,000 ticks (no drift accumulates); deadlines; send-after delivers
+ * the very message and a cancelled one is freed; cancel racing the firing
+ * never lets a cancelled timer fire; stopping an actor cancels its timers
+ * (and the runtime becomes quiescent); tr_ask_timeout times out, drops a
+ * late reply, and cancels its timer on a timely reply.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <troupe.h>
+#include <troupe/io.h>
+
+#include "testutil.h"
+
+static tr_runtime_t *rt_new(unsigned workers) {
+  tr_runtime_t *rt = tu_runtime(workers, 0, 1);
+  ck_assert_ptr_nonnull(tr_io_backend_name(rt));
+  return rt;
+}
+
+static void rt_done(tr_runtime_t *rt) {
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  ck_assert_int_eq(tr_runtime_shutdown(rt, 10000), 0);
+  ck_assert_int_eq(tr_io_fini(rt), 0);
+  tr_runtime_free(rt);
+}
+
+/* Lateness allowed: a few ms normally; ThreadSanitizer is ~10x slower.
+ * With every worker busy, timers are served when a worker polls between
+ * actor runs (every 61 runs in lib/runtime.c), hence the looser bound. */
+#define LATE_MS (TU_TSAN ? 60u : 6u)
+#define LATE_LOADED_MS (TU_TSAN ? 100u : 30u)
+
+/* ---- accuracy under load ---------------------------------------------------- */
+
+TR_MESSAGE_TYPE(spin_t, int n;)
+TR_MESSAGE_DEFINE(spin_t);
+static _Atomic int load_stop;
+static int spin(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  spin_t *m = msg;
+  volatile uint64_t x = 0;
+  for (int i = 0; i < 300; i++) x += (uint64_t)i;
+  if (atomic_load(&load_stop)) return 0;
+  spin_t *n = spin_t_new();
+  n->n = m->n + 1;
+  return tr_send(ctx, tr_self(ctx), n);
+}
+static const tr_handler_t spin_h[] = {{TR_TYPE(spin_t), spin}};
+static const tr_behavior_t spin_b = {.name = "spin",
+                                     .handlers = TR_HANDLERS(spin_h)};
+
+enum { NACC = 60 };
+static _Atomic uint64_t acc_late[NACC], acc_early, acc_done;
+typedef struct acc {
+  uint64_t armed_ns, delay;
+  int slot;
+} acc_t;
+static int acc_init(tr_ctx_t *ctx, void *st, void *arg) {
+  acc_t *a = st;
+  a->slot = (int)(intptr_t)arg;
+  a->delay = 1 + (uint64_t)a->slot % 30;
+  a->armed_ns = tu_now_ns();
+  return tr_timer_start(ctx, a->delay, 0, 0, NULL);
+}
+static int acc_fired(tr_ctx_t *ctx, void *st, void *msg) {
+  acc_t *a = st;
+  (void)msg;
+  uint64_t el = tu_now_ns() - a->armed_ns, want = a->delay * 1000000ull;
+  if (el < want) atomic_fetch_add(&acc_early, 1);
+  else atomic_store(&acc_late[a->slot], (el - want) / 1000000ull);
+  atomic_fetch_add(&acc_done, 1);
+  tr_stop(ctx, 0);
+  return 0;
+}
+static const tr_handler_t acc_h[] = {{&tr_timer_fired_t__type, acc_fired}};
+static const tr_behavior_t acc_b = {.name = "acc",
+                                    .state_size = sizeof(acc_t),
+                                    .init = acc_init,
+                                    .handlers = TR_HANDLERS(acc_h)};
+
+static void accuracy(int nload, unsigned bound) {
+  tr_runtime_t *rt = rt_new(2);
+  atomic_store(&load_stop, 0);
+  atomic_store(&acc_done, 0);
+  atomic_store(&acc_early, 0);
+  for (int i = 0; i < nload; i++) {
+    tr_ref_t s;
+    ck_assert_int_eq(tr_spawn(rt, &spin_b, NULL, &s), 0);
+    ck_assert_int_eq(tr_send(NULL, s, spin_t_new()), 0);
+  }
+  for (int i = 0; i < NACC; i++)
+    ck_assert_int_eq(tr_spawn(rt, &acc_b, (void *)(intptr_t)i, NULL), 0);
+  ck_assert(tu_wait_ge(&acc_done, NACC, 5000));
+  atomic_store(&load_stop, 1);
+  ck_assert_uint_eq(atomic_load(&acc_early), 0);
+  uint64_t worst = 0;
+  for (int i = 0; i < NACC; i++)
+    if (atomic_load(&acc_late[i]) > worst) worst = atomic_load(&acc_late[i]);
+  ck_assert_msg(worst <= bound, "worst lateness %llu ms",
+                (unsigned long long)worst);
+  rt_done(rt);
+}
+
+START_TEST(test_timer_accuracy) { accuracy(0, LATE_MS); }
+END_TEST
+
+START_TEST(test_timer_accuracy_under_load) { accuracy(4, LATE_LOADED_MS); }
+END_TEST
+
+/* ---- interval drift ----------------------------------------------------------- */
+
+static _Atomic uint64_t drift_end_ns, drift_ticks, drift_missed, drift_seq;
+static _Atomic int drift_bad_seq;
+static _Atomic uint64_t drift_span_ms;
+typedef struct drift {
+  uint64_t start_ns, last_seq, first_when;
+  tr_timer_id_t id;
+} drift_t;
+static int drift_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)arg;
+  drift_t *d = st;
+  d->start_ns = tu_now_ns();
+  return tr_timer_start(ctx, 1, 1, 0, &d->id);
+}
+static int drift_fired(tr_ctx_t *ctx, void *st, void *msg) {
+  drift_t *d = st;
+  tr_timer_fired_t *f = msg;
+  if (f->seq != d->last_seq + 1 + f->missed) atomic_store(&drift_bad_seq, 1);
+  /* the schedule itself: period k is due at first + (k - 1) * interval;
+   * a tick reports the first period it covers (seq - missed) */
+  if (d->last_seq == f->seq - 1 - f->missed && !d->first_when)
+    d->first_when = f->when_ms - (f->seq - f->missed - 1) + 1;
+  if (f->when_ms + 1 - d->first_when != f->seq - f->missed - 1)
+    atomic_store(&drift_bad_seq, 2);
+  atomic_store(&drift_span_ms, f->when_ms - d->first_when);
+  d->last_seq = f->seq;
+  atomic_fetch_add(&drift_ticks, 1);
+  atomic_fetch_add(&drift_missed, f->missed);
+  if (f->seq >= 1000) {
+    atomic_store(&drift_seq, f->seq);
+    atomic_store(&drift_end_ns, tu_now_ns() - d->start_ns);
+    ck_assert_int_eq(tr_timer_cancel(tr_ctx_runtime(ctx), d->id), 0);
+    tr_stop(ctx, 0);
+  }
+  return 0;
+}
+static const tr_handler_t drift_h[] = {{&tr_timer_fired_t__type, drift_fired}};
+static const tr_behavior_t drift_b = {.name = "drift",
+                                      .state_size = sizeof(drift_t),
+                                      .init = drift_init,
+                                      .handlers = TR_HANDLERS(drift_h)};
+
+START_TEST(test_interval_no_drift) {
+  tr_runtime_t *rt = rt_new(2);
+  ck_assert_int_eq(tr_spawn(rt, &drift_b, NULL, NULL), 0);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  uint64_t el = atomic_load(&drift_end_ns) / 1000000ull;
+  /* tick 1000 is due 1000 ms after the start (+ rounding up to 1 ms); its
+   * arrival may be late on a loaded machine (make -j), its schedule not */
+  ck_assert_msg(el >= 1000 && el <= 1001 + (TU_TSAN ? 200u : 100u),
+                "1000 ticks took %llu ms", (unsigned long long)el);
+  ck_assert_int_eq(atomic_load(&drift_bad_seq), 0);
+  ck_assert_uint_eq(atomic_load(&drift_ticks) + atomic_load(&drift_missed),
+                    atomic_load(&drift_seq));
+  ck_assert_uint_le(atomic_load(&drift_seq), 1000 + LATE_MS);
+  rt_done(rt);
+}
+END_TEST
+
+/* ---- deadline and send_after ---------------------------------------------------- */
+
+TR_MESSAGE_TYPE(note_t, int v;)
+static _Atomic uint64_t note_freed, note_got, note_at_ns;
+static void note_dtor(void *m) {
+  (void)m;
+  atomic_fetch_add(&note_freed, 1);
+}
+TR_MESSAGE_DEFINE(note_t, .dtor = note_dtor);
+static int on_note(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  note_t *n = msg;
+  ck_assert_int_eq(n->v, 42);
+  atomic_store(&note_at_ns, tu_now_ns());
+  atomic_fetch_add(&note_got, 1);
+  return 0;
+}
+static const tr_handler_t note_h[] = {{TR_TYPE(note_t), on_note}};
+static const tr_behavior_t note_b = {.name = "note",
+                                     .handlers = TR_HANDLERS(note_h)};
+
+START_TEST(test_send_after_and_cancel) {
+  atomic_store(&note_freed, 0);
+  atomic_store(&note_got, 0);
+  tr_runtime_t *rt = rt_new(2);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &note_b, NULL, &a), 0);
+  note_t *n = note_t_new();
+  n->v = 42;
+  uint64_t t0 = tu_now_ns();
+  tr_timer_id_t id1, id2;
+  ck_assert_int_eq(tr_timer_send_after(NULL, a, 30, n, &id1), 0);
+  note_t *m = note_t_new();
+  m->v = 1;
+  ck_assert_int_eq(tr_timer_send_after(NULL, a, 30, m, &id2), 0);
+  ck_assert_int_eq(tr_timer_cancel(rt, id2), 0);
+  ck_assert_int_eq(tr_timer_cancel(rt, id2), TR_ENOENT);
+  ck_assert_uint_eq(atomic_load(&note_freed), 1); /* the cancelled one */
+  ck_assert(tu_wait_ge(&note_got, 1, 5000));
+  ck_assert_uint_ge(atomic_load(&note_at_ns) - t0, 30000000ull);
+  ck_assert_int_eq(tr_timer_cancel(rt, id1), TR_ENOENT); /* fired */
+  tr_actor_stop(a, 0);
+  rt_done(rt);
+  ck_assert_uint_eq(atomic_load(&note_freed), 2);
+}
+END_TEST
+
+static _Atomic uint64_t dl_fired_ns, dl_target_ns;
+static int dl_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  uint64_t now = tr_io_now_ms(tr_ctx_runtime(ctx));
+  atomic_store(&dl_target_ns, tu_now_ns() + 25000000ull);
+  return tr_timer_deadline(ctx, now + 26, 9, NULL);
+}
+static int dl_fired(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  tr_timer_fired_t *f = msg;
+  ck_assert_uint_eq(f->cookie, 9);
+  atomic_store(&dl_fired_ns, tu_now_ns());
+  tr_stop(ctx, 0);
+  return 0;
+}
+static const tr_handler_t dl_h[] = {{&tr_timer_fired_t__type, dl_fired}};
+static const tr_behavior_t dl_b = {
+    .name = "dl", .init = dl_init, .handlers = TR_HANDLERS(dl_h)};
+
+START_TEST(test_deadline) {
+  tr_runtime_t *rt = rt_new(2);
+  ck_assert_int_eq(tr_spawn(rt, &dl_b, NULL, NULL), 0);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert_uint_ge(atomic_load(&dl_fired_ns), atomic_load(&dl_target_ns));
+  rt_done(rt);
+}
+END_TEST
+
+/* ---- cancel racing the firing ---------------------------------------------------- */
+
+enum { NRACE = 4000 };
+static _Atomic uint64_t race_ids[NRACE];
+static _Atomic uint64_t race_armed, race_fired_total;
+static _Atomic uint8_t race_fired[NRACE];
+static int race_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  for (int i = 0; i < NRACE; i++) {
+    tr_timer_id_t id;
+    ck_assert_int_eq(tr_timer_start(ctx, (uint64_t)(i % 4), 0, (uint64_t)i, &id),
+                     0);
+    atomic_store(&race_ids[i], id);
+    atomic_fetch_add(&race_armed, 1);
+  }
+  return 0;
+}
+static int race_fired_h(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  tr_timer_fired_t *f = msg;
+  atomic_store(&race_fired[f->cookie], 1);
+  atomic_fetch_add(&race_fired_total, 1);
+  return 0;
+}
+static const tr_handler_t race_h[] = {{&tr_timer_fired_t__type, race_fired_h}};
+static const tr_behavior_t race_b = {
+    .name = "race", .init = race_init, .handlers = TR_HANDLERS(race_h)};
+
+START_TEST(test_cancel_race) {
+  tr_runtime_t *rt = rt_new(2);
+  atomic_store(&race_armed, 0);
+  atomic_store(&race_fired_total, 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &race_b, NULL, &a), 0);
+  static uint8_t cancelled[NRACE];
+  memset(cancelled, 0, sizeof(cancelled));
+  for (int i = 0; i < NRACE; i++)
+    cancelled[i] = tr_timer_cancel(rt, atomic_load(&race_ids[i])) == 0;
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  uint64_t nc = 0;
+  for (int i = 0; i < NRACE; i++) {
+    ck_assert_msg(cancelled[i] != atomic_load(&race_fired[i]),
+                  "timer %d: cancelled %d fired %d", i, cancelled[i],
+                  atomic_load(&race_fired[i]));
+    nc += cancelled[i];
+  }
+  ck_assert_uint_eq(nc + atomic_load(&race_fired_total), NRACE);
+  tr_actor_stop(a, 0);
+  rt_done(rt);
+}
+END_TEST
+
+/* ---- an actor's timers die with it -------------------------------------------------- */
+
+static int stopper_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  ck_assert_int_eq(tr_timer_start(ctx, 5, 5, 0, NULL), 0);
+  ck_assert_int_eq(tr_timer_start(ctx, 100000, 0, 0, NULL), 0);
+  note_t *n = note_t_new();
+  ck_assert_int_eq(tr_timer_send_after(ctx, tr_self(ctx), 100000, n, NULL), 0);
+  return 0;
+}
+static _Atomic uint64_t stopper_ticks;
+static int stopper_tick(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  (void)msg;
+  if (atomic_fetch_add(&stopper_ticks, 1) + 1 == 3) tr_stop(ctx, 0);
+  return 0;
+}
+static const tr_handler_t stopper_h[] = {
+    {&tr_timer_fired_t__type, stopper_tick}, {TR_TYPE(note_t), on_note}};
+static const tr_behavior_t stopper_b = {.name = "stopper",
+                                        .init = stopper_init,
+                                        .handlers = TR_HANDLERS(stopper_h)};
+
+START_TEST(test_stop_cancels_timers) {
+  atomic_store(&note_freed, 0);
+  tr_runtime_t *rt = rt_new(2);
+  ck_assert_int_eq(tr_spawn(rt, &stopper_b, NULL, NULL), 0);
+  /* without the cancel, the 100 s timers would keep it busy */
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 3000), 0);
+  ck_assert_uint_eq(atomic_load(&stopper_ticks), 3);
+  ck_assert_uint_eq(atomic_load(&note_freed), 1);
+  rt_done(rt);
+}
+END_TEST
+
+/* ---- ask with a timeout ---------------------------------------------------------------- */
+
+TR_MESSAGE_TYPE(q_t, int delay_ms;)
+TR_MESSAGE_DEFINE(q_t);
+TR_MESSAGE_TYPE(r_t, int v;)
+TR_MESSAGE_DEFINE(r_t);
+TR_MESSAGE_TYPE(go_t, uint64_t timeout; int delay; tr_ref_t server;)
+TR_MESSAGE_DEFINE(go_t);
+
+TR_MESSAGE_TYPE(later_t, q_t *req;)
+TR_MESSAGE_DEFINE(later_t);
+
+/* server: replies at once, or keeps the request and replies after
+ * delay_ms (through a timer message to itself) */
+static int srv_q(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  q_t *q = msg;
+  if (q->delay_ms == 0) {
+    r_t *r = r_t_new();
+    r->v = 1;
+    return tr_reply(ctx, r);
+  }
+  tr_ctx_take(ctx);
+  later_t *l = later_t_new();
+  l->req = q;
+  return tr_timer_send_after(ctx, tr_self(ctx), (uint64_t)q->delay_ms, l,
+                             NULL);
+}
+static int srv_later(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  later_t *l = msg;
+  r_t *r = r_t_new();
+  r->v = 2;
+  int rc = tr_reply_to(ctx, l->req, r);
+  if (rc) tr_msg_free(r);
+  return 0;
+}
+static const tr_handler_t srv_h[] = {{TR_TYPE(q_t), srv_q},
+                                     {TR_TYPE(later_t), srv_later}};
+static const tr_behavior_t srv_b = {.name = "srv",
+                                    .handlers = TR_HANDLERS(srv_h)};
+
+static _Atomic int ask_status, ask_calls;
+static _Atomic uint64_t ask_elapsed_ns;
+typedef struct asker {
+  uint64_t t0;
+} asker_t;
+static void asked(tr_ctx_t *ctx, void *st, int status, void *reply,
+                  void *cookie) {
+  (void)ctx;
+  asker_t *a = st;
+  ck_assert_ptr_eq(cookie, (void *)0x77);
+  atomic_store(&ask_elapsed_ns, tu_now_ns() - a->t0);
+  atomic_store(&ask_status, status);
+  atomic_fetch_add(&ask_calls, 1);
+  if (status == 0) ck_assert_ptr_nonnull(reply);
+  else ck_assert_ptr_null(reply);
+}
+static int asker_go(tr_ctx_t *ctx, void *st, void *msg) {
+  asker_t *a = st;
+  go_t *g = msg;
+  q_t *q = q_t_new();
+  q->delay_ms = g->delay;
+  a->t0 = tu_now_ns();
+  return tr_ask_timeout(ctx, g->server, q, g->timeout, asked, (void *)0x77);
+}
+static const tr_handler_t asker_h[] = {{TR_TYPE(go_t), asker_go}};
+static const tr_behavior_t asker_b = {.name = "asker",
+                                      .state_size = sizeof(asker_t),
+                                      .handlers = TR_HANDLERS(asker_h)};
+
+static void run_ask(int delay, uint64_t timeout, int *status,
+                    uint64_t *elapsed_ms, uint64_t *dead) {
+  tr_runtime_t *rt = rt_new(2);
+  atomic_store(&ask_status, 12345);
+  atomic_store(&ask_calls, 0);
+  tr_ref_t s, a;
+  ck_assert_int_eq(tr_spawn(rt, &srv_b, NULL, &s), 0);
+  ck_assert_int_eq(tr_spawn(rt, &asker_b, NULL, &a), 0);
+  go_t *g = go_t_new();
+  g->timeout = timeout;
+  g->delay = delay;
+  g->server = s;
+  ck_assert_int_eq(tr_send(NULL, a, g), 0);
+  /* a cancelled timer lets the runtime go quiet long before `timeout` */
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 3000), 0);
+  ck_assert_int_eq(atomic_load(&ask_calls), 1);
+  *status = atomic_load(&ask_status);
+  *elapsed_ms = atomic_load(&ask_elapsed_ns) / 1000000ull;
+  tr_runtime_stats_t stt;
+  ck_assert_int_eq(tr_runtime_stats(rt, &stt), 0);
+  *dead = stt.dead_letters;
+  tr_actor_stop(s, 0);
+  tr_actor_stop(a, 0);
+  rt_done(rt);
+}
+
+START_TEST(test_ask_timeout_expires_and_drops_late_reply) {
+  int st;
+  uint64_t ms, dead;
+  run_ask(80, 20, &st, &ms, &dead);
+  ck_assert_int_eq(st, TR_ETIMEDOUT);
+  ck_assert_uint_ge(ms, 20);
+  ck_assert_uint_le(ms, 20 + LATE_MS + 5);
+  ck_assert_uint_eq(dead, 1); /* the late reply */
+}
+END_TEST
+
+START_TEST(test_ask_timeout_timely_reply) {
+  int st;
+  uint64_t ms, dead;
+  run_ask(0, 60000, &st, &ms, &dead);
+  ck_assert_int_eq(st, 0);
+  ck_assert_uint_eq(dead, 0);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("timer");
+  TCase *tc = tcase_create("timer");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_timer_accuracy);
+  tcase_add_test(tc, test_timer_accuracy_under_load);
+  tcase_add_test(tc, test_interval_no_drift);
+  tcase_add_test(tc, test_send_after_and_cancel);
+  tcase_add_test(tc, test_deadline);
+  tcase_add_test(tc, test_cancel_race);
+  tcase_add_test(tc, test_stop_cancels_timers);
+  tcase_add_test(tc, test_ask_timeout_expires_and_drops_late_reply);
+  tcase_add_test(tc, test_ask_timeout_timely_reply);
+  suite_add_tcase(s, tc);
+  return tu_run(s);
+}
