@@ -26,6 +26,7 @@ typedef struct child {
   tr_ref_t ref;
   int state;
   int stop;    /* to be stopped in the current round */
+  tr_timer_id_t kill_timer; /* armed while it is asked to stop */
   int restart; /* to be started again after the current round */
 } child_t;
 
@@ -104,6 +105,11 @@ static int advance(tr_ctx_t *ctx, sup_t *s) {
     if (c->state == CH_RUNNING && (s->phase == SUP_SHUTDOWN || c->stop)) {
       c->state = CH_STOPPING;
       c->stop = 0;
+      int ms = c->spec.shutdown_ms ? c->spec.shutdown_ms : 5000;
+      c->kill_timer = 0;
+      if (ms > 0 &&
+          tr_timer_start(ctx, (uint64_t)ms, 0, (uint64_t)i, &c->kill_timer) != 0)
+        c->kill_timer = 0; /* no timer: wait as long as it takes */
       if (tr_actor_stop(c->ref, TR_EXIT_SHUTDOWN) != 0) {
         /* already gone: its exit is on the way */
       }
@@ -134,6 +140,10 @@ static int on_exit_msg(tr_ctx_t *ctx, void *state, void *msg) {
   }
   child_t *c = &s->ch[idx];
   int was_stopping = c->state == CH_STOPPING;
+  if (c->kill_timer) {
+    (void)tr_timer_cancel(tr_ctx_runtime(ctx), c->kill_timer); /* may have fired */
+    c->kill_timer = 0;
+  }
   c->state = CH_STOPPED;
   c->ref = TR_REF_NULL;
   c->stop = 0;
@@ -158,6 +168,19 @@ static int on_exit_msg(tr_ctx_t *ctx, void *state, void *msg) {
   }
   s->phase = SUP_RESTARTING;
   return advance(ctx, s);
+}
+
+/* A child asked to stop did not stop within its shutdown_ms: kill it. */
+static int on_kill_timer(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  sup_t *s = state;
+  tr_timer_fired_t *t = msg;
+  size_t i = (size_t)t->cookie;
+  if (i < s->n && s->ch[i].state == CH_STOPPING && s->ch[i].kill_timer == t->id) {
+    s->ch[i].kill_timer = 0;
+    (void)tr_actor_stop(s->ch[i].ref, TR_EXIT_KILLED);
+  }
+  return 0;
 }
 
 static int on_info(tr_ctx_t *ctx, void *state, void *msg) {
@@ -221,6 +244,7 @@ static void sup_stop(tr_ctx_t *ctx, void *state, int reason) {
 static const tr_handler_t sup_handlers[] = {
     {TR_TYPE(tr_exit_t), on_exit_msg},
     {TR_TYPE(tr_sup_info_t), on_info},
+    {TR_TYPE(tr_timer_fired_t), on_kill_timer},
 };
 
 const tr_behavior_t tr_supervisor_behavior = {

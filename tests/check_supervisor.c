@@ -346,6 +346,50 @@ START_TEST(test_runtime_shutdown_stops_tree_top_down) {
 }
 END_TEST
 
+/* A child that traps exits and ignores the stop request is killed once
+ * its shutdown_ms has passed. */
+static int stubborn_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  (void)arg;
+  tr_trap_exit(ctx, 1);
+  event(ctx, E_START, 99, 0);
+  return 0;
+}
+static int stubborn_exit(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return 0; /* ignores it */
+}
+static void stubborn_stop(tr_ctx_t *ctx, void *state, int reason) {
+  (void)state;
+  event(ctx, E_STOP, 99, reason);
+}
+static const tr_handler_t stubborn_h[] = {{TR_TYPE(tr_exit_t), stubborn_exit}};
+static const tr_behavior_t stubborn_beh = {
+    .name = "stubborn", .init = stubborn_init, .on_stop = stubborn_stop,
+    .handlers = TR_HANDLERS(stubborn_h)};
+
+START_TEST(test_shutdown_deadline_kills) {
+  tr_child_spec_t kids[1] = {
+      {.behavior = &stubborn_beh, .restart = TR_RESTART_PERMANENT, .shutdown_ms = 50}};
+  tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .children = kids,
+                        .nchildren = 1};
+  tr_ref_t sup;
+  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  events(E_START, 1, NULL, NULL);
+  uint64_t t0 = tu_now_ms();
+  ck_assert_int_eq(tr_actor_stop(sup, TR_EXIT_SHUTDOWN), 0);
+  int ids[1], reasons[1];
+  events(E_STOP, 1, ids, reasons);
+  ck_assert_int_eq(ids[0], 99);
+  ck_assert_int_eq(reasons[0], TR_EXIT_KILLED);
+  ck_assert_uint_ge(tu_now_ms() - t0, 49);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert(!tr_actor_alive(sup));
+}
+END_TEST
+
 /* Chaos: 10 supervisors x 100 workers under a root; random workers fail
  * while messages flow. Every failure is repaired, nothing leaks. */
 START_TEST(test_chaos_tree_recovers) {
@@ -431,6 +475,7 @@ Suite *supervisor_suite(void) {
   tcase_add_test(tc, test_escalation_nested);
   tcase_add_test(tc, test_shutdown_reverse_order);
   tcase_add_test(tc, test_runtime_shutdown_stops_tree_top_down);
+  tcase_add_test(tc, test_shutdown_deadline_kills);
   tcase_add_test(tc, test_chaos_tree_recovers);
   suite_add_tcase(s, tc);
   return s;

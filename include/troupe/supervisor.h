@@ -9,7 +9,8 @@
  * strategy says which children restart with it (one-for-one: that child;
  * one-for-all: every child; rest-for-one: it and those started after it).
  * Children that restart with it are first stopped in reverse start order,
- * one at a time, then started again in start order. More than
+ * one at a time (each within its shutdown_ms, then killed), then started
+ * again in start order. More than
  * max_restarts restarts within period_ms make the supervisor give up: it
  * stops its children and fails with TR_EFAILED, so failure escalates to
  * its own supervisor. A supervisor asked to stop (tr_actor_stop, its
@@ -41,6 +42,10 @@ typedef struct tr_child_spec {
   void *arg;                      /* passed to its init at every start */
   tr_restart_t restart;
   tr_priority_t priority;
+  /* How long an orderly stop may take: a child still alive this many ms
+   * after it was asked to stop (it traps exits and lingers) is killed
+   * with TR_EXIT_KILLED. 0 = 5000; < 0 = wait as long as it takes. */
+  int shutdown_ms;
 } tr_child_spec_t;
 
 #define TR_SUP_MAX_CHILDREN 4096
