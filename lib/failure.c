@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 #include "mem.h"
+#include "park.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -326,16 +327,7 @@ int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k, void *cookie) {
 
 int tr_join_wait(tr_join_t *j, int timeout_ms, int *reason, void **result) {
   if (!j) return TR_EINVAL;
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  if (timeout_ms >= 0) {
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-      dl.tv_sec++;
-      dl.tv_nsec -= 1000000000L;
-    }
-  }
+  struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&j->mu);
   if (j->awaiter || j->taken) {

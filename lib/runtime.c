@@ -220,6 +220,22 @@ static inline void quiescent(tr__worker_t *w) {
       memory_order_release);
 }
 
+/* Takes w off the sleepers by itself (unless a notifier already did) and
+ * counts it awake again. */
+static void leave_sleepers(tr__worker_t *w) {
+  tr_runtime_t *rt = w->rt;
+  pthread_mutex_lock(&rt->sleep_mu);
+  if (w->in_sleepers) {
+    tr__worker_t **pp = &rt->sleepers;
+    while (*pp != w) pp = &(*pp)->sleep_next;
+    *pp = w->sleep_next;
+    w->in_sleepers = 0;
+    atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
+    atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&rt->sleep_mu);
+}
+
 /* Parks w until notified or the runtime stops. */
 static void park(tr__worker_t *w) {
   tr_runtime_t *rt = w->rt;
@@ -240,16 +256,7 @@ static void park(tr__worker_t *w) {
   tr__fence_seq_cst();
   /* Re-check after announcing: work pushed by someone who saw us awake. */
   if (work_visible(rt) || atomic_load(&rt->stopping)) {
-    pthread_mutex_lock(&rt->sleep_mu);
-    if (w->in_sleepers) {
-      tr__worker_t **pp = &rt->sleepers;
-      while (*pp != w) pp = &(*pp)->sleep_next;
-      *pp = w->sleep_next;
-      w->in_sleepers = 0;
-      atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
-      atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&rt->sleep_mu);
+    leave_sleepers(w);
   }
   TR__STAT_ADD(w->st.parks, 1);
   const tr__io_hooks_t *io =
@@ -263,16 +270,7 @@ static void park(tr__worker_t *w) {
       atomic_store_explicit(&rt->poller, NULL, memory_order_release);
       /* leave the sleepers before delivering, so that nobody takes the
        * runtime for quiescent while the events become work here */
-      pthread_mutex_lock(&rt->sleep_mu);
-      if (w->in_sleepers) {
-        tr__worker_t **pp = &rt->sleepers;
-        while (*pp != w) pp = &(*pp)->sleep_next;
-        *pp = w->sleep_next;
-        w->in_sleepers = 0;
-        atomic_fetch_add_explicit(&rt->nunparked, 1, memory_order_seq_cst);
-        atomic_store_explicit(&w->park_word, 1, memory_order_relaxed);
-      }
-      pthread_mutex_unlock(&rt->sleep_mu);
+      leave_sleepers(w);
       atomic_store_explicit(&w->qs_epoch,
                             atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
                             memory_order_seq_cst);
@@ -572,16 +570,7 @@ static int quiet_now(tr_runtime_t *rt) {
 
 int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms) {
   if (!atomic_load(&rt->started)) return TR_EINVAL;
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  if (timeout_ms >= 0) {
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-      dl.tv_sec++;
-      dl.tv_nsec -= 1000000000L;
-    }
-  }
+  struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&rt->sleep_mu);
   while (!quiet_now(rt)) {

@@ -231,9 +231,22 @@ START_TEST(test_temporary_never_restarted) {
   send_work(c0, W_FAIL, 0);
   int ids[1];
   events(E_STOP, 1, ids, NULL);
-  q = info(sup);
+  /* the child's on_stop runs before its exit reaches the supervisor */
+  uint64_t end = tu_now_ms() + 5000;
+  for (;;) {
+    q = info(sup);
+    if (q->running == 1 || tu_now_ms() > end) break;
+    tr_msg_free(q);
+    tu_sleep_ms(1);
+  }
   ck_assert_uint_eq(q->running, 1);
   ck_assert_uint_eq(q->restarts, 0);
+  tr_msg_free(q);
+  /* and it stays down */
+  tu_sleep_ms(20);
+  q = info(sup);
+  ck_assert_uint_eq(q->running, 1);
+  ck_assert(tr_ref_is_null(q->children[0]));
   tr_msg_free(q);
 }
 END_TEST

@@ -31,11 +31,14 @@ static void rt_done(tr_runtime_t *rt) {
   tr_runtime_free(rt);
 }
 
-/* Lateness allowed: a few ms normally; ThreadSanitizer is ~10x slower.
+/* Lateness allowed. Idle, a timer is a few ms late at most, but make
+ * check runs the suites side by side on as few as two cores, so "idle"
+ * shares the machine with stress tests: the bounds leave room for that.
  * With every worker busy, timers are served when a worker polls between
- * actor runs (every 61 runs in lib/runtime.c), hence the looser bound. */
-#define LATE_MS (TU_TSAN ? 60u : 6u)
-#define LATE_LOADED_MS (TU_TSAN ? 100u : 30u)
+ * actor runs (at least every millisecond), hence the looser bound.
+ * ThreadSanitizer runs about ten times slower. */
+#define LATE_MS (TU_TSAN ? 60u : 20u)
+#define LATE_LOADED_MS (TU_TSAN ? 100u : 40u)
 
 /* ---- accuracy under load ---------------------------------------------------- */
 
