@@ -144,7 +144,11 @@ tr__actor_t *tr__slot_alloc(tr_runtime_t *rt, tr__worker_t *w) {
       }
     }
     a = w->free;
-    if (a) w->free = a->link;
+    if (a) {
+      w->free = a->link;
+      /* the next spawn's slot is likely cold: start fetching it */
+      if (w->free) __builtin_prefetch(w->free, 1);
+    }
     return a;
   }
   pthread_mutex_lock(&rt->slot_mu);
@@ -328,7 +332,8 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
     }
     a->nmbox = (uint32_t)b->nmailboxes;
     a->mb_cur = 0;
-    a->mb_credit = b->nmailboxes && b->mailboxes[0].weight ? b->mailboxes[0].weight : 1;
+    unsigned w0 = b->mailboxes[0].weight;
+    a->mb_credit = (uint16_t)(w0 == 0 ? 1 : w0 > 65535 ? 65535 : w0);
   }
   a->parent = parent ? tr__self_ref(parent).id : 0;
   a->next_tag = 0;
@@ -891,9 +896,9 @@ static inline tr_msg_t *pop_private(tr__worker_t *w, tr__actor_t *a) {
           m = mbox_pop(w, a, i);
           break;
         }
-        a->mb_cur = (i + 1) % a->nmbox;
+        a->mb_cur = (uint16_t)((i + 1) % a->nmbox);
         unsigned wt = b->mailboxes[a->mb_cur].weight;
-        a->mb_credit = wt ? wt : 1;
+        a->mb_credit = (uint16_t)(wt == 0 ? 1 : wt > 65535 ? 65535 : wt);
       }
     } else {
       for (uint32_t i = 0; i < a->nmbox; i++)

@@ -133,37 +133,51 @@ typedef struct tr__mbox {
   _Atomic int closed;             /* the owner stopped */
 } tr__mbox_t;
 
+/* Field order matters: the first cache line holds what every send and
+ * every run touches (inbox, generation, kind, priority, behaviour, state,
+ * the private data queue), so that a cold actor costs one miss. */
 typedef struct tr__actor {
+  /* -- line 1: the send and run paths -- */
   tr__inbox_t inbox;
-  tr_msg_t *sys_head, *sys_tail;   /* private FIFOs, owner only */
-  tr_msg_t *data_head, *data_tail;
+  _Atomic uint32_t gen;
+  uint32_t idx;
   _Atomic(const tr_behavior_t *) behavior;
+  _Atomic uint8_t kind;
+  uint8_t prio;
+  _Atomic uint8_t overloaded;      /* its backlog passed TR__OVERLOAD_QLEN */
+  uint8_t pad_;
+  uint32_t nmbox;                  /* declared mailboxes in use */
   void *state;
-  struct tr__actor *link;          /* global queue / free list / limbo */
+  tr_msg_t *data_head, *data_tail; /* private FIFOs, owner only */
+  tr_msg_t *sys_head;
+  /* -- line 2: owner bookkeeping -- */
+  tr_msg_t *sys_tail;
   tr_runtime_t *rt;
-  tr__pending_t *pending;          /* outstanding asks */
-  struct tr_handle *handle;        /* kind == HANDLE */
-  void *io_owned;                  /* timers/fds it owns, io/ manages */
-  struct tr__ext *ext;             /* links, monitors, join: lazily */
-  uint64_t parent;                 /* ref id of the spawning actor, or 0 */
-  tr__mbox_t *mbox;                /* declared mailboxes; kept for the
-                                      slot's life (senders may still look) */
-  uint32_t nmbox, mbox_cap;
-  _Atomic(struct tr__actor *) muted; /* senders waiting for it to catch up */
-  _Atomic int overloaded;          /* its backlog passed TR__OVERLOAD_QLEN */
-  uint32_t mb_cur;                 /* weighted select: current mailbox */
-  uint32_t mb_credit;              /* and what it may still take */
-  uint64_t retire_epoch;
-  uint64_t next_tag;
+  struct tr__actor *link;          /* free list / limbo / muted list */
   uint64_t qlen;                   /* private queue length, owner only */
   _Atomic uint64_t handled;
   _Atomic uint64_t depth;
   _Atomic uint64_t depth_hwm;
-  _Atomic uint32_t gen;
-  uint32_t idx;
-  _Atomic uint8_t kind;
-  uint8_t prio;
-} tr__actor_t;
+  tr__pending_t *pending;          /* outstanding asks */
+  /* -- line 3: rarer features -- */
+  union {
+    struct tr_handle *handle;      /* kind == HANDLE */
+    void *io_owned;                /* kind == ACTOR: timers/fds it owns,
+                                      io/ manages */
+  };
+  struct tr__ext *ext;             /* links, monitors, join: lazily */
+  uint64_t parent;                 /* ref id of the spawning actor, or 0 */
+  tr__mbox_t *mbox;                /* declared mailboxes; kept for the
+                                      slot's life (senders may still look) */
+  uint32_t mbox_cap;
+  uint16_t mb_cur;                 /* weighted select: current mailbox */
+  uint16_t mb_credit;              /* and what it may still take */
+  _Atomic(struct tr__actor *) muted; /* senders waiting for it to catch up */
+  union {
+    uint64_t next_tag;             /* alive: last ask tag */
+    uint64_t retire_epoch;         /* stopped, retired by a foreign thread */
+  };
+} TR__ALIGNED tr__actor_t;
 
 struct tr_ctx {
   tr_runtime_t *rt;
