@@ -498,8 +498,11 @@ void tr__drain_dead(tr_runtime_t *rt, tr_msg_t *list) {
 /* Stops actor a for good: on_stop, then the generation turns even (new
  * sends fail), the inbox closes, and everything still queued is a dead
  * letter (requests among them get TR_ENOREPLY replies). */
+static void batch_flush(tr_ctx_t *ctx);
+
 void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   tr_runtime_t *rt = a->rt;
+  batch_flush(ctx);
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   if (run_stop && b->on_stop) b->on_stop(ctx, a->state, reason);
   if (a->io_owned) {
@@ -604,9 +607,42 @@ static void mute_self(tr__worker_t *w, tr__actor_t *self, tr__actor_t *recv,
     unmute_list(w, list);
 }
 
+/* Pushes the running handler's batch (see struct tr_ctx). */
+static void batch_flush(tr_ctx_t *ctx) {
+  tr__actor_t *a = ctx->batch_to;
+  if (!a) return;
+  tr_msg_t *newest = ctx->batch_head, *oldest = ctx->batch_tail;
+  ctx->batch_to = NULL;
+  ctx->batch_head = ctx->batch_tail = NULL;
+  ctx->batch_n = 0;
+  int r = tr__inbox_push_chain(&a->inbox, newest, oldest);
+  if (tr__unlikely(r < 0)) {
+    /* it stopped since the sends: as if it had stopped with them queued */
+    oldest->next = NULL;
+    while (newest) {
+      tr_msg_t *nx = newest->next;
+      newest->next = NULL;
+      dead_letter(a->rt, a, newest, TR_ENOACTOR);
+      newest = nx;
+    }
+    return;
+  }
+  if (r) tr__schedule(ctx->w, a);
+  if (tr__unlikely(atomic_load_explicit(&a->overloaded, memory_order_relaxed)) &&
+      ctx->a && ctx->a != a && !ctx->mute_on &&
+      !atomic_load_explicit(&ctx->a->overloaded, memory_order_relaxed)) {
+    ctx->mute_on = a;
+    ctx->mute_box = TR__MUTE_OVERLOAD;
+  }
+}
+
+#define TR__BATCH_MAX 256
+
 static inline int push_to(tr__worker_t *w, tr_ctx_t *sctx, tr__actor_t *a,
                           tr_msg_t *m, int check) {
   tr__mbox_t *counted = NULL;
+  /* anything else this worker pushes to a goes after its batched sends */
+  if (tr__unlikely(w && w->ctx.batch_to == a)) batch_flush(&w->ctx);
   if (check && atomic_load_explicit(&a->kind, memory_order_relaxed) == TR__KIND_ACTOR) {
     const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
     const tr_handler_t *e = find_entry(b, m->type);
@@ -692,6 +728,28 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   } else {
     w = NULL;
     if (!m->tag) m->sender = 0;
+  }
+  if (tr__likely(w && ctx == &w->ctx && ctx->a)) {
+    /* inside a handler: batch sends to a plain actor */
+    tr__actor_t *a = tr__lookup(to.id);
+    if (tr__unlikely(!a)) return TR_ENOACTOR;
+    if (tr__likely(atomic_load_explicit(&a->kind, memory_order_relaxed) ==
+                       TR__KIND_ACTOR &&
+                   !a->nmbox)) {
+      const tr_behavior_t *b =
+          atomic_load_explicit(&a->behavior, memory_order_relaxed);
+      if (!find_entry(b, m->type) && !b->fallback) return TR_EBADMSG;
+      if (ctx->batch_to != a) {
+        batch_flush(ctx);
+        ctx->batch_to = a;
+        ctx->batch_tail = m;
+      }
+      m->next = ctx->batch_head;
+      ctx->batch_head = m;
+      if (++ctx->batch_n >= TR__BATCH_MAX) batch_flush(ctx);
+      if (m == ctx->cur) ctx->cur_owned = 0;
+      return 0;
+    }
   }
   int rc = tr__send_raw(w, ctx, to, m, 1);
   if (rc == 0 && ctx && m == ctx->cur) ctx->cur_owned = 0;
@@ -986,7 +1044,10 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     } else if (tr__unlikely(tr__is_internal_sys(m->type))) {
       ctx->cur = NULL;
       n++;
-      if (tr__sys_dispatch(ctx, a, m)) break;
+      int gone = tr__sys_dispatch(ctx, a, m);
+      batch_flush(ctx);
+      ctx->mute_on = NULL; /* system work never parks the actor */
+      if (gone) break;
       TR__STAT_ADD(a->handled, 1);
       goto next;
     } else {
@@ -1001,6 +1062,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     ctx->cur = NULL;
     n++;
     TR__STAT_ADD(a->handled, 1);
+    batch_flush(ctx);
     if (tr__unlikely(rc < 0 || ctx->stop_req)) {
       ctx->mute_on = NULL;
       tr__finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
@@ -1028,6 +1090,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       break;
     }
   }
+  batch_flush(ctx); /* nothing may stay batched past the run */
   TR__STAT_ADD(w->st.handled, n);
   TR__STAT_ADD(w->st.runs, 1);
   ctx->a = NULL;

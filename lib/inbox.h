@@ -40,6 +40,21 @@ static inline int tr__inbox_push(tr__inbox_t *ib, tr_msg_t *m) {
   }
 }
 
+/* Pushes a chain linked newest -> oldest through next (oldest->next is
+ * overwritten) with one compare-and-swap. Same results as tr__inbox_push. */
+static inline int tr__inbox_push_chain(tr__inbox_t *ib, tr_msg_t *newest,
+                                       tr_msg_t *oldest) {
+  tr_msg_t *h = atomic_load_explicit(ib, memory_order_relaxed);
+  for (;;) {
+    if (h == TR__INBOX_CLOSED) return -1;
+    oldest->next = TR__INBOX_IS_MSG(h) ? h : NULL;
+    if (atomic_compare_exchange_weak_explicit(ib, &h, newest,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed))
+      return h == TR__INBOX_IDLE;
+  }
+}
+
 /* Takes every pending message, oldest first; *n receives the count.
  * Returns NULL when there is none. Owner only, never on a closed inbox. */
 static inline tr_msg_t *tr__inbox_take(tr__inbox_t *ib, tr_msg_t **tail,

@@ -189,6 +189,13 @@ struct tr_ctx {
   int stop_reason;
   struct tr__actor *mute_on; /* a send hit backpressure at this actor */
   unsigned mute_box;
+  /* Sends of the running handler to one receiver, chained newest first and
+   * pushed with one compare-and-swap when the handler ends, the receiver
+   * changes, or anything else is pushed to that receiver from this worker
+   * (so every sender-receiver pair stays in order). */
+  struct tr__actor *batch_to;
+  tr_msg_t *batch_head, *batch_tail;
+  unsigned batch_n;
 };
 
 struct tr__worker {
