@@ -139,7 +139,8 @@ if command -v nm >/dev/null 2>&1; then
   if [ -n "$so" ]; then
     bad=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' |
       grep -v -e '^tr_[a-z0-9]' -e '^_init$' -e '^_fini$' -e '^_edata$' \
-        -e '^_end$' -e '^__bss_start$' || true)
+        -e '^_end$' -e '^__bss_start$' -e '^__odr_asan\.tr_' \
+        -e '^__asan_' -e '^__ubsan_' -e '^__tsan_' || true)
     bad2=$(nm -D --defined-only "$so" | awk '{print $3}' | grep '^tr__' || true)
     [ -z "$bad$bad2" ] || fail "non-public symbols exported: $bad $bad2"
   fi
