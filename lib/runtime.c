@@ -102,7 +102,7 @@ static void global_push(tr_runtime_t *rt, tr__actor_t *a) {
   global_push_many(rt, a->prio, &a, 1);
 }
 
-static void local_push(tr__worker_t *w, tr__actor_t *a);
+static void local_push_class(tr__worker_t *w, tr__actor_t *a, unsigned p);
 
 /* Takes a batch from the global queue (highest class first): returns one
  * actor and moves the rest of the batch into w's local queue, so that the
@@ -114,8 +114,9 @@ static tr__actor_t *global_pop(tr_runtime_t *rt, tr__worker_t *w) {
   if (want > 64) want = 64;
   tr__actor_t *got[64];
   size_t n = 0;
+  unsigned p;
   tr__spin_lock(&rt->inj_mu);
-  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) {
+  for (p = 0; p < TR_PRIO_COUNT; p++) {
     size_t avail = rt->inj[p].len;
     if (!avail) continue;
     n = avail < want ? avail : want;
@@ -128,7 +129,8 @@ static tr__actor_t *global_pop(tr_runtime_t *rt, tr__worker_t *w) {
   }
   tr__spin_unlock(&rt->inj_mu);
   if (!n) return NULL;
-  for (size_t i = 1; i < n; i++) local_push(w, got[i]);
+  /* the class is known: the (cold) actors are not touched here */
+  for (size_t i = 1; i < n; i++) local_push_class(w, got[i], p);
   return got[0];
 }
 
@@ -293,13 +295,17 @@ static void park(tr__worker_t *w) {
 
 /* Owner push; a full queue spills half of itself plus a to the global
  * queue in one batch (Tokio's overflow rule). */
-static void local_push(tr__worker_t *w, tr__actor_t *a) {
-  tr__runq_t *q = &w->q[a->prio];
+static void local_push_class(tr__worker_t *w, tr__actor_t *a, unsigned p) {
+  tr__runq_t *q = &w->q[p];
   if (tr__likely(tr__runq_push(q, a) == 0)) return;
   tr__actor_t *buf[TR__RUNQ_CAP / 2 + 1];
   uint32_t n = tr__runq_steal(q, buf, TR__RUNQ_CAP / 2);
   buf[n] = a;
-  global_push_many(w->rt, a->prio, buf, n + 1);
+  global_push_many(w->rt, p, buf, n + 1);
+}
+
+static void local_push(tr__worker_t *w, tr__actor_t *a) {
+  local_push_class(w, a, a->prio);
 }
 
 /* a became runnable because of a send (or spawn) by worker w, or by a
@@ -329,12 +335,27 @@ void tr__reschedule(tr__worker_t *w, tr__actor_t *a) {
   if (w->next || tr__runq_len(&w->q[a->prio]) > 1) notify_parked(w->rt);
 }
 
+/* Starts fetching the actor that will run after the one just taken from
+ * q: in a long queue each actor is cold by the time it runs. */
+static inline void prefetch_next(tr__runq_t *q) {
+  uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+  if (h != atomic_load_explicit(&q->tail, memory_order_relaxed))
+    __builtin_prefetch(
+        atomic_load_explicit(&q->buf[h & TR__RUNQ_MASK], memory_order_relaxed), 1);
+}
+
 static tr__actor_t *local_pop(tr__worker_t *w) {
   unsigned first = prio_rotation[w->prio_tick++ % 15];
   tr__actor_t *a = tr__runq_pop(&w->q[first]);
-  if (a) return a;
+  if (a) {
+    prefetch_next(&w->q[first]);
+    return a;
+  }
   for (unsigned p = 0; p < TR_PRIO_COUNT; p++)
-    if (p != first && (a = tr__runq_pop(&w->q[p]))) return a;
+    if (p != first && (a = tr__runq_pop(&w->q[p]))) {
+      prefetch_next(&w->q[p]);
+      return a;
+    }
   return NULL;
 }
 
@@ -397,7 +418,7 @@ static tr__actor_t *steal(tr__worker_t *w) {
       if (v == w) continue;
       uint32_t got = tr__runq_steal(&v->q[p], buf, TR__RUNQ_CAP / 2);
       if (!got) continue;
-      for (uint32_t i = 1; i < got; i++) local_push(w, buf[i]);
+      for (uint32_t i = 1; i < got; i++) local_push_class(w, buf[i], p);
       TR__STAT_ADD(w->st.steals, got);
       return buf[0];
     }
