@@ -183,6 +183,9 @@ START_TEST(test_handler_error_is_exit_reason) {
   tr_ref_t a = probe();
   cmd(a, OP_FAIL, TR_EPROTO, TR_REF_NULL);
   ck_assert_int_eq(expect_reason(N_STOPPED, a), TR_EPROTO);
+  /* on_stop runs just before the ref goes dead */
+  uint64_t end = tu_now_ms() + 5000;
+  while (tr_actor_alive(a) && tu_now_ms() < end) tu_sleep_ms(1);
   ck_assert(!tr_actor_alive(a));
   tr_ref_t b = probe();
   cmd(b, OP_STOP, TR_EXIT_USER + 7, TR_REF_NULL);
