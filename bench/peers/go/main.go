@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The Go peer of troupe's actor-core benchmarks: goroutines and channels,
-// GOMAXPROCS = workers. Usage: go-bench <workload> [-n N] [-w W] [-a A] [-s S]
-// It prints the parameters, then the same RESULT line as the troupe programs.
+// The Go peer of troupe's actor-core and channel benchmarks: goroutines and
+// channels, GOMAXPROCS = workers. Usage: go-bench <workload> [-n N] [-w W]
+// [-a A] [-s S]; broadcast takes [-r subscribers] [-m messages] and select
+// [-c 8] [-k per_channel], the flags of troupe's bench/broadcast and
+// bench/select, so that bench/run passes one argument string to every system
+// (-a, -n stay accepted there as aliases). It prints the parameters, then the
+// same RESULT line as the troupe programs.
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 
 type params struct {
 	n, workers, actors, senders int
+	channels                    int // select only: must be 8 (select.go has 8 cases)
 }
 
 // A workload runs its measured part and returns the checksum and the
@@ -32,11 +37,14 @@ var workloads = map[string]workload{
 	"fanin":       {5000000, func(p params, c uint64) float64 { return float64(c) }, fanin},
 	"spawn":       {1000000, func(p params, c uint64) float64 { return float64(c) }, spawn},
 	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
+	"broadcast":   {10000, func(p params, c uint64) float64 { return float64(c) }, broadcast},
+	"select":      {1000000, func(p params, c uint64) float64 { return float64(c) }, selectBench},
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory [-n N] [-w W] [-a A] [-s S]")
+		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select [-n N] [-w W] [-a A] [-s S]\n"+
+			"       go-bench broadcast [-r subscribers] [-m messages]; go-bench select [-c 8] [-k per_channel]")
 		os.Exit(64)
 	}
 	name := os.Args[1]
@@ -52,9 +60,23 @@ func main() {
 	fs.IntVar(&p.actors, "a", 1000, "actors in the ring")
 	fs.IntVar(&p.senders, "s", 0, "fanin senders (0 = workers)")
 	fs.Int("t", 600, "timeout in seconds (ignored: the driver enforces it)")
+	// The letters of troupe's programs for the channel workloads; they
+	// write the same fields as the generic flags, whose defaults match.
+	switch name {
+	case "broadcast":
+		fs.IntVar(&p.actors, "r", 1000, "subscribers")
+		fs.IntVar(&p.n, "m", w.defaultN, "messages")
+	case "select":
+		fs.IntVar(&p.channels, "c", 8, "channels (only 8: select.go is an 8-case select)")
+		fs.IntVar(&p.n, "k", w.defaultN, "messages per channel")
+	}
 	fs.Parse(os.Args[2:])
 	if p.senders == 0 {
 		p.senders = p.workers
+	}
+	if name == "select" && p.channels != 8 {
+		fmt.Fprintf(os.Stderr, "select: -c %d: only 8 channels are implemented\n", p.channels)
+		os.Exit(64)
 	}
 	runtime.GOMAXPROCS(p.workers)
 	fmt.Printf("%s go %s: n=%d workers=%d actors=%d senders=%d\n", name,

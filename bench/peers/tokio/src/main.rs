@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: MIT
-//! The Tokio peer of troupe's actor-core benchmarks: tasks on the
-//! multi-thread runtime (worker_threads = workers) talking over
-//! tokio::sync::mpsc. Usage: tokio-bench <workload> [-n N] [-w W] [-a A] [-s S]
+//! The Tokio peer of troupe's actor-core and channel benchmarks: tasks on
+//! the multi-thread runtime (worker_threads = workers) talking over
+//! tokio::sync::mpsc (and tokio::sync::broadcast).
+//! Usage: tokio-bench <workload> [-n N] [-w W] [-a A] [-s S]; broadcast takes
+//! [-r subscribers] [-m messages] and select [-c 8] [-k per_channel], the
+//! flags of troupe's bench/broadcast and bench/select, so that bench/run
+//! passes one argument string to every system (-a, -n stay accepted there).
 //! It prints the parameters, then the same RESULT line as the troupe programs.
 
 use std::time::Instant;
 
+mod broadcast;
 mod fanin;
 mod idle_memory;
 mod pingpong;
 mod ring;
+mod select;
 mod skynet;
 mod spawn;
 
@@ -32,7 +38,8 @@ pub fn rss_bytes() -> u64 {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: tokio-bench pingpong|ring|skynet|fanin|spawn|idle_memory [-n N] [-w W] [-a A] [-s S]");
+    eprintln!("usage: tokio-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select [-n N] [-w W] [-a A] [-s S]");
+    eprintln!("       tokio-bench broadcast [-r subscribers] [-m messages]; tokio-bench select [-c 8] [-k per_channel]");
     std::process::exit(64)
 }
 
@@ -44,18 +51,25 @@ fn main() {
         "ring" => 10_000_000,
         "skynet" | "spawn" | "idle_memory" => 1_000_000,
         "fanin" => 5_000_000,
+        "broadcast" => 10_000,
+        "select" => 1_000_000,
         _ => usage(),
     };
     let mut p = Params { n: default_n, workers: 2, actors: 1000, senders: 0 };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
         let v: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "-n" => p.n = v,
-            "-w" => p.workers = v as usize,
-            "-a" => p.actors = v,
-            "-s" => p.senders = v,
-            "-t" => {} // timeout: enforced by the driver
+        // The letters of troupe's programs for the channel workloads.
+        match (name.as_str(), flag.as_str()) {
+            ("broadcast", "-r") => p.actors = v,
+            ("broadcast", "-m") | ("select", "-k") => p.n = v,
+            // select.rs has C = 8 channels built in
+            ("select", "-c") if v == 8 => {}
+            (_, "-n") => p.n = v,
+            (_, "-w") => p.workers = v as usize,
+            (_, "-a") => p.actors = v,
+            (_, "-s") => p.senders = v,
+            (_, "-t") => {} // timeout: enforced by the driver
             _ => usage(),
         }
     }
@@ -79,6 +93,8 @@ fn main() {
             "skynet" => skynet::run(&p).await,
             "fanin" => fanin::run(&p).await,
             "spawn" => spawn::run(&p).await,
+            "broadcast" => broadcast::run(&p).await,
+            "select" => select::run(&p).await,
             _ => idle_memory::run(&p).await,
         }
     });
