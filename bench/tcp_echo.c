@@ -3,17 +3,23 @@
  * The "tcp-echo" workload of BENCHMARKS.md: C loopback connections each
  * bounce a 64-byte message off an echo server for D seconds (the next
  * message leaves when the echo is back and checked). The client is one
- * plain epoll thread; the server is troupe's (listener + one actor per
- * connection, backend from TROUPE_IO_BACKEND) or, with -P PORT, an
- * external one such as bench/epoll_echo. Checksum: round trips completed.
+ * plain epoll thread (-t N: N threads sharing the connections, for when
+ * one client thread saturates before the server does); the server is
+ * troupe's (listener + one actor per connection, backend from
+ * TROUPE_IO_BACKEND) or, with -P PORT, an external one such as
+ * bench/epoll_echo. Checksum: round trips completed.
  *
- *   tcp_echo [-c 100] [-d 10] [-w 1]          troupe server in-process
- *   tcp_echo -P PORT                          external server ("epoll-c")
+ *   tcp_echo [-c 100] [-d 10] [-w 1] [-t 1] [-s 0]   troupe in-process
+ *   tcp_echo -P PORT [-t 1]                   external server ("epoll-c")
+ *
+ * -s sets the workers' spin before parking (tr_runtime_config_t.spin_us,
+ * 0: the runtime's default).
  */
 #define _GNU_SOURCE
 #include "benchutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,7 +29,8 @@
 #include <troupe/io.h>
 #include <troupe/net.h>
 
-static uint64_t n_conns = 100, seconds = 10, n_workers = 1, ext_port = 0;
+static uint64_t n_conns = 100, seconds = 10, n_workers = 1, ext_port = 0,
+                n_clients = 1, spin_us = 0;
 
 static int conn_init(tr_ctx_t *ctx, void *st, void *arg) {
   return tr_tcp_adopt(ctx, arg, (tr_tcp_id_t *)st);
@@ -66,14 +73,14 @@ static void fill(cli_t *c) {
   for (int i = 0; i < 64; i++) c->msg[i] = (uint8_t)(c->seq * 7 + (uint64_t)i);
 }
 
-static uint64_t client(uint16_t port, double *elapsed) {
+static uint64_t client_conns(uint16_t port, uint64_t nc, double *elapsed) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) bench_die("epoll_create1: %s", strerror(errno));
-  cli_t *cl = calloc(n_conns, sizeof(*cl));
+  cli_t *cl = calloc(nc, sizeof(*cl));
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int one = 1;
-  for (uint64_t i = 0; i < n_conns; i++) {
+  for (uint64_t i = 0; i < nc; i++) {
     cl[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (cl[i].fd < 0 || connect(cl[i].fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
       bench_die("connect: %s", strerror(errno));
@@ -85,7 +92,7 @@ static uint64_t client(uint16_t port, double *elapsed) {
   }
   uint64_t trips = 0;
   double t0 = bench_now(), end = t0 + (double)seconds;
-  for (uint64_t i = 0; i < n_conns; i++) {
+  for (uint64_t i = 0; i < nc; i++) {
     fill(&cl[i]);
     if (send(cl[i].fd, cl[i].msg, 64, MSG_NOSIGNAL) != 64) bench_die("send");
   }
@@ -112,10 +119,45 @@ static uint64_t client(uint16_t port, double *elapsed) {
     }
   }
   *elapsed = bench_now() - t0;
-  for (uint64_t i = 0; i < n_conns; i++)
+  for (uint64_t i = 0; i < nc; i++)
     if (close(cl[i].fd) != 0) bench_die("close");
   if (close(ep) != 0) bench_die("close");
   free(cl);
+  return trips;
+}
+
+typedef struct cli_thread {
+  pthread_t th;
+  uint16_t port;
+  uint64_t conns, trips;
+  double elapsed;
+} cli_thread_t;
+
+static void *client_main(void *arg) {
+  cli_thread_t *t = arg;
+  t->trips = client_conns(t->port, t->conns, &t->elapsed);
+  return NULL;
+}
+
+/* n_clients threads, the connections split between them. */
+static uint64_t client(uint16_t port, double *elapsed) {
+  if (n_clients <= 1) return client_conns(port, n_conns, elapsed);
+  cli_thread_t *t = calloc(n_clients, sizeof(*t));
+  if (!t) bench_die("calloc");
+  for (uint64_t i = 0; i < n_clients; i++) {
+    t[i].port = port;
+    t[i].conns = n_conns / n_clients + (i < n_conns % n_clients ? 1 : 0);
+    if (pthread_create(&t[i].th, NULL, client_main, &t[i]) != 0)
+      bench_die("pthread_create");
+  }
+  uint64_t trips = 0;
+  *elapsed = 0;
+  for (uint64_t i = 0; i < n_clients; i++) {
+    if (pthread_join(t[i].th, NULL) != 0) bench_die("pthread_join");
+    trips += t[i].trips;
+    if (t[i].elapsed > *elapsed) *elapsed = t[i].elapsed;
+  }
+  free(t);
   return trips;
 }
 
@@ -124,9 +166,11 @@ int main(int argc, char **argv) {
   bench_opt_t opts[] = {{'c', "connections", &n_conns},
                         {'d', "seconds", &seconds},
                         {'w', "workers", &n_workers},
-                        {'P', "external_port", &ext_port}};
-  bench_parse_args(argc, argv, "tcp_echo", opts, 4);
-  bench_print_params("tcp-echo", opts, 4);
+                        {'P', "external_port", &ext_port},
+                        {'t', "client_threads", &n_clients},
+                        {'s', "spin_us", &spin_us}};
+  bench_parse_args(argc, argv, "tcp_echo", opts, 6);
+  bench_print_params("tcp-echo", opts, 6);
   double el;
   if (ext_port) {
     uint64_t trips = client((uint16_t)ext_port, &el);
@@ -138,6 +182,7 @@ int main(int argc, char **argv) {
   tr_runtime_config_t cfg;
   tr_runtime_config_init(&cfg);
   cfg.workers = (unsigned)n_workers;
+  cfg.spin_us = (unsigned)spin_us; /* 0: the runtime's default */
   BENCH_CHECK(tr_runtime_new(&cfg, &rt));
   BENCH_CHECK(tr_runtime_start(rt));
   tr_tcp_listen_opts_t o = {.host = "127.0.0.1", .conn_behavior = &conn_b};

@@ -15,11 +15,22 @@
  *    event for fd is reported by a later wait() and the caller may close
  *    fd at once (a backend that holds a reference to the file, as
  *    io_uring's poll requests do, must drop it before del returns).
+ *  - Edge registrations (optional, backends with TR__BK_EDGE): events
+ *    with TR__EV_EDGE added to add/mod arm fd persistently. The backend
+ *    reports fd whenever new readiness arrives (an edge: new data, new
+ *    buffer space, hang-up) and stays armed, so the caller needs no mod
+ *    after a report; such a report carries TR__EV_ARMED. A report without
+ *    TR__EV_ARMED means the registration ended (as for one-shot interest:
+ *    disarmed until mod). The caller must consume the readiness (read until
+ *    a short read or EAGAIN) or call mod, which re-evaluates the fd and
+ *    reports it again if it is still ready. mod(fd, 0) disarms it as well.
+ *    Several edges of one fd may be merged into one report.
  *  - TR__EV_ERR and TR__EV_HUP are always reported for an armed fd, even
  *    if not asked for. Spurious reports are allowed (callers do
  *    non-blocking I/O and re-arm), lost reports are not.
  *  - udata is opaque to the backend and comes back with every report of
- *    that registration; mod may change it.
+ *    that registration; mod may change it. Its bit 63 is always clear
+ *    (entry ids and file-op pointers), so a backend may use that bit.
  *  - wait(ev, max, timeout_ms) blocks until at least one report is ready,
  *    timeout_ms passes (< 0: no limit; 0: just poll), or a signal
  *    interrupts it; it fills at most max reports and returns their number
@@ -51,8 +62,14 @@
 #define TR__EV_ERR 0x4u
 #define TR__EV_HUP 0x8u
 #define TR__EV_DONE 0x10u /* completion of a submitted operation */
+#define TR__EV_EDGE 0x20u /* add/mod: persistent, edge-triggered interest */
+#define TR__EV_ARMED 0x40u /* report: an edge registration is still armed */
+#define TR__EV_RDHUP 0x80u /* report: the peer shut down its side (with IN);
+                            * a read may return less than is queued before
+                            * the end-of-file, so edge users read on */
 
 #define TR__BK_MT_CTL 0x1u /* add/mod/del are safe from any thread */
+#define TR__BK_EDGE 0x2u   /* supports TR__EV_EDGE registrations */
 
 typedef struct tr__bk_event {
   uint64_t udata;

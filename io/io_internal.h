@@ -50,6 +50,11 @@ typedef struct tr__io_kind {
   void (*release)(tr__io_entry_t *e);
   /* The message that acknowledges a close (NULL: no message). */
   tr_msg_t *(*closed_msg)(tr__io_entry_t *e, int status);
+  /* Nonzero: on_event consumes all the readiness it is told about (reads
+   * until a short read or EAGAIN), so on a backend with TR__BK_EDGE the fd
+   * stays armed between events (no re-arm per event). An on_event that
+   * stops early sets e->armed = 0 to have the fd re-armed and re-checked. */
+  int edge;
 } tr__io_kind_t;
 
 enum { TR__ENT_FREE = 0, TR__ENT_OPEN = 1, TR__ENT_CLOSING = 2 };
@@ -122,6 +127,7 @@ struct tr__io {
   const tr__backend_ops_t *bk;
   void *bks;
   int mt_ctl;
+  int edge;       /* the backend supports TR__EV_EDGE */
   uint64_t start_ns;
 
   /* wake-up */

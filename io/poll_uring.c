@@ -8,6 +8,14 @@
  * a pending poll holds a reference to the file, and closing the fd before
  * the cancel would keep a socket open behind the reactor's back.
  *
+ * No edge registrations (TR__BK_EDGE): a multishot poll stays bound to
+ * the thread that submitted it, whose task work then has to run for every
+ * completion; since the poll token moves between workers, that means
+ * interrupting or waking another worker per event (measured: slower on
+ * tcp_echo with 2 workers). One-shot polls re-armed by the token holder
+ * are submitted by the thread that waits next, which runs their task work
+ * itself inside io_uring_enter.
+ *
  * Not thread-safe (the ring has one submitter at a time): the reactor
  * queues changes and applies them from the poll-token holder. No
  * SINGLE_ISSUER or DEFER_TASKRUN setup flags, because the token moves

@@ -175,7 +175,8 @@ static void finish_close(tr__io_t *io, tr__io_entry_t *e) {
   int status = e->close_status;
   if (e->in_bk) {
     int rc = io->bk->del(io->bks, e->fd);
-    /* EBADF/ENOENT: the fd was closed behind the reactor's back */
+    /* EBADF: the fd was closed behind the reactor's back (a disarmed fd
+     * may be out of the backend's set: epoll's del takes ENOENT as done) */
     if (rc && !status) status = rc;
     e->in_bk = 0;
   }
@@ -207,16 +208,24 @@ static uint32_t interest_of(tr__io_entry_t *e) {
   return (e->kind && e->kind->interest) ? e->kind->interest(e) : e->want;
 }
 
+/* What to hand the backend for interest want: edge-triggered and
+ * persistent when both the kind and the backend allow it. */
+static uint32_t bk_events(tr__io_t *io, tr__io_entry_t *e, uint32_t want) {
+  return (want && io->edge && e->kind && e->kind->edge) ? want | TR__EV_EDGE
+                                                       : want;
+}
+
 /* Applies the wanted interest to the backend (e->mu held, direct). */
 static void apply(tr__io_t *io, tr__io_entry_t *e) {
   uint32_t want = interest_of(e);
   if (e->in_bk && want == e->armed) return;
   int rc;
+  uint32_t bev = bk_events(io, e, want);
   if (!e->in_bk) {
-    rc = io->bk->add(io->bks, e->fd, want, tr__io_entry_id(e));
+    rc = io->bk->add(io->bks, e->fd, bev, tr__io_entry_id(e));
     if (rc == 0) e->in_bk = 1;
   } else {
-    rc = io->bk->mod(io->bks, e->fd, want, tr__io_entry_id(e));
+    rc = io->bk->mod(io->bks, e->fd, bev, tr__io_entry_id(e));
   }
   if (rc == 0) e->armed = want;
   else tr__io_entry_close_locked(e, rc, 1);
@@ -308,7 +317,8 @@ tr__io_entry_t *tr__io_entry_new(tr_ctx_t *ctx, int fd,
   e->notify_close = 0;
   e->owner = tr__self_ref(ctx->a).id;
   if (direct(io)) {
-    int r = io->bk->add(io->bks, fd, interest_of(e), tr__io_entry_id(e));
+    int r = io->bk->add(io->bks, fd, bk_events(io, e, interest_of(e)),
+                        tr__io_entry_id(e));
     if (r) {
       entry_free(io, e);
       pthread_mutex_unlock(&e->mu);
@@ -404,8 +414,11 @@ static void wake_event(tr__io_t *io, tr__io_entry_t *e, uint32_t events) {
   atomic_store_explicit(&io->wake_pending, 0, memory_order_release);
 }
 
-static const tr__io_kind_t wake_kind = {
-    .name = "wake", .interest = wake_interest, .on_event = wake_event};
+/* edge: one read empties the eventfd's counter */
+static const tr__io_kind_t wake_kind = {.name = "wake",
+                                        .interest = wake_interest,
+                                        .on_event = wake_event,
+                                        .edge = 1};
 
 /* ---- the hooks -------------------------------------------------------------------- */
 
@@ -416,7 +429,8 @@ static void dispatch(tr__io_t *io, const tr__bk_event_t *ev) {
   }
   tr__io_entry_t *e = tr__io_entry_lock_id(io, ev->udata);
   if (!e) return; /* closed since: dropped, as promised */
-  e->armed = 0;
+  /* one-shot reports disarm; an edge registration stays armed */
+  if (!(ev->events & TR__EV_ARMED)) e->armed = 0;
   if (e->kind && e->kind->on_event) e->kind->on_event(io, e, ev->events);
   else raw_event(io, e, ev->events);
   if (e->state == TR__ENT_OPEN) tr__io_entry_sync(e);
@@ -631,6 +645,7 @@ int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *cfg) {
   int rc = pick_backend(io, cfg ? cfg->backend : TR_IO_BACKEND_AUTO);
   if (rc) goto fail;
   io->mt_ctl = (io->bk->flags & TR__BK_MT_CTL) != 0;
+  io->edge = (io->bk->flags & TR__BK_EDGE) != 0;
   io->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (io->wake_fd < 0) {
     rc = -errno;
@@ -648,7 +663,8 @@ int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *cfg) {
   e->state = TR__ENT_OPEN;
   e->fd = io->wake_fd;
   e->kind = &wake_kind;
-  rc = io->bk->add(io->bks, e->fd, TR__EV_IN, tr__io_entry_id(e));
+  rc = io->bk->add(io->bks, e->fd, bk_events(io, e, TR__EV_IN),
+                   tr__io_entry_id(e));
   if (rc) goto fail_fd;
   e->in_bk = 1;
   e->armed = TR__EV_IN;

@@ -3,7 +3,9 @@
  * TCP connections and listeners as actors, on top of the reactor's
  * registry (io/io_internal.h): a connection is an entry of kind "tcp"
  * whose events the reactor handles itself, on the poll-token holder:
- * it reads into fresh buffers that travel to the owner as tr_tcp_data_t,
+ * it reads into fresh buffers that travel to the owner as tr_tcp_data_t
+ * (until a short read, so the fd can stay armed edge-triggered between
+ * events, see tr__io_kind_t.edge),
  * flushes the write queue, completes connects, and turns end-of-file,
  * resets and errors into messages. Writes from the owner go straight to
  * the socket when nothing is queued, else join a bounded queue.
@@ -160,7 +162,8 @@ static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
   }
   if ((ev & (TR__EV_IN | TR__EV_HUP | TR__EV_ERR)) && !t->eof && !t->paused) {
     uint8_t buf[READ_CHUNK];
-    for (int i = 0; i < READS_PER_EVENT; i++) {
+    int i;
+    for (i = 0; i < READS_PER_EVENT; i++) {
       ssize_t n = read(e->fd, buf, sizeof(buf));
       if (n > 0) {
         tr_tcp_data_t *m = tr_msg_new(&tr_tcp_data_t__type);
@@ -178,7 +181,12 @@ static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
         m->len = (size_t)n;
         m->data = d;
         (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
-        if ((size_t)n < sizeof(buf)) break; /* drained, most likely */
+        /* a short read of a stream socket took all it had: data that
+         * arrives later is a new edge. Not so for a end-of-file already
+         * reported: read on until it shows. */
+        if ((size_t)n < sizeof(buf) &&
+            !(ev & (TR__EV_RDHUP | TR__EV_HUP | TR__EV_ERR)))
+          break;
         continue;
       }
       if (n == 0) {
@@ -195,6 +203,9 @@ static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
       tr__io_entry_close_locked(e, -errno, 1);
       return;
     }
+    /* the budget ran out before the socket was drained: have it re-armed,
+     * which reports it again (an edge registration would stay silent) */
+    if (i == READS_PER_EVENT) e->armed = 0;
   } else if (ev & TR__EV_ERR) {
     int err = sock_error(e->fd);
     if (err) {
@@ -218,6 +229,7 @@ static const tr__io_kind_t tcp_kind = {
     .on_event = tcp_event,
     .release = tcp_release,
     .closed_msg = tcp_closed,
+    .edge = 1, /* reads until a short read, EAGAIN or the budget */
 };
 
 /* Locks conn for its owner and checks it is a TCP entry. */

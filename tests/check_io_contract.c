@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,6 +447,68 @@ START_TEST(test_tcp_echo_small) {
 }
 END_TEST
 
+/* A bulk upload then a half-close: reads fill whole buffers, so the read
+ * budget per event runs out and the connection must be re-armed (on an
+ * edge-triggered backend no new edge would come), and the end-of-file
+ * arrives behind a pile of data. */
+static _Atomic uint64_t sink_bytes;
+static _Atomic int sink_eofs;
+static int sink_data(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  atomic_fetch_add(&sink_bytes, ((tr_tcp_data_t *)msg)->len);
+  return 0;
+}
+static int sink_eof(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)msg;
+  atomic_fetch_add(&sink_eofs, 1);
+  return tr_tcp_close(ctx, *(tr_tcp_id_t *)st);
+}
+static const tr_handler_t sink_h[] = {
+    {&tr_tcp_data_t__type, sink_data},
+    {&tr_tcp_eof_t__type, sink_eof},
+    {&tr_tcp_closed_t__type, echo_closed},
+};
+static const tr_behavior_t sink_b = {.name = "sink",
+                                     .state_size = sizeof(tr_tcp_id_t),
+                                     .init = echo_init,
+                                     .handlers = TR_HANDLERS(sink_h)};
+
+START_TEST(test_tcp_bulk_upload) {
+  tr_runtime_t *rt = rt_new(2);
+  tr_tcp_listen_opts_t o = {.host = "127.0.0.1", .conn_behavior = &sink_b};
+  tr_ref_t l;
+  uint16_t port = 0;
+  ck_assert_int_eq(tr_tcp_listen(rt, &o, &l, &port), 0);
+  atomic_store(&sink_bytes, 0);
+  atomic_store(&sink_eofs, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  static uint8_t chunk[1 << 20];
+  const uint64_t total = 8u << 20;
+  for (uint64_t sent = 0; sent < total;) {
+    ssize_t n = write(fd, chunk, sizeof(chunk));
+    ck_assert_int_gt(n, 0);
+    sent += (uint64_t)n;
+  }
+  ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+  uint64_t end = tu_now_ms() + 10000;
+  while ((atomic_load(&sink_bytes) < total || atomic_load(&sink_eofs) == 0) &&
+         tu_now_ms() < end)
+    tu_sleep_ms(2);
+  ck_assert_uint_eq(atomic_load(&sink_bytes), total);
+  ck_assert_int_eq(atomic_load(&sink_eofs), 1);
+  char b;
+  ck_assert_int_eq(read(fd, &b, 1), 0); /* the server closed */
+  ck_assert_int_eq(close(fd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+}
+END_TEST
+
 /* ---- a file round trip through this backend --------------------------------------- */
 
 static _Atomic int file_result;
@@ -525,6 +588,7 @@ int main(void) {
   tcase_add_test(tc, test_wake_blocked_poller);
   tcase_add_test(tc, test_timer_fires);
   tcase_add_test(tc, test_tcp_echo_small);
+  tcase_add_test(tc, test_tcp_bulk_upload);
   tcase_add_test(tc, test_file_roundtrip);
   suite_add_tcase(s, tc);
   return tu_run(s);
