@@ -8,6 +8,13 @@
  * calling the blocking tr_chan_select. The consumer finishes when every
  * channel has closed (its producer dropped its sender).
  * Checksum: values received, C*K.
+ *
+ * Producers: by default (-A 1) each producer is an actor, like the peers'
+ * goroutines and tasks: it sends until the channel refuses (TR_EAGAIN,
+ * the actor form of blocking backpressure), then waits for the
+ * tr_chan_writable_t notice; it yields after every 256 values so that it
+ * shares its worker. -A 0 makes them threads blocked in
+ * tr_chan_send_timeout instead.
  */
 #include "benchutil.h"
 
@@ -66,6 +73,61 @@ typedef struct producer {
   pthread_t thread;
 } producer_t;
 
+/* ---- actor producers ---- */
+
+TR_MESSAGE_TYPE(go_t, int unused;);
+TR_MESSAGE_DEFINE(go_t);
+
+typedef struct aprod {
+  tr_chan_t *ch;
+  uint64_t k, i;
+  item_t *held; /* refused by a full channel: sent first on writable */
+} aprod_t;
+
+static int aprod_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(aprod_t *)state = *(aprod_t *)arg;
+  return 0;
+}
+
+/* Sends until the channel is full (then writable wakes us) or 256 values
+ * went out (then a go_t to ourselves lets the others run). */
+static int aprod_run(tr_ctx_t *ctx, void *state, void *msg) {
+  aprod_t *p = state;
+  (void)msg;
+  for (unsigned burst = 0; p->i < p->k; burst++) {
+    if (burst == 256) {
+      BENCH_CHECK(tr_send(ctx, tr_self(ctx), bench_msg_new(TR_TYPE(go_t))));
+      return 0;
+    }
+    item_t *it = p->held;
+    if (!it) {
+      it = bench_msg_new(TR_TYPE(item_t));
+      it->seq = p->i;
+    }
+    int rc = tr_chan_send(ctx, p->ch, it);
+    if (rc == TR_EAGAIN) {
+      p->held = it;
+      return 0;
+    }
+    BENCH_CHECK(rc);
+    p->held = NULL;
+    p->i++;
+  }
+  tr_chan_sender_drop(p->ch);
+  tr_stop(ctx, TR_EXIT_NORMAL);
+  return 0;
+}
+
+static const tr_handler_t aprod_handlers[] = {
+    {.type = TR_TYPE(go_t), .fn = aprod_run},
+    {.type = TR_TYPE(tr_chan_writable_t), .fn = aprod_run}};
+static const tr_behavior_t aproducer = {
+    .name = "select-producer",
+    .state_size = sizeof(aprod_t),
+    .init = aprod_init,
+    .handlers = TR_HANDLERS(aprod_handlers)};
+
 static void *producer_main(void *arg) {
   producer_t *p = arg;
   for (uint64_t i = 0; i < p->k; i++) {
@@ -79,14 +141,16 @@ static void *producer_main(void *arg) {
 
 int main(int argc, char **argv) {
   uint64_t c = 8, k = 1000000, workers = 2, thread_mode = 0, timeout = 600;
+  uint64_t actor_prods = 1;
   const bench_opt_t opts[] = {{'c', "channels", &c},
                               {'k', "per_channel", &k},
                               {'w', "workers", &workers},
                               {'T', "thread_consumer", &thread_mode},
+                              {'A', "actor_producers", &actor_prods},
                               {'t', "timeout_s", &timeout}};
-  bench_parse_args(argc, argv, "select", opts, 5);
+  bench_parse_args(argc, argv, "select", opts, 6);
   if (c == 0 || k == 0) bench_die("need channels and messages");
-  bench_print_params("select", opts, 5);
+  bench_print_params("select", opts, 6);
 
   tr_runtime_t *rt;
   tr_handle_t *h;
@@ -111,8 +175,15 @@ int main(int argc, char **argv) {
   for (uint64_t i = 0; i < c; i++) {
     prods[i].ch = chans[i];
     prods[i].k = k;
-    if (pthread_create(&prods[i].thread, NULL, producer_main, &prods[i]))
+    if (actor_prods) {
+      aprod_t init = {.ch = chans[i], .k = k};
+      tr_ref_t ref;
+      BENCH_CHECK(tr_spawn(rt, &aproducer, &init, &ref));
+      BENCH_CHECK(tr_send(NULL, ref, bench_msg_new(TR_TYPE(go_t))));
+    } else if (pthread_create(&prods[i].thread, NULL, producer_main,
+                              &prods[i])) {
       bench_die("pthread_create");
+    }
   }
   uint64_t n = 0;
   if (thread_mode) {
@@ -131,10 +202,12 @@ int main(int argc, char **argv) {
     tr_msg_free(r);
   }
   double secs = bench_now() - t0;
-  for (uint64_t i = 0; i < c; i++) pthread_join(prods[i].thread, NULL);
+  if (!actor_prods)
+    for (uint64_t i = 0; i < c; i++) pthread_join(prods[i].thread, NULL);
 
-  bench_result("select", secs, n, " rate=%.0f consumer=%s", (double)n / secs,
-               thread_mode ? "thread" : "actor");
+  bench_result("select", secs, n, " rate=%.0f consumer=%s producers=%s",
+               (double)n / secs, thread_mode ? "thread" : "actor",
+               actor_prods ? "actor" : "thread");
   tr_chan_select_free(set);
   for (uint64_t i = 0; i < c; i++) tr_chan_free(chans[i]);
   free(chans);

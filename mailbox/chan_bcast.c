@@ -3,21 +3,23 @@
  * broadcast and watch channels. A published value is stored once in a
  * reference-counted box; each subscriber sees it through a small
  * tr_chan_view_t (const pointer + sequence + lag) that holds one
- * reference. A broadcast keeps the last `capacity` boxes in a ring; every
+ * reference (counted in two halves: see tr__shared_t). A broadcast keeps the last `capacity` boxes in a ring; every
  * subscriber has a cursor, and one that falls further behind than the ring
  * is moved to the oldest retained value and told, in that view's `lagged`,
  * exactly how many it missed. Publishing and cursor moves happen under the
  * channel lock, so seq + lagged accounting is exact whatever the number of
  * publishers.
  *
- * Actor subscribers are paced by a window of views in flight (64 for
- * broadcast, 1 for watch). Freeing a view decrements the subscriber's
- * in-flight count without the lock; the one that brings it to half the
- * window (or below) refills under the lock if values are waiting. The
- * publisher stores the tail before it reads the in-flight count and the
- * view's destructor decrements before it reads the tail (all seq_cst), so
- * one of the two always sees the other: no subscriber is left stalled.
- * Memory stays bounded: ring + subscribers x window views.
+ * Actor subscribers are paced by a window of views in flight (16 for
+ * broadcast, 1 for watch: a small window keeps the views in flight in
+ * cache). A publish hands a view only to the subscribers with none in
+ * flight; a busy one is refilled, in a batch pushed with one inbox
+ * operation, by the view whose freeing brings its in-flight count to half
+ * the window or to zero. The publisher stores the tail before it reads the
+ * in-flight count and the view's destructor decrements before it reads the
+ * tail (all seq_cst), so one of the two always sees the other, and every
+ * count comes down to zero: no subscriber is left stalled. Memory stays
+ * bounded: ring + subscribers x window views.
  */
 #include "chan_internal.h"
 #include "park.h"
@@ -25,12 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TR__BCAST_WINDOW 64u
+#define TR__BCAST_WINDOW 16u
 
 static uint32_t window_of(const tr_chan_t *ch) {
   return ch->kind == TR_CHAN_WATCH ? 1u : TR__BCAST_WINDOW;
 }
 
+/* A view of s was freed. */
 void tr__shared_unref(tr__shared_t *s) {
   if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
     tr_msg_free(s->value);
@@ -38,11 +41,23 @@ void tr__shared_unref(tr__shared_t *s) {
   }
 }
 
+/* The channel lets s go (overwritten or destroyed); s->taken is final
+ * (it was last written under the channel lock, which the caller took). */
+void tr__shared_retire(tr__shared_t *s) {
+  uint64_t add = s->taken - TR__SHARED_BIAS;
+  if (atomic_fetch_add_explicit(&s->refs, add, memory_order_acq_rel) + add ==
+      0) {
+    tr_msg_free(s->value);
+    free(s);
+  }
+}
+
 static tr__shared_t *shared_new(tr_msg_t *m) {
-  tr__shared_t *s = malloc(sizeof(*s));
+  tr__shared_t *s = aligned_alloc(TR__CACHELINE, sizeof(*s));
   if (!s) return NULL;
-  atomic_init(&s->refs, 1);
+  atomic_init(&s->refs, TR__SHARED_BIAS);
   s->value = m;
+  s->taken = 0;
   return s;
 }
 
@@ -72,21 +87,41 @@ static tr_chan_view_t *view_new(tr_chan_t *ch, tr_chan_sub_t *s,
                                 uint64_t lagged, unsigned index) {
   tr_chan_view_t *v = tr_msg_new(&tr_chan_view_t__type);
   if (!v) return NULL;
-  atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+  b->taken++; /* under the channel lock (see tr__shared_t) */
   v->chan = ch;
   v->value = b->value;
   v->seq = seq;
   v->lagged = lagged;
   v->index = index;
   v->priv_[0] = b;
-  v->priv_[1] = s;
-  if (s) atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+  v->priv_[1] = s; /* its reference is taken by the caller (pump_sub) */
   return v;
+}
+
+/* The ring slot of sequence n. A pump takes consecutive sequences: hint
+ * (may be NULL) remembers the last one, which saves a division each. */
+typedef struct slot_hint {
+  uint64_t n;
+  size_t slot;
+} slot_hint_t;
+
+static size_t slot_of(const tr_chan_t *ch, uint64_t n, slot_hint_t *h) {
+  size_t slot;
+  if (h && h->n + 1 == n && h->n != UINT64_MAX)
+    slot = h->slot + 1 == ch->bcap ? 0 : h->slot + 1;
+  else
+    slot = (size_t)(n % ch->bcap);
+  if (h) {
+    h->n = n;
+    h->slot = slot;
+  }
+  return slot;
 }
 
 /* Next view for a broadcast cursor at *next: NULL if nothing new. */
 static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
-                                  uint64_t *next, unsigned index) {
+                                  uint64_t *next, unsigned index,
+                                  slot_hint_t *h) {
   uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
   uint64_t n = *next, lag = 0;
   if (n >= tail) return NULL;
@@ -94,7 +129,8 @@ static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
     lag = tail - ch->bcap - n;
     n = tail - ch->bcap;
   }
-  tr_chan_view_t *v = view_new(ch, s, ch->bring[n % ch->bcap], n, lag, index);
+  tr_chan_view_t *v =
+      view_new(ch, s, ch->bring[slot_of(ch, n, h)], n, lag, index);
   if (!v) return NULL;
   *next = n + 1;
   ch->delivered++;
@@ -115,45 +151,66 @@ static tr_chan_view_t *watch_take(tr_chan_t *ch, tr_chan_sub_t *s,
   return v;
 }
 
-/* Sends an actor subscriber what it may have now; then, once it has seen
- * everything of a closed channel, the closed notice. Under the lock. */
+/* Sends an actor subscriber what it may have now, as one batch pushed
+ * with a single inbox operation; then, once it has seen everything of a
+ * closed channel, the closed notice. Under the lock. */
 static void pump_sub(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
   if (!s->listed || !s->ref) return;
   uint32_t win = window_of(ch);
-  while (atomic_load_explicit(&s->inflight, memory_order_seq_cst) < win) {
-    uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+  tr_msg_t *ms[TR__BCAST_WINDOW];
+  uint64_t prev[TR__BCAST_WINDOW];
+  uint32_t infl = atomic_load_explicit(&s->inflight, memory_order_seq_cst);
+  uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+  size_t n = 0;
+  slot_hint_t hint = {UINT64_MAX, 0};
+  while (infl + n < win) {
+    uint64_t before = next;
     tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
                             ? watch_take(ch, s, &next, s->index)
-                            : bcast_take(ch, s, &next, s->index);
+                            : bcast_take(ch, s, &next, s->index, &hint);
     if (!v) break;
-    uint64_t prev = atomic_load_explicit(&s->next, memory_order_relaxed);
+    prev[n] = before;
+    ms[n++] = &v->hdr;
+  }
+  if (n) {
     atomic_store_explicit(&s->next, next, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&s->inflight, 1, memory_order_seq_cst);
-    int rc = tr__chan_deliver(ch, s->ref, &v->hdr);
+    /* the views in flight share one reference on s, taken when the count
+     * leaves zero and dropped by the view that brings it back to zero */
+    if (atomic_fetch_add_explicit(&s->inflight, (uint32_t)n,
+                                  memory_order_seq_cst) == 0)
+      atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    size_t done = 0;
+    int rc = tr__chan_deliver_list(ch->rt, s->ref, ms, n, &done);
     if (rc == TR_EAGAIN) {
-      /* a full bounded mailbox: undo, the view owes nothing; retried at
-       * the next publish or view freed */
-      atomic_store_explicit(&s->next, prev, memory_order_seq_cst);
-      atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_seq_cst);
-      atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
-      v->priv_[1] = NULL;
-      ch->delivered--;
-      ch->lagged -= v->lagged;
-      tr__defer_free(d, &v->hdr);
+      /* a full bounded mailbox: undo the rest, those views owe nothing;
+       * retried at the next publish or view freed */
+      atomic_store_explicit(&s->next, prev[done], memory_order_seq_cst);
+      if (atomic_fetch_sub_explicit(&s->inflight, (uint32_t)(n - done),
+                                    memory_order_seq_cst) == n - done)
+        /* s is listed: the list's reference keeps it alive */
+        atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
+      for (size_t k = done; k < n; k++) {
+        tr_chan_view_t *v = (tr_chan_view_t *)ms[k];
+        v->priv_[1] = NULL;
+        ch->delivered--;
+        ch->lagged -= v->lagged;
+        tr__defer_free(d, &v->hdr);
+      }
       return;
     }
     if (rc != 0) {
-      /* the subscriber stopped: it leaves; the view is a dead letter */
-      ch->dead++;
-      ch->delivered--;
-      tr__defer_free(d, &v->hdr);
+      /* the subscriber stopped: it leaves; the views are dead letters */
+      for (size_t k = done; k < n; k++) {
+        ch->dead++;
+        ch->delivered--;
+        tr__defer_free(d, ms[k]);
+      }
       sub_unlist(ch, s, d);
       return;
     }
   }
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
       !s->closed_sent) {
-    uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
     int done = ch->kind == TR_CHAN_WATCH
                    ? next >= atomic_load_explicit(&ch->version,
                                                   memory_order_relaxed)
@@ -177,36 +234,76 @@ void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
   tr__waiters_wake(ch->recv_waiters);
 }
 
-/* Destructor of tr_chan_view_t. */
+/* After a publish: pumps only the subscribers with nothing in flight. One
+ * with views in flight is refilled by its own view destructor, in a batch
+ * (the tail was stored seq_cst before the in-flight count is read here,
+ * and the destructor decrements before it reads the tail: one of the two
+ * sees the other). This keeps the publisher from pushing one view at a
+ * time to subscribers that are busy anyway. */
+static void bcast_pump_idle(tr_chan_t *ch, tr__defer_t *d) {
+  tr_chan_sub_t *s = ch->subs;
+  while (s) {
+    tr_chan_sub_t *nx = s->lnext; /* pump_sub may unlist s */
+    if (!s->ref ||
+        !atomic_load_explicit(&s->inflight, memory_order_seq_cst))
+      pump_sub(ch, s, d);
+    s = nx;
+  }
+  if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
+}
+
+/* Destructor of tr_chan_view_t. The views in flight share one reference
+ * on s (see pump_sub), so s may be touched after the decrement only by
+ * the view that brings the count to zero (it owns that reference) or by
+ * one that took a reference of its own while it was still counted. That
+ * is done at two points: at half the window (the refill that keeps the
+ * subscriber fed) and at zero (the one that cannot be missed: a publisher
+ * that saw views in flight left this subscriber to us, and every count
+ * comes down to zero). */
 void tr__view_done(tr_chan_view_t *v) {
   tr__shared_t *b = v->priv_[0];
   tr_chan_sub_t *s = v->priv_[1];
   if (b) tr__shared_unref(b);
   if (!s) return;
   tr_chan_t *ch = s->ch;
-  uint32_t left =
-      atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_seq_cst) - 1;
-  if (left <= window_of(ch) / 2) {
+  uint32_t half = window_of(ch) / 2, left;
+  uint32_t cur = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+  int own = 0;
+  for (;;) {
+    if (cur - 1 == half && half && !own) {
+      atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+      own = 1;
+    }
+    if (atomic_compare_exchange_weak_explicit(&s->inflight, &cur, cur - 1,
+                                              memory_order_seq_cst,
+                                              memory_order_relaxed))
+      break;
+  }
+  left = cur - 1;
+  if (left == 0 || left == half) {
     uint64_t next = atomic_load_explicit(&s->next, memory_order_seq_cst);
     uint64_t end = ch->kind == TR_CHAN_WATCH
                        ? atomic_load_explicit(&ch->version, memory_order_seq_cst)
                        : atomic_load_explicit(&ch->tail, memory_order_seq_cst);
     if (next < end || atomic_load_explicit(&ch->closed, memory_order_seq_cst)) {
-      tr__defer_t d = {0};
+      tr__defer_t d;
+      tr__defer_init(&d);
       pthread_mutex_lock(&ch->mu);
       pump_sub(ch, s, &d);
       pthread_mutex_unlock(&ch->mu);
       tr__defer_run(ch, &d);
     }
   }
-  tr__sub_unref(s);
+  if (own) tr__sub_unref(s);
+  if (!left) tr__sub_unref(s); /* the in-flight reference */
 }
 
 /* ---- publishing ---------------------------------------------------------- */
 
 int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
   (void)dead_to; /* a published value is never dead: it is retained */
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   tr__shared_t *old = NULL;
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
@@ -224,19 +321,20 @@ int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
       ch->bring[seq % ch->bcap] = b;
       atomic_store_explicit(&ch->tail, seq + 1, memory_order_seq_cst);
       ch->sent++;
-      tr__bcast_pump_all(ch, &d);
+      bcast_pump_idle(ch, &d);
     }
   }
   tr__chan_ref(ch);
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
-  if (old) tr__shared_unref(old);
+  if (old) tr__shared_retire(old);
   tr__chan_unref(ch);
   return rc;
 }
 
 int tr__watch_send(tr_chan_t *ch, tr_msg_t *m) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   tr__shared_t *old = NULL;
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
@@ -257,7 +355,7 @@ int tr__watch_send(tr_chan_t *ch, tr_msg_t *m) {
   tr__chan_ref(ch);
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
-  if (old) tr__shared_unref(old);
+  if (old) tr__shared_retire(old);
   tr__chan_unref(ch);
   return rc;
 }
@@ -287,7 +385,8 @@ static tr_chan_sub_t *sub_new(tr_chan_t *ch, uint64_t ref, unsigned index,
 }
 
 int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
@@ -307,7 +406,8 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
 }
 
 int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = TR_ENOENT;
   pthread_mutex_lock(&ch->mu);
   for (tr_chan_sub_t *s = ch->subs; s; s = s->lnext) {
@@ -350,7 +450,7 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
     uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
     tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
                             ? watch_take(ch, NULL, &next, 0)
-                            : bcast_take(ch, NULL, &next, 0);
+                            : bcast_take(ch, NULL, &next, 0, NULL);
     if (v) {
       atomic_store_explicit(&s->next, next, memory_order_relaxed);
       pthread_mutex_unlock(&ch->mu);
@@ -378,7 +478,8 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
 void tr_chan_sub_free(tr_chan_sub_t *s) {
   if (!s) return;
   tr_chan_t *ch = s->ch;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   tr__chan_ref(ch);
   pthread_mutex_lock(&ch->mu);
   sub_unlist(ch, s, &d);
@@ -407,10 +508,10 @@ int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out) {
 void tr__bcast_fini(tr_chan_t *ch) {
   if (ch->bring) {
     for (size_t i = 0; i < ch->bcap; i++)
-      if (ch->bring[i]) tr__shared_unref(ch->bring[i]);
+      if (ch->bring[i]) tr__shared_retire(ch->bring[i]);
     free(ch->bring);
     ch->bring = NULL;
   }
-  if (ch->cur) tr__shared_unref(ch->cur);
+  if (ch->cur) tr__shared_retire(ch->cur);
   ch->cur = NULL;
 }

@@ -52,6 +52,13 @@ uint64_t tr__deadline(int timeout_ms) {
                         : tr__now_ns() + (uint64_t)timeout_ms * 1000000ull;
 }
 
+/* A waiter's word: 0 waiting (awake), TR__WORD_SLEEPING asleep in the
+ * kernel, 1 woken. A waker only makes the futex system call when the
+ * waiter is asleep; a waiter spins a little before it sleeps, since the
+ * value it waits for is often a few hundred nanoseconds away. */
+#define TR__WORD_SLEEPING 2u
+#define TR__WAIT_SPINS 200
+
 /* Sleeps while *word == 0, until deadline_ns. Returns 0 (woken or
  * spurious: re-check) or TR_ETIMEDOUT. */
 int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns) {
@@ -62,8 +69,17 @@ int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns) {
     uint64_t left = (deadline_ns - now + 999999) / 1000000;
     ms = left > INT_MAX ? INT_MAX : (int)left;
   }
-  if (atomic_load_explicit(word, memory_order_acquire) == 0)
-    tr__futex_wait(word, 0, ms);
+  for (int i = 0; i < TR__WAIT_SPINS; i++) {
+    if (atomic_load_explicit(word, memory_order_acquire) != 0) return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  uint32_t expect = 0;
+  if (atomic_compare_exchange_strong_explicit(word, &expect, TR__WORD_SLEEPING,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire))
+    tr__futex_wait(word, TR__WORD_SLEEPING, ms);
   return 0;
 }
 
@@ -86,10 +102,10 @@ void tr__waiter_del(tr__waiter_t **list, tr__waiter_t *w) {
  * itself under the same lock after finding nothing, so no wake-up is
  * lost. */
 void tr__waiters_wake(tr__waiter_t *list) {
-  for (tr__waiter_t *w = list; w; w = w->next) {
-    atomic_store_explicit(w->word, 1, memory_order_release);
-    tr__futex_wake(w->word, 1);
-  }
+  for (tr__waiter_t *w = list; w; w = w->next)
+    if (atomic_exchange_explicit(w->word, 1, memory_order_acq_rel) ==
+        TR__WORD_SLEEPING)
+      tr__futex_wake(w->word, 1);
 }
 
 /* ---- delivery and deferred work ------------------------------------------ */
@@ -103,6 +119,48 @@ tr__worker_t *tr__chan_worker(tr_chan_t *ch) {
 int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m) {
   tr_ref_t r = {to};
   return tr__send_raw(tr__chan_worker(ch), NULL, r, m, 1);
+}
+
+/* Delivers ms[0..n) to actor `to`, in order. The first goes through the
+ * checked send (type, mailbox bounds, batching of the calling worker); the
+ * rest of a plain actor's batch (no declared mailboxes: no bounds to
+ * count) is pushed as one chain with a single compare-and-swap, which is
+ * what makes a pump of n values cost one inbox operation instead of n. The
+ * values must all be of ms[0]'s type. *done receives how many were
+ * delivered; on failure (the code of the failing send) ms[*done..n) stay
+ * the caller's. */
+int tr__chan_deliver_list(tr_runtime_t *rt, uint64_t to, tr_msg_t **ms,
+                          size_t n, size_t *done) {
+  *done = 0;
+  if (!n) return 0;
+  tr__worker_t *w = tr__current_worker(rt);
+  tr_ref_t r = {to};
+  int rc = tr__send_raw(w, NULL, r, ms[0], 1);
+  if (rc != 0) return rc;
+  *done = 1;
+  if (n == 1) return 0;
+  if (!w) tr__foreign_enter(rt);
+  tr__actor_t *a = tr__lookup(to);
+  if (!a) {
+    rc = TR_ENOACTOR;
+  } else if (atomic_load_explicit(&a->kind, memory_order_relaxed) ==
+                 TR__KIND_ACTOR &&
+             !a->nmbox) {
+    for (size_t i = 2; i < n; i++) ms[i]->next = ms[i - 1];
+    int p = tr__inbox_push_chain(&a->inbox, ms[n - 1], ms[1]);
+    if (p < 0) {
+      for (size_t i = 1; i < n; i++) ms[i]->next = NULL;
+      rc = TR_ENOACTOR;
+    } else {
+      if (p) tr__schedule(w, a);
+      *done = n;
+    }
+  } else {
+    for (size_t i = 1; i < n && rc == 0; i++)
+      if ((rc = tr__send_raw(w, NULL, r, ms[i], 1)) == 0) *done = i + 1;
+  }
+  if (!w) tr__foreign_exit(rt);
+  return rc;
 }
 
 void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m) {
@@ -226,9 +284,12 @@ void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
     if (reason == TR_CHAN_CLOSED_RECEIVER)
       tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
     if (ch->rx_kind == TR__RX_ACTOR) tr__mpsc_pump(ch, d);
-    else if (ch->rx_kind == TR__RX_SET && !d->pump_set) {
-      tr__set_ref(ch->rx_set);
-      d->pump_set = ch->rx_set;
+    else if (ch->rx_kind == TR__RX_SET) {
+      tr__set_mark(ch->rx_set, ch->rx_index);
+      if (!d->pump_set) {
+        tr__set_ref(ch->rx_set);
+        d->pump_set = ch->rx_set;
+      }
     }
     break;
   case TR_CHAN_BROADCAST:
@@ -239,6 +300,23 @@ void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
 }
 
 /* ---- creation and references --------------------------------------------- */
+
+/* Channel and set locks are held for a few dozen nanoseconds, by threads
+ * that are mostly all running (the workers): a contended lock spins a
+ * little before it sleeps in the kernel (glibc's adaptive mutex), rather
+ * than paying a futex sleep and wake-up for a section that short. */
+int tr__chan_mutex_init(pthread_mutex_t *mu) {
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+  pthread_mutexattr_t a;
+  if (pthread_mutexattr_init(&a) != 0) return -1;
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+  int rc = pthread_mutex_init(mu, &a);
+  pthread_mutexattr_destroy(&a);
+  return rc;
+#else
+  return pthread_mutex_init(mu, NULL);
+#endif
+}
 
 int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
                 const tr_chan_opts_t *opts, tr_chan_t **out) {
@@ -287,7 +365,7 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
       return TR_ENOMEM;
     }
   }
-  if (pthread_mutex_init(&ch->mu, NULL) != 0) {
+  if (tr__chan_mutex_init(&ch->mu) != 0) {
     free(ch->ring);
     free(ch->bring);
     free(ch);
@@ -362,7 +440,8 @@ int tr_chan_sender_clone(tr_chan_t *ch) {
 
 void tr_chan_sender_drop(tr_chan_t *ch) {
   if (!ch) return;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   pthread_mutex_lock(&ch->mu);
   if (ch->senders && --ch->senders == 0)
     tr__chan_close_locked(ch, TR_CHAN_CLOSED_SENDERS, &d);
@@ -373,7 +452,8 @@ void tr_chan_sender_drop(tr_chan_t *ch) {
 
 int tr_chan_close(tr_chan_t *ch) {
   if (!ch) return TR_EINVAL;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) rc = TR_ECLOSED;
@@ -385,7 +465,8 @@ int tr_chan_close(tr_chan_t *ch) {
 
 void tr_chan_free(tr_chan_t *ch) {
   if (!ch) return;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   pthread_mutex_lock(&ch->mu);
   ch->owner_gone = 1;
   if ((ch->kind == TR_CHAN_MPSC || ch->kind == TR_CHAN_ONESHOT) &&
@@ -400,7 +481,8 @@ void tr_chan_free(tr_chan_t *ch) {
 
 int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   if (!ch || tr_ref_is_null(who)) return TR_EINVAL;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {

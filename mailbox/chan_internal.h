@@ -37,10 +37,18 @@ typedef struct tr__notify {
   struct tr__notify *next;
 } tr__notify_t;
 
-/* A broadcast or watch value, stored once and shared by reference. */
+/* A broadcast or watch value, stored once and shared by reference.
+ * Views are counted in two halves so that making one costs no atomic
+ * operation: `taken` counts the views made (under the channel lock, on
+ * its own cache line), and `refs`, which starts at TR__SHARED_BIAS while
+ * the channel retains the box, loses one per view freed. When the channel
+ * lets the box go it adds taken - TR__SHARED_BIAS; whoever brings refs to
+ * zero frees the box. */
+#define TR__SHARED_BIAS (1ull << 62)
 typedef struct tr__shared {
-  _Atomic uint64_t refs;
-  tr_msg_t *value;
+  _Atomic uint64_t refs;        /* the consumers' line */
+  TR__ALIGNED tr_msg_t *value;  /* the pumps' line */
+  uint64_t taken;
 } tr__shared_t;
 
 /* Work to do after the channel lock is released. */
@@ -58,11 +66,21 @@ typedef struct tr__defer {
   struct tr_chan_sub *unref_subs;  /* subscriptions to release */
 } tr__defer_t;
 
+/* Leaves inl[] uninitialized: zeroing the whole struct (a `= {0}`) was a
+ * measurable part of every send. */
+static inline void tr__defer_init(tr__defer_t *d) {
+  d->free_head = NULL;
+  d->sends = NULL;
+  d->nsends = d->cap = 0;
+  d->pump_set = NULL;
+  d->unref_subs = NULL;
+}
+
 enum { TR__RX_NONE = 0, TR__RX_ACTOR = 1, TR__RX_SET = 2 };
 
 /* A broadcast/watch subscription (an actor's or a thread's). refs: one
- * for the channel's list, one per view in flight, one for a thread's
- * handle. */
+ * for the channel's list, one shared by the views in flight (while there
+ * are any), one for a thread's handle. */
 struct tr_chan_sub {
   tr_chan_t *ch;
   _Atomic uint64_t refs;
@@ -120,9 +138,12 @@ struct tr_chan {
 };
 
 /* chan_core.c */
+int tr__chan_mutex_init(pthread_mutex_t *mu);
 void tr__chan_ref(tr_chan_t *ch);
 void tr__chan_unref(tr_chan_t *ch);
 int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m);
+int tr__chan_deliver_list(tr_runtime_t *rt, uint64_t to, tr_msg_t **ms,
+                          size_t n, size_t *done);
 void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m);
 void tr__defer_free(tr__defer_t *d, tr_msg_t *m);
 void tr__defer_run(tr_chan_t *ch, tr__defer_t *d);
@@ -156,7 +177,8 @@ void tr__item_done_chan(tr_chan_item_t *it);
 void tr__set_pump(struct tr_chan_select *set);
 void tr__set_unref(struct tr_chan_select *set);
 void tr__set_ref(struct tr_chan_select *set);
-int tr__set_has_room(struct tr_chan_select *set);
+int tr__set_wants_pump(struct tr_chan_select *set);
+void tr__set_mark(struct tr_chan_select *set, unsigned index);
 void tr__item_done(tr_chan_item_t *it);
 
 /* chan_bcast.c */
@@ -167,6 +189,7 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index);
 int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who);
 void tr__sub_unref(tr_chan_sub_t *s);
 void tr__shared_unref(tr__shared_t *s);
+void tr__shared_retire(tr__shared_t *s);
 void tr__bcast_fini(tr_chan_t *ch);
 void tr__view_done(tr_chan_view_t *v);
 

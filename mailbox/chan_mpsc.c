@@ -32,7 +32,10 @@ static int ring_push(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
     ch->rcap = ncap;
     ch->head = 0;
   }
-  tr__chan_ent_t *e = &ch->ring[(ch->head + ch->len) % ch->rcap];
+  /* head < rcap and len < rcap here: a compare, not a division */
+  size_t at = ch->head + ch->len;
+  if (at >= ch->rcap) at -= ch->rcap;
+  tr__chan_ent_t *e = &ch->ring[at];
   e->m = m;
   e->dead_to = dead_to;
   ch->len++;
@@ -41,7 +44,7 @@ static int ring_push(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
 
 static tr__chan_ent_t ring_pop(tr_chan_t *ch) {
   tr__chan_ent_t e = ch->ring[ch->head];
-  ch->head = (ch->head + 1) % ch->rcap;
+  if (++ch->head == ch->rcap) ch->head = 0;
   ch->len--;
   return e;
 }
@@ -69,7 +72,7 @@ void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
 /* Puts a popped value back at the head (its delivery was refused for
  * now: a full bounded mailbox answered TR_EAGAIN). */
 void tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
-  ch->head = (ch->head + ch->rcap - 1) % ch->rcap;
+  ch->head = ch->head ? ch->head - 1 : ch->rcap - 1;
   ch->ring[ch->head] = e;
   ch->len++;
 }
@@ -184,7 +187,8 @@ static void want_writable(tr_chan_t *ch, uint64_t ref) {
 
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
                   int timeout_ms) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
   uint64_t dl = 0;
@@ -241,15 +245,25 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
     if (ch->rx_kind == TR__RX_ACTOR) {
       tr__mpsc_pump(ch, &d);
-    } else if (ch->rx_kind == TR__RX_SET && tr__set_has_room(ch->rx_set)) {
-      /* a full set pumps itself when an item is freed */
-      tr__set_ref(ch->rx_set);
-      d.pump_set = ch->rx_set;
+    } else if (ch->rx_kind == TR__RX_SET) {
+      /* a set with more than half its window in flight pumps itself when
+       * an item is freed; the mark (before the window is read) tells that
+       * pump where to look */
+      tr__set_mark(ch->rx_set, ch->rx_index);
+      if (tr__set_wants_pump(ch->rx_set)) {
+        tr__set_ref(ch->rx_set);
+        d.pump_set = ch->rx_set;
+      }
     }
     if (ch->kind == TR_CHAN_ONESHOT)
       tr__chan_close_locked(ch, TR_CHAN_CLOSED_DONE, &d);
     rc = 0;
     break;
+  }
+  if (!d.nsends && !d.free_head && !d.pump_set && !d.unref_subs) {
+    /* nothing deferred: the common send touches no reference count */
+    pthread_mutex_unlock(&ch->mu);
+    return rc;
   }
   /* the channel may only be held by the value's receiver now: keep it
    * alive until the deferred work is done */
@@ -279,7 +293,16 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
       return TR_EINVAL;
   *out = NULL;
   tr__waiter_t inl[8], *nodes = inl;
-  if (n > 8 && !(nodes = malloc(n * sizeof(*nodes)))) return TR_ENOMEM;
+  unsigned char linl[8], *listed = linl;
+  if (n > 8) {
+    nodes = malloc(n * sizeof(*nodes));
+    listed = malloc(n);
+    if (!nodes || !listed) {
+      free(nodes);
+      free(listed);
+      return TR_ENOMEM;
+    }
+  }
   _Atomic uint32_t word;
   uint64_t dl = tr__deadline(timeout_ms);
   size_t start = select_rot++ % n;
@@ -287,6 +310,7 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
   for (size_t i = 0; i < n; i++) {
     nodes[i].word = &word;
     nodes[i].next = nodes[i].prev = NULL;
+    listed[i] = 0;
   }
   for (;;) {
     size_t nclosed = 0;
@@ -295,10 +319,12 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
     for (size_t k = 0; k < n && rc == 1; k++) {
       size_t i = (start + k) % n;
       tr_chan_t *ch = chans[i];
-      tr__defer_t d = {0};
+      tr__defer_t d;
+      tr__defer_init(&d);
       tr__chan_ent_t e;
       pthread_mutex_lock(&ch->mu);
-      tr__waiter_del(&ch->recv_waiters, &nodes[i]);
+      if (listed[i]) tr__waiter_del(&ch->recv_waiters, &nodes[i]);
+      listed[i] = 0;
       if (ch->rx_kind != TR__RX_NONE) {
         rc = TR_EBUSY;
       } else if (tr__mpsc_pop(ch, &e, &d)) {
@@ -309,6 +335,7 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
         nclosed++;
       } else {
         tr__waiter_add(&ch->recv_waiters, &nodes[i]);
+        listed[i] = 1;
       }
       pthread_mutex_unlock(&ch->mu);
       tr__defer_run(ch, &d);
@@ -316,15 +343,20 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
     if (rc == 1 && nclosed == n) rc = TR_ECLOSED;
     if (rc == 1 && tr__wait_word(&word, dl) == TR_ETIMEDOUT)
       rc = TR_ETIMEDOUT;
-    /* leave every list before returning or looking again */
+    /* leave every list joined before returning or looking again */
     for (size_t i = 0; i < n; i++) {
+      if (!listed[i]) continue;
       pthread_mutex_lock(&chans[i]->mu);
       tr__waiter_del(&chans[i]->recv_waiters, &nodes[i]);
       pthread_mutex_unlock(&chans[i]->mu);
+      listed[i] = 0;
     }
     if (rc != 1) break;
   }
-  if (nodes != inl) free(nodes);
+  if (nodes != inl) {
+    free(nodes);
+    free(listed);
+  }
   return rc;
 }
 
@@ -332,7 +364,8 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
 
 int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
                        unsigned flags) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = 0;
   pthread_mutex_lock(&ch->mu);
   if (ch->rx_kind != TR__RX_NONE) {
@@ -355,7 +388,8 @@ int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
 }
 
 int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   int rc = TR_ENOENT;
   pthread_mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && ch->rx_ref == who.id) {
@@ -392,7 +426,8 @@ int tr_chan_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
 
 void tr_chan_ack(tr_chan_t *ch, unsigned n) {
   if (!ch || !n) return;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   pthread_mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && !(ch->rx_flags & TR_SUB_ENVELOPE)) {
     ch->inflight = ch->inflight > n ? ch->inflight - n : 0;
@@ -406,7 +441,8 @@ void tr_chan_ack(tr_chan_t *ch, unsigned n) {
 /* An enveloped value delivered straight to a subscriber was consumed. */
 void tr__item_done_chan(tr_chan_item_t *it) {
   tr_chan_t *ch = it->chan;
-  tr__defer_t d = {0};
+  tr__defer_t d;
+  tr__defer_init(&d);
   pthread_mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && ch->inflight) {
     ch->inflight--;

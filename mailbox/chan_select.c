@@ -3,9 +3,11 @@
  * Select for actors: a select set is the receiver of several mpsc/oneshot
  * channels and hands their values to one actor as tr_chan_item_t messages
  * tagged with the channel's index. At most `window` items are in flight;
- * freeing an item (the runtime does it after the handler) makes room for
- * the next, which is taken from the ready channels round-robin, starting
- * after the one served last, so no ready channel starves.
+ * they are taken from the ready channels round-robin, starting after the
+ * one served last, so no ready channel starves. Refills come in batches
+ * (set_pass): a value sent while at most half the window is in flight
+ * pumps at once; otherwise the item whose freeing (the runtime does it
+ * after the handler) brings the count down to half pumps.
  *
  * Timeouts: sets created with a timeout are watched by one small timer
  * thread of this module (started on demand, gone when no set needs it). It
@@ -29,7 +31,15 @@ struct tr_chan_select {
   int timeout_ms;
   tr_chan_t **chans;
   unsigned char *closed_sent;
+  uint32_t *closing;          /* scratch of the pump: closed notices */
+  _Atomic uint64_t pump_req;  /* pump requests; nonzero: a pump runs */
+  _Atomic uint64_t ready;     /* channels (index < 64) that got a value or
+                                 closed since the pump looked */
+  uint64_t carry;             /* channels the pump left non-empty */
   size_t n, capn;
+  size_t nrefd;               /* chans[0..nrefd) hold a reference of ours
+                                 until the set is destroyed: items in
+                                 flight point at them without their own */
   size_t start;
   int freed, dead;
   _Atomic uint64_t last_ns;   /* last delivery (timeouts) */
@@ -44,21 +54,35 @@ void tr__set_ref(tr_chan_select_t *set) {
   atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
 }
 
-/* Racy by design: a sender that sees the set full skips the pump, and
- * the item whose freeing makes room pumps after decrementing (see
- * tr__item_done): one of the two always finds the value. */
-int tr__set_has_room(tr_chan_select_t *set) {
-  return atomic_load_explicit(&set->inflight, memory_order_seq_cst) <
-         set->window;
+/* Racy by design: a sender that sees more than half the window in flight
+ * skips the pump, and the item whose freeing brings the count down to
+ * half pumps after decrementing (see tr__item_done). Items are freed one
+ * at a time, so a count above half always comes down through half
+ * exactly: one of the two always finds the value, and a consumer that
+ * keeps up is refilled once per half window rather than once per item. */
+int tr__set_wants_pump(tr_chan_select_t *set) {
+  return atomic_load_explicit(&set->inflight, memory_order_seq_cst) <=
+         set->window / 2;
 }
 
 void tr__set_unref(tr_chan_select_t *set) {
   if (atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) != 1)
     return;
   pthread_mutex_destroy(&set->mu);
+  for (size_t i = 0; i < set->nrefd; i++) tr__chan_unref(set->chans[i]);
   free(set->chans);
   free(set->closed_sent);
+  free(set->closing);
   free(set);
+}
+
+/* A value arrived at (or the close of) channel `index`: the next pass
+ * looks at it. Sets of more than 64 channels look at every channel. */
+void tr__set_mark(tr_chan_select_t *set, unsigned index) {
+  if (index >= 64) return;
+  uint64_t bit = 1ull << index;
+  if (!(atomic_load_explicit(&set->ready, memory_order_seq_cst) & bit))
+    atomic_fetch_or_explicit(&set->ready, bit, memory_order_seq_cst);
 }
 
 /* ---- the timer thread --------------------------------------------------- */
@@ -186,7 +210,7 @@ int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
   if (!rt || tr_ref_is_null(who)) return TR_EINVAL;
   tr_chan_select_t *set = calloc(1, sizeof(*set));
   if (!set) return TR_ENOMEM;
-  if (pthread_mutex_init(&set->mu, NULL) != 0) {
+  if (tr__chan_mutex_init(&set->mu) != 0) {
     free(set);
     return TR_ENOMEM;
   }
@@ -217,7 +241,9 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     if (c) set->chans = c;
     unsigned char *cs = realloc(set->closed_sent, nc);
     if (cs) set->closed_sent = cs;
-    if (!c || !cs) {
+    uint32_t *cl = realloc(set->closing, nc * sizeof(*cl));
+    if (cl) set->closing = cl;
+    if (!c || !cs || !cl) {
       pthread_mutex_unlock(&set->mu);
       return TR_ENOMEM;
     }
@@ -238,6 +264,8 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     set->chans[set->n] = ch;
     set->closed_sent[set->n] = 0;
     set->n++;
+    set->nrefd = set->n;
+    tr__set_mark(set, (unsigned)set->n - 1); /* it may hold values */
   }
   pthread_mutex_unlock(&set->mu);
   if (rc == 0) tr__set_pump(set);
@@ -251,7 +279,8 @@ void tr_chan_select_free(tr_chan_select_t *set) {
   set->freed = 1;
   for (size_t i = 0; i < set->n; i++) {
     tr_chan_t *ch = set->chans[i];
-    tr__defer_t d = {0};
+    tr__defer_t d;
+    tr__defer_init(&d);
     pthread_mutex_lock(&ch->mu);
     if (ch->rx_kind == TR__RX_SET && ch->rx_set == set) {
       ch->rx_kind = TR__RX_NONE;
@@ -263,119 +292,255 @@ void tr_chan_select_free(tr_chan_select_t *set) {
     }
     pthread_mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
-    tr__chan_unref(ch);
+    /* our reference goes with the set (items in flight point at ch) */
   }
   set->n = 0;
   pthread_mutex_unlock(&set->mu);
   tr__set_unref(set);
 }
 
-/* Hands values to the actor while the window allows, choosing among the
- * ready channels round-robin. Takes the set lock, then each channel's. */
-void tr__set_pump(tr_chan_select_t *set) {
-  pthread_mutex_lock(&set->mu);
-  while (!set->freed && !set->dead) {
-    int found = 0;
-    for (size_t k = 0; k < set->n; k++) {
-      size_t i = (set->start + k) % set->n;
-      tr_chan_t *ch = set->chans[i];
-      tr__defer_t d = {0};
-      tr__chan_ent_t e;
-      int got = 0, send_closed = 0;
-      pthread_mutex_lock(&ch->mu);
-      if (atomic_load_explicit(&set->inflight, memory_order_relaxed) <
-              set->window &&
-          tr__mpsc_pop(ch, &e, &d)) {
-        got = 1;
-      } else if (!ch->len && !set->closed_sent[i] &&
-                 atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
-                 !(ch->kind == TR_CHAN_ONESHOT &&
-                   atomic_load_explicit(&ch->closed, memory_order_relaxed) ==
-                       TR_CHAN_CLOSED_DONE)) {
-        set->closed_sent[i] = 1;
-        send_closed = 1;
-      }
-      pthread_mutex_unlock(&ch->mu);
-      tr__defer_run(ch, &d);
-      if (send_closed) {
-        /* after every value of this channel: pushed under the set lock */
-        tr__defer_t d2 = {0};
-        tr__chan_send_closed(ch, set->who, (unsigned)i, &d2, 1);
-        tr__defer_run(ch, &d2);
-      }
-      if (!got) continue;
-      tr_chan_item_t *it = tr__item_new(ch, (unsigned)i, e.m);
-      int rc = TR_ENOMEM;
-      if (it) {
-        it->priv_ = set;
-        tr__set_ref(set);
-        atomic_fetch_add_explicit(&set->inflight, 1, memory_order_seq_cst);
-        tr_ref_t r = {set->who};
-        rc = tr__send_raw(tr__current_worker(set->rt), NULL, r, &it->hdr, 1);
-        if (rc != 0) {
-          atomic_fetch_sub_explicit(&set->inflight, 1, memory_order_seq_cst);
-          it->value = NULL;
-          it->priv_ = NULL;
-          it->chan = NULL;
-          tr__chan_unref(ch);
-          atomic_fetch_sub(&set->refs, 1); /* we still hold one */
-          tr_msg_free(it);
+/* Items in flight hold one reference on the set between them, taken when
+ * the count leaves zero and dropped when it comes back to zero, rather
+ * than one each: the consumer's free touches one shared counter, not
+ * three. */
+static void set_inflight_add(tr_chan_select_t *set, unsigned k) {
+  if (atomic_fetch_add_explicit(&set->inflight, k, memory_order_seq_cst) == 0)
+    tr__set_ref(set);
+}
+
+/* Returns what is left in flight. At zero the caller drops the in-flight
+ * reference, holding one of its own. */
+static unsigned set_inflight_sub(tr_chan_select_t *set, unsigned k) {
+  return atomic_fetch_sub_explicit(&set->inflight, k, memory_order_seq_cst) -
+         k;
+}
+
+/* Values one pass of the pump may take (bounded stack use). */
+#define TR__SET_BATCH 128
+
+/* Puts popped values back at the heads of their channels, newest first,
+ * so each channel gets its own order back (its delivery was refused). */
+static void set_give_back(tr_chan_select_t *set, const tr__chan_ent_t *ents,
+                          const uint32_t *chan_of, const uint32_t *order,
+                          size_t from, size_t to) {
+  for (size_t k = to; k-- > from;) {
+    tr_chan_t *ch = set->chans[chan_of[order[k]]];
+    if (chan_of[order[k]] < 64) set->carry |= 1ull << chan_of[order[k]];
+    pthread_mutex_lock(&ch->mu);
+    tr__mpsc_unpop(ch, ents[order[k]]);
+    ch->delivered--;
+    pthread_mutex_unlock(&ch->mu);
+  }
+}
+
+/* The actor is gone: values[from, to) and whatever is queued are dead. */
+static void set_die(tr_chan_select_t *set, const tr__chan_ent_t *ents,
+                    const uint32_t *chan_of, const uint32_t *order,
+                    size_t from, size_t to) {
+  set->dead = 1;
+  for (size_t k = from; k < to; k++) {
+    tr_chan_t *ch = set->chans[chan_of[order[k]]];
+    tr__defer_t d;
+    tr__defer_init(&d);
+    pthread_mutex_lock(&ch->mu);
+    tr__chan_dead_letter(ch, ents[order[k]].m, ents[order[k]].dead_to,
+                         TR_ENOACTOR, 0, &d);
+    pthread_mutex_unlock(&ch->mu);
+    tr__defer_run(ch, &d);
+  }
+  for (size_t j = 0; j < set->n; j++) {
+    tr_chan_t *c = set->chans[j];
+    tr__defer_t d;
+    tr__defer_init(&d);
+    pthread_mutex_lock(&c->mu);
+    if (c->rx_set == set) {
+      c->rx_kind = TR__RX_NONE;
+      c->rx_set = NULL;
+      tr__chan_close_locked(c, TR_CHAN_CLOSED_RECEIVER, &d);
+      tr__mpsc_drain_dead(c, TR_ECLOSED, &d);
+    }
+    pthread_mutex_unlock(&c->mu);
+    tr__defer_run(c, &d);
+  }
+}
+
+/* One pass over the channels: takes up to an equal share of the free
+ * window from each (one lock acquisition per channel), interleaves what it
+ * took round-robin (one value per ready channel per round, starting after
+ * the channel served last), and pushes the items to the actor as one
+ * chain. Closed notices follow, for channels found closed and empty.
+ * Returns 1 if another pass may find more. Under the set lock. */
+static int set_pass(tr_chan_select_t *set) {
+  tr__chan_ent_t ents[TR__SET_BATCH];
+  uint32_t chan_of[TR__SET_BATCH], order[TR__SET_BATCH];
+  tr_msg_t *ms[TR__SET_BATCH];
+  size_t n = set->n, total = 0, ngroups = 0, nclosing = 0, maxq = 0;
+  unsigned infl = atomic_load_explicit(&set->inflight, memory_order_seq_cst);
+  size_t room = infl < set->window ? set->window - infl : 0;
+  if (room > TR__SET_BATCH) room = TR__SET_BATCH;
+  size_t q = room / n ? room / n : 1;
+  int more = 0;
+  /* only the channels marked ready or left non-empty (sets of up to 64) */
+  int masked = n <= 64;
+  uint64_t mask = 0;
+  if (masked) {
+    mask = atomic_exchange_explicit(&set->ready, 0, memory_order_seq_cst) |
+           set->carry;
+    set->carry = 0;
+  }
+  /* groups: the channels that gave values, in visiting order */
+  struct {
+    uint32_t i, first, cnt;
+  } grp[TR__SET_BATCH];
+  for (size_t k = 0; k < n; k++) {
+    size_t i = (set->start + k) % n;
+    if (masked && !(mask & (1ull << i))) continue;
+    if (set->closed_sent[i]) continue; /* closed and empty for good */
+    tr_chan_t *ch = set->chans[i];
+    size_t take = total < room ? room - total : 0;
+    if (take > q) take = q;
+    tr__defer_t d;
+    tr__defer_init(&d);
+    size_t got = 0;
+    pthread_mutex_lock(&ch->mu);
+    while (got < take && tr__mpsc_pop(ch, &ents[total + got], &d)) got++;
+    if (!ch->len) {
+      int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+      if (closed && !(ch->kind == TR_CHAN_ONESHOT &&
+                      closed == TR_CHAN_CLOSED_DONE)) {
+        if (got) { /* its notice goes after these, in the next pass */
+          more = 1;
+          if (masked) set->carry |= 1ull << i;
+        } else {
+          set->closed_sent[i] = 1;
+          set->closing[nclosing++] = (uint32_t)i;
         }
       }
-      if (rc == TR_EAGAIN) {
-        /* a full bounded mailbox: the value goes back; the next item
-         * freed or value sent pumps again */
-        pthread_mutex_lock(&ch->mu);
-        tr__mpsc_unpop(ch, e);
-        ch->delivered--;
-        pthread_mutex_unlock(&ch->mu);
-        break;
-      }
-      if (rc != 0) {
-        /* the actor is gone: the value and what is queued are dead */
-        tr__defer_t d3 = {0};
-        set->dead = 1;
-        pthread_mutex_lock(&ch->mu);
-        tr__chan_dead_letter(ch, e.m, e.dead_to, TR_ENOACTOR, 0, &d3);
-        pthread_mutex_unlock(&ch->mu);
-        tr__defer_run(ch, &d3);
-        for (size_t j = 0; j < set->n; j++) {
-          tr_chan_t *c = set->chans[j];
-          pthread_mutex_lock(&c->mu);
-          if (c->rx_set == set) {
-            c->rx_kind = TR__RX_NONE;
-            c->rx_set = NULL;
-            tr__chan_close_locked(c, TR_CHAN_CLOSED_RECEIVER, &d3);
-            tr__mpsc_drain_dead(c, TR_ECLOSED, &d3);
-          }
-          pthread_mutex_unlock(&c->mu);
-          tr__defer_run(c, &d3);
-        }
-        break;
-      }
+    } else {
+      if (masked) set->carry |= 1ull << i; /* values left */
+      if (got == take) more = 1;
+    }
+    pthread_mutex_unlock(&ch->mu);
+    tr__defer_run(ch, &d);
+    if (got) {
+      grp[ngroups].i = (uint32_t)i;
+      grp[ngroups].first = (uint32_t)total;
+      grp[ngroups].cnt = (uint32_t)got;
+      ngroups++;
+      for (size_t j = 0; j < got; j++) chan_of[total + j] = (uint32_t)i;
+      total += got;
+      if (got > maxq) maxq = got;
+    }
+  }
+  /* round-robin interleaving of what was taken */
+  size_t m = 0;
+  for (size_t r = 0; r < maxq; r++)
+    for (size_t g = 0; g < ngroups; g++)
+      if (r < grp[g].cnt) order[m++] = grp[g].first + (uint32_t)r;
+  size_t made = 0;
+  for (; made < m; made++) {
+    uint32_t e = order[made];
+    tr_chan_item_t *it = tr_msg_new(&tr_chan_item_t__type);
+    if (!it) break;
+    it->chan = set->chans[chan_of[e]];
+    it->index = chan_of[e];
+    it->value = ents[e].m;
+    it->priv_ = set;
+    ms[made] = &it->hdr;
+  }
+  if (made < m) { /* out of memory: the rest waits in its channels */
+    set_give_back(set, ents, chan_of, order, made, m);
+    more = 0;
+  }
+  if (made) {
+    set_inflight_add(set, (unsigned)made);
+    size_t done = 0;
+    int rc = tr__chan_deliver_list(set->rt, set->who, ms, made, &done);
+    for (size_t k = done; k < made; k++) { /* refused: undo */
+      tr_chan_item_t *it = (tr_chan_item_t *)ms[k];
+      it->value = NULL;
+      it->priv_ = NULL;
+      it->chan = NULL;
+      tr_msg_free(it);
+    }
+    if (done < made &&
+        set_inflight_sub(set, (unsigned)(made - done)) == 0)
+      tr__set_unref(set); /* our caller still holds one */
+    if (done) {
       if (set->timeout_ms) {
         atomic_store_explicit(&set->last_ns, tr__now_ns(),
                               memory_order_relaxed);
         atomic_store_explicit(&set->timeout_sent, 0, memory_order_relaxed);
       }
-      set->start = i + 1;
-      found = 1;
-      break;
+      set->start = chan_of[order[done - 1]] + 1;
     }
-    if (!found) break;
+    if (rc == TR_EAGAIN) {
+      /* a full bounded mailbox: the values go back; the next item freed
+       * or value sent pumps again */
+      set_give_back(set, ents, chan_of, order, done, made);
+      more = 0;
+    } else if (rc != 0) {
+      set_die(set, ents, chan_of, order, done, made);
+      return 0;
+    }
   }
-  pthread_mutex_unlock(&set->mu);
+  for (size_t k = 0; k < nclosing; k++) {
+    /* after every value of this channel: pushed under the set lock */
+    tr_chan_t *ch = set->chans[set->closing[k]];
+    tr__defer_t d2;
+    tr__defer_init(&d2);
+    tr__chan_send_closed(ch, set->who, set->closing[k], &d2, 1);
+    tr__defer_run(ch, &d2);
+  }
+  return more && m > 0;
+}
+
+/* Hands values to the actor while the window allows. One thread pumps at a
+ * time: a caller that finds a pump running only counts its request, and
+ * the running pump goes round again until no request is left, so no value
+ * is left behind and nobody waits on the set lock. */
+void tr__set_pump(tr_chan_select_t *set) {
+  uint64_t req = 1;
+  if (atomic_fetch_add_explicit(&set->pump_req, 1, memory_order_acq_rel))
+    return;
+  do {
+    pthread_mutex_lock(&set->mu);
+    while (!set->freed && !set->dead && set->n && set_pass(set)) {
+    }
+    pthread_mutex_unlock(&set->mu);
+    req = atomic_fetch_sub_explicit(&set->pump_req, req,
+                                    memory_order_acq_rel) -
+          req;
+  } while (req);
 }
 
 /* Destructor side of tr_chan_item_t: the value was consumed. */
 void tr__item_done(tr_chan_item_t *it) {
   tr_chan_select_t *set = it->priv_;
   if (set) {
-    tr_chan_t *ch = it->chan;
-    atomic_fetch_sub_explicit(&set->inflight, 1, memory_order_seq_cst);
-    tr__set_pump(set);
-    tr__set_unref(set);
-    if (ch) tr__chan_unref(ch);
+    /* it->chan is kept alive by the set, which the in-flight reference
+     * keeps alive. After the decrement the set may be touched only by the
+     * item that brings the count to zero (it owns that reference) or by
+     * one that took its own reference while still counted: the one that
+     * brings it to half the window, which refills (see
+     * tr__set_wants_pump). */
+    unsigned half = set->window / 2;
+    unsigned cur = atomic_load_explicit(&set->inflight, memory_order_relaxed);
+    int own = 0;
+    for (;;) {
+      if (cur - 1 == half && half && !own) {
+        tr__set_ref(set);
+        own = 1;
+      }
+      if (atomic_compare_exchange_weak_explicit(&set->inflight, &cur,
+                                                cur - 1, memory_order_seq_cst,
+                                                memory_order_relaxed))
+        break;
+    }
+    unsigned left = cur - 1;
+    if (left == half) tr__set_pump(set);
+    if (own) tr__set_unref(set);
+    if (left == 0) tr__set_unref(set);
     return;
   }
   if (it->chan) tr__item_done_chan(it);

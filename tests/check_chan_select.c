@@ -152,6 +152,8 @@ typedef struct selobs {
   uint64_t next[8];
   int order[4096];
   _Atomic int norder;
+  uint64_t expect_each;           /* nonzero: values per channel */
+  _Atomic uint64_t closed_early;  /* closed notices before the last value */
 } selobs_t;
 
 static int sel_init(tr_ctx_t *ctx, void *state, void *arg) {
@@ -185,8 +187,10 @@ static int sel_on_item(tr_ctx_t *ctx, void *state, void *msg) {
 
 static int sel_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
   (void)ctx;
-  (void)msg;
   selobs_t *o = *(selobs_t **)state;
+  const tr_chan_closed_t *c = msg;
+  if (o->expect_each && c->index < 8 && o->per[c->index] != o->expect_each)
+    atomic_fetch_add(&o->closed_early, 1);
   atomic_fetch_add(&o->closed, 1);
   return 0;
 }
@@ -231,6 +235,48 @@ START_TEST(test_select_set_fair_round_robin) {
   for (int i = 0; i < N; i++) ck_assert_uint_ge(hits[i], 64 / N - 2);
   for (int i = 0; i < N; i++) tr_chan_close(c[i]);
   ck_assert(tu_wait_ge(&o->closed, N, 5000));
+  tr_chan_select_free(set);
+  free_chans(c, N);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+  free(o);
+}
+END_TEST
+
+/* A wide window: the set refills in batches, still one value per ready
+ * channel per round, each channel in order, its closed notice last. */
+START_TEST(test_select_set_batch_round_robin) {
+  enum { N = 4, EACH = 1000 };
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *c[N];
+  mk_chans(rt, c, N);
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < EACH; k++)
+      ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval((uint64_t)k)), 0);
+  selobs_t *o = calloc(1, sizeof(*o));
+  o->expect_each = EACH;
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &sel_beh, o, &a), 0);
+  atomic_store(&gate_open, 0);
+  ck_assert_int_eq(tr_send(NULL, a, gate_t_new()), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, 0, &set), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
+  for (int i = 0; i < N; i++) tr_chan_close(c[i]); /* after their values */
+  atomic_store(&gate_open, 1);
+  ck_assert(tu_wait_ge(&o->closed, N, 10000));
+  ck_assert_uint_eq(atomic_load(&o->items), N * EACH);
+  ck_assert_uint_eq(atomic_load(&o->errors), 0);
+  ck_assert_uint_eq(atomic_load(&o->closed_early), 0);
+  /* the first add filled the window from channel 0 alone; after that,
+   * every group of N consecutive items holds each channel once, as long
+   * as all are ready (they are well past item 2048) */
+  for (int k = 64; k + N <= 2048; k += N) {
+    unsigned seen = 0;
+    for (int j = 0; j < N; j++) seen |= 1u << o->order[k + j];
+    ck_assert_uint_eq(seen, (1u << N) - 1);
+  }
   tr_chan_select_free(set);
   free_chans(c, N);
   tr_actor_stop(a, 0);
@@ -332,6 +378,7 @@ int main(void) {
   tcase_add_test(tc, test_select_timeout_and_closed);
   tcase_add_test(tc, test_select_fair_threads);
   tcase_add_test(tc, test_select_set_fair_round_robin);
+  tcase_add_test(tc, test_select_set_batch_round_robin);
   tcase_add_test(tc, test_select_set_timeout);
   tcase_add_test(tc, test_select_set_stress_producers);
   suite_add_tcase(s, tc);
