@@ -207,6 +207,9 @@ struct tr__worker {
   unsigned tick;
   unsigned prio_tick;
   uint64_t last_poll_ns;       /* last non-blocking turn of the I/O layer */
+  int in_io_run;               /* inside the I/O layer's run(): wake-ups of
+                                  other workers wait for its end */
+  int io_notify;               /* one is owed when it ends */
   int searching;
   uint64_t rng;
   pthread_t thread;

@@ -185,6 +185,21 @@ int tr__runtime_set_io_hooks(tr_runtime_t *rt, const tr__io_hooks_t *h) {
   return 0;
 }
 
+/* One turn of the I/O layer on worker w: the events it delivers may make
+ * several actors runnable, but other workers are woken once, at the end,
+ * not once per event. */
+static void io_run(tr__worker_t *w, const tr__io_hooks_t *io) {
+  if (w) w->in_io_run = 1;
+  io->run(io->arg);
+  if (w) {
+    w->in_io_run = 0;
+    if (w->io_notify) {
+      w->io_notify = 0;
+      notify_parked(w->rt);
+    }
+  }
+}
+
 /* Busy workers give the I/O layer a non-blocking turn now and then, so
  * events and timers are delivered even when nobody is idle. */
 static void io_poll_nonblocking(tr_runtime_t *rt) {
@@ -193,7 +208,7 @@ static void io_poll_nonblocking(tr_runtime_t *rt) {
   if (!io || atomic_load_explicit(&rt->poll_token, memory_order_relaxed) ||
       atomic_exchange_explicit(&rt->poll_token, 1, memory_order_acquire))
     return;
-  io->run(io->arg);
+  io_run(tls_worker, io);
   atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
 }
 
@@ -276,7 +291,7 @@ static void park(tr__worker_t *w) {
       atomic_store_explicit(&w->qs_epoch,
                             atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
                             memory_order_seq_cst);
-      io->run(io->arg);
+      io_run(w, io);
       atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
       break;
     }
@@ -318,15 +333,14 @@ void tr__schedule(tr__worker_t *w, tr__actor_t *a) {
   }
   if (a->prio == TR__CLASS_LOW) {
     local_push(w, a);
-    notify_parked(w->rt);
-    return;
-  }
-  tr__actor_t *prev = w->next;
-  w->next = a;
-  if (prev) {
+  } else {
+    tr__actor_t *prev = w->next;
+    w->next = a;
+    if (!prev) return;
     local_push(w, prev);
-    notify_parked(w->rt);
   }
+  if (w->in_io_run) w->io_notify = 1; /* once, when the turn ends */
+  else notify_parked(w->rt);
 }
 
 /* a used up its budget and still has mail: back of the line. */
