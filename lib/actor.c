@@ -731,6 +731,14 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   }
   if (tr__likely(w && ctx == &w->ctx && ctx->a)) {
     /* inside a handler: batch sends to a plain actor */
+    if (ctx->batch_to && to.id == ctx->batch_ref && m->type == ctx->batch_type) {
+      /* same receiver and type as the last send: already checked */
+      m->next = ctx->batch_head;
+      ctx->batch_head = m;
+      if (++ctx->batch_n >= TR__BATCH_MAX) batch_flush(ctx);
+      if (m == ctx->cur) ctx->cur_owned = 0;
+      return 0;
+    }
     tr__actor_t *a = tr__lookup(to.id);
     if (tr__unlikely(!a)) return TR_ENOACTOR;
     if (tr__likely(atomic_load_explicit(&a->kind, memory_order_relaxed) ==
@@ -744,6 +752,8 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
         ctx->batch_to = a;
         ctx->batch_tail = m;
       }
+      ctx->batch_ref = to.id;
+      ctx->batch_type = m->type;
       m->next = ctx->batch_head;
       ctx->batch_head = m;
       if (++ctx->batch_n >= TR__BATCH_MAX) batch_flush(ctx);
@@ -1041,7 +1051,8 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     int rc = 0;
     if (tr__unlikely(m->tag & TR__TAG_REPLY)) {
       handle_reply(ctx, a, m);
-    } else if (tr__unlikely(tr__is_internal_sys(m->type))) {
+    } else if (tr__unlikely((m->type->flags & TR_MSG_SYSTEM) &&
+                            tr__is_internal_sys(m->type))) {
       ctx->cur = NULL;
       n++;
       int gone = tr__sys_dispatch(ctx, a, m);

@@ -194,6 +194,8 @@ struct tr_ctx {
    * changes, or anything else is pushed to that receiver from this worker
    * (so every sender-receiver pair stays in order). */
   struct tr__actor *batch_to;
+  uint64_t batch_ref;               /* its ref, and the last type checked */
+  const tr_msgtype_t *batch_type;
   tr_msg_t *batch_head, *batch_tail;
   unsigned batch_n;
 };
