@@ -304,7 +304,7 @@ int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to, uint64_t delay_ms,
   if (!m->tag) m->sender = ctx ? tr__self_ref(ctx->a).id : 0;
   int rc = arm(io, own, when_after(io, delay_ms), TR__TMR_SEND, to.id, m, 0,
                0, NULL, 0, 0, id);
-  if (rc == 0 && ctx && m == ctx->cur) ctx->cur_owned = 0;
+  if (rc == 0 && ctx && m == ctx->cur) tr__ctx_disown(ctx);
   return rc;
 }
 

@@ -6,6 +6,8 @@
 #include "internal.h"
 #include "mem.h"
 
+#include <troupe/channel.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,12 @@ static uint64_t min_epoch(tr_runtime_t *rt, tr__worker_t *self) {
   }
   return min;
 }
+
+uint64_t tr__qsbr_stamp(tr_runtime_t *rt) {
+  return atomic_fetch_add_explicit(&rt->epoch, 1, memory_order_seq_cst) + 1;
+}
+
+uint64_t tr__qsbr_min(tr_runtime_t *rt) { return min_epoch(rt, NULL); }
 
 /* Closes w's open batch of retired slots: stamps it with a new epoch. */
 static void limbo_seal(tr__worker_t *w) {
@@ -399,6 +407,8 @@ static inline tr_handler_fn find_handler(const tr_behavior_t *b,
 static inline unsigned mbox_of_type(const tr_behavior_t *b,
                                     const tr_msgtype_t *t) {
   unsigned dflt = 0, have_dflt = 0;
+  /* a broadcast token goes where the views it stands for would go */
+  if (tr__unlikely(t->flags & TR__MSG_EXPAND)) t = &tr_chan_view_t__type;
   for (size_t i = 0; i < b->nmailboxes; i++) {
     if (!b->mailboxes[i].ntypes && !have_dflt) {
       dflt = (unsigned)i;
@@ -736,7 +746,7 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
       m->next = ctx->batch_head;
       ctx->batch_head = m;
       if (++ctx->batch_n >= TR__BATCH_MAX) batch_flush(ctx);
-      if (m == ctx->cur) ctx->cur_owned = 0;
+      if (m == ctx->cur) tr__ctx_disown(ctx);
       return 0;
     }
     tr__actor_t *a = tr__lookup(to.id);
@@ -757,12 +767,12 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
       m->next = ctx->batch_head;
       ctx->batch_head = m;
       if (++ctx->batch_n >= TR__BATCH_MAX) batch_flush(ctx);
-      if (m == ctx->cur) ctx->cur_owned = 0;
+      if (m == ctx->cur) tr__ctx_disown(ctx);
       return 0;
     }
   }
   int rc = tr__send_raw(w, ctx, to, m, 1);
-  if (rc == 0 && ctx && m == ctx->cur) ctx->cur_owned = 0;
+  if (rc == 0 && ctx && m == ctx->cur) tr__ctx_disown(ctx);
   return rc;
 }
 
@@ -796,7 +806,7 @@ int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
     m->sender = old_sender;
     return rc;
   }
-  if (m == ctx->cur) ctx->cur_owned = 0;
+  if (m == ctx->cur) tr__ctx_disown(ctx);
   return 0;
 }
 
@@ -816,7 +826,7 @@ static int reply_common(tr_ctx_t *ctx, tr_msg_t *req, tr_msg_t *rep) {
     return rc;
   }
   req->tag = 0; /* answered: a second reply fails, no TR_ENOREPLY later */
-  if (ctx && rep == ctx->cur) ctx->cur_owned = 0;
+  if (ctx && rep == ctx->cur) tr__ctx_disown(ctx);
   return 0;
 }
 
@@ -835,7 +845,7 @@ int tr_reply(tr_ctx_t *ctx, void *reply) {
       m->tag = 0;
       return rc;
     }
-    ctx->cur_owned = 0;
+    tr__ctx_disown(ctx);
     return 0;
   }
   return reply_common(ctx, ctx->cur, reply);
@@ -844,7 +854,7 @@ int tr_reply(tr_ctx_t *ctx, void *reply) {
 int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply) {
   int rc = reply_common(ctx, req, reply);
   if (rc == 0 || rc == TR_ENOACTOR) {
-    if (ctx && req == ctx->cur) ctx->cur_owned = 0;
+    if (ctx && req == ctx->cur) tr__ctx_disown(ctx);
     tr__msg_release(req);
   }
   return rc;
@@ -858,7 +868,7 @@ void tr_stop(tr_ctx_t *ctx, int reason) {
   ctx->stop_req = 1;
   ctx->stop_reason = reason;
 }
-void tr_ctx_take(tr_ctx_t *ctx) { ctx->cur_owned = 0; }
+void tr_ctx_take(tr_ctx_t *ctx) { tr__ctx_disown(ctx); }
 
 static void dead_letter(tr_runtime_t *rt, tr__actor_t *a, tr_msg_t *m,
                         int reason);
@@ -910,9 +920,20 @@ count:
     for (uint32_t i = 0; i < a->nmbox; i++) {
       const tr_mailbox_spec_t *sp = &b->mailboxes[i];
       tr__mbox_t *mb = &a->mbox[i];
+      uint64_t kept = 0;
       while (sp->capacity && sp->overflow == TR_MAILBOX_DROP_OLDEST &&
              mb->len > sp->capacity) {
         tr_msg_t *old = mb->head;
+        if (tr__unlikely(old->type->flags & TR__MSG_EXPAND) && mb->len > 1 &&
+            kept++ < mb->len) {
+          /* a broadcast token is the subscription itself, never dropped:
+           * it goes to the back (its values lag instead) */
+          mb->head = old->next;
+          old->next = NULL;
+          mb->tail->next = old;
+          mb->tail = old;
+          continue;
+        }
         if (!(mb->head = old->next)) mb->tail = NULL;
         mb->len--;
         a->qlen--;
@@ -1027,6 +1048,19 @@ int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   return rc;
 }
 
+int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m) {
+  tr__actor_t *a = ctx->a;
+  const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
+  tr_handler_fn fn = find_handler(b, m->type);
+  int rc = 0;
+  ctx->cur = m;
+  ctx->cur_owned = 1;
+  if (tr__likely(fn != NULL)) rc = fn(ctx, a->state, m);
+  else atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+  batch_flush(ctx);
+  return rc;
+}
+
 /* Runs one batch of actor a on worker w: at most `budget` messages. */
 void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   tr_ctx_t *ctx = &w->ctx;
@@ -1061,6 +1095,15 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       if (gone) break;
       TR__STAT_ADD(a->handled, 1);
       goto next;
+    } else if (tr__unlikely(m->type->flags & TR__MSG_EXPAND)) {
+      /* several handler calls, each counted against the budget (the
+       * token itself is counted by the n++ below) */
+      unsigned used = 0;
+      rc = tr__expand_run(ctx, m, budget > n ? budget - n : 1, &used);
+      if (used > 1) {
+        n += used - 1;
+        TR__STAT_ADD(a->handled, used - 1);
+      }
     } else {
       tr_handler_fn fn = find_handler(b, m->type);
       if (tr__likely(fn != NULL)) {

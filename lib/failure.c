@@ -301,7 +301,7 @@ int tr_set_result(tr_ctx_t *ctx, void *msg) {
   if (!x) return TR_ENOMEM;
   if (x->result && x->result != msg) tr__msg_release(x->result);
   x->result = msg;
-  if (msg == ctx->cur) ctx->cur_owned = 0;
+  if (msg == ctx->cur) tr__ctx_disown(ctx);
   return 0;
 }
 

@@ -124,6 +124,11 @@ typedef struct tr__pending tr__pending_t;
 /* Internal message flags (high bits of tr_msg_t.flags). */
 #define TR__MSGF_COUNTED 0x80000000u /* counted in a bounded mailbox */
 
+/* Internal message type flag: the run loop hands a message of this type to
+ * tr__expand_run, which turns it into several handler calls (a broadcast
+ * subscription's token: one per value it reads from the channel). */
+#define TR__MSG_EXPAND 0x80000000u
+
 /* One data mailbox of an actor that declares several. */
 typedef struct tr__mbox {
   tr_msg_t *head, *tail;          /* private FIFO, owner only */
@@ -185,6 +190,8 @@ struct tr_ctx {
   tr__actor_t *a;
   tr_msg_t *cur;       /* message being handled */
   int cur_owned;       /* the runtime frees cur after the handler */
+  tr_msg_t *borrowed;  /* a broadcast view lent to the handler without a
+                          reference of its own (see tr__ctx_disown) */
   int stop_req;
   int stop_reason;
   struct tr__actor *mute_on; /* a send hit backpressure at this actor */
@@ -384,6 +391,29 @@ int tr__monitor_from(tr_runtime_t *rt, uint64_t watcher, tr_ref_t target,
 /* Delivers a public message (tr_exit_t, tr_down_t) to a's handler table;
  * returns the handler's result. */
 int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m);
+/* Calls the running actor's handler for m as the current message (owned:
+ * the caller checks ctx->cur_owned afterwards and frees or keeps m) and
+ * flushes the sends it batched. Returns the handler's code. */
+int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m);
+/* Runs an expanding message (TR__MSG_EXPAND): at most room handler calls,
+ * counted in *used. Defined by the channel system. */
+int tr__expand_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
+/* A borrowed view is leaving the handler's hands (taken, forwarded,
+ * replied with): it gets a reference of its own. */
+void tr__view_escape(tr_ctx_t *ctx);
+
+/* The handler gives up ctx->cur (takes, forwards or replies with it). */
+static inline void tr__ctx_disown(tr_ctx_t *ctx) {
+  ctx->cur_owned = 0;
+  if (tr__unlikely(ctx->borrowed != NULL) && ctx->borrowed == ctx->cur)
+    tr__view_escape(ctx);
+}
+
+/* Quiescent-state epochs (actor.c), for memory that actors read without
+ * a reference: stamp it when it is unlinked, free it once the smallest
+ * epoch the workers have passed reaches the stamp. */
+uint64_t tr__qsbr_stamp(tr_runtime_t *rt);
+uint64_t tr__qsbr_min(tr_runtime_t *rt);
 
 /* msg.c */
 extern const tr_msgtype_t tr__stop_type;

@@ -233,7 +233,7 @@ static void from_searching(tr__worker_t *w) {
 
 static inline void quiescent(tr__worker_t *w) {
   atomic_store_explicit(
-      &w->qs_epoch, atomic_load_explicit(&w->rt->epoch, memory_order_relaxed),
+      &w->qs_epoch, atomic_load_explicit(&w->rt->epoch, memory_order_acquire),
       memory_order_release);
 }
 

@@ -10,16 +10,25 @@
  * channel lock, so seq + lagged accounting is exact whatever the number of
  * publishers.
  *
- * Actor subscribers are paced by a window of views in flight (16 for
- * broadcast, 1 for watch: a small window keeps the views in flight in
- * cache). A publish hands a view only to the subscribers with none in
- * flight; a busy one is refilled, in a batch pushed with one inbox
- * operation, by the view whose freeing brings its in-flight count to half
- * the window or to zero. The publisher stores the tail before it reads the
- * in-flight count and the view's destructor decrements before it reads the
- * tail (all seq_cst), so one of the two always sees the other, and every
- * count comes down to zero: no subscriber is left stalled. Memory stays
- * bounded: ring + subscribers x window views.
+ * Actor subscribers of a broadcast read the ring themselves. Each holds a
+ * token (tr__bcast_tick_t); the run loop hands it to tr__expand_run, which
+ * calls the actor's view handler once per value, up to the run's budget,
+ * with one view reused from value to value. That view holds no reference:
+ * a box that leaves the ring is only released once every worker has
+ * passed a quiescent point (the runtime's epochs), so a worker that read
+ * it from the ring during a run can use it until the run ends. A view the
+ * handler keeps (takes, forwards, replies with) escapes: it gets a
+ * reference of its own at that moment (tr__view_escape). A subscriber that
+ * has read everything parks its token on the channel (under the lock, the
+ * lock the publisher holds while it stores the tail and sends the parked
+ * tokens back), so a publish costs one message per idle subscriber and
+ * nothing per busy one; a delivery costs no allocation, no lock and no
+ * atomic read-modify-write. Memory stays bounded: the ring, the boxes
+ * awaiting their grace period, and the views subscribers kept.
+ *
+ * Watch subscribers and threads get views with a reference each, made
+ * under the lock; watch actors are paced one view at a time: the view's
+ * destructor sends the next.
  */
 #include "chan_internal.h"
 #include "park.h"
@@ -27,11 +36,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TR__BCAST_WINDOW 16u
+/* Views in flight per watch subscriber. */
+#define TR__WATCH_WINDOW 1u
 
 static uint32_t window_of(const tr_chan_t *ch) {
-  return ch->kind == TR_CHAN_WATCH ? 1u : TR__BCAST_WINDOW;
+  (void)ch;
+  return TR__WATCH_WINDOW;
 }
+
+static void tick_dtor(void *msg);
+
+const tr_msgtype_t tr__bcast_tick_type = {.name = "tr.chan.tick",
+                                          .size = sizeof(tr__bcast_tick_t),
+                                          .flags = TR__MSG_EXPAND,
+                                          .dtor = tick_dtor};
 
 /* A view of s was freed. */
 void tr__shared_unref(tr__shared_t *s) {
@@ -64,13 +82,51 @@ static tr__shared_t *shared_new(tr_msg_t *m) {
 void tr__sub_unref(tr_chan_sub_t *s) {
   if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
     tr_chan_t *ch = s->ch;
+    if (s->view) {
+      s->view->priv_[0] = s->view->priv_[1] = NULL; /* lent, owes nothing */
+      tr_msg_free(s->view);
+    }
     free(s);
     tr__chan_unref(ch);
   }
 }
 
+/* Parks the token of s, which has read everything published. Lock held. */
+static void sub_park(tr_chan_t *ch, tr_chan_sub_t *s, tr_msg_t *tick) {
+  s->tick = tick;
+  s->parked = 1;
+  s->pkprev = NULL;
+  s->pknext = ch->parked;
+  if (ch->parked) ch->parked->pkprev = s;
+  ch->parked = s;
+}
+
+/* Takes back the parked token of s (NULL if it is not parked). Lock held. */
+static tr_msg_t *sub_unpark(tr_chan_t *ch, tr_chan_sub_t *s) {
+  if (!s->parked) return NULL;
+  if (s->pkprev) s->pkprev->pknext = s->pknext;
+  else ch->parked = s->pknext;
+  if (s->pknext) s->pknext->pkprev = s->pkprev;
+  s->pknext = s->pkprev = NULL;
+  s->parked = 0;
+  tr_msg_t *tick = s->tick;
+  s->tick = NULL;
+  return tick;
+}
+
+/* Sends every parked token back to its subscriber (after unlocking). */
+static void bcast_wake_parked(tr_chan_t *ch, tr__defer_t *d) {
+  while (ch->parked) {
+    tr_msg_t *tick = sub_unpark(ch, ch->parked);
+    tick->next = d->ticks;
+    d->ticks = tick;
+  }
+}
+
 static void sub_unlist(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
   if (!s->listed) return;
+  tr_msg_t *tick = sub_unpark(ch, s);
+  if (tick) tr__defer_free(d, tick); /* its destructor drops its reference */
   s->listed = 0;
   if (s->lprev) s->lprev->lnext = s->lnext;
   else ch->subs = s->lnext;
@@ -129,8 +185,10 @@ static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
     lag = tail - ch->bcap - n;
     n = tail - ch->bcap;
   }
-  tr_chan_view_t *v =
-      view_new(ch, s, ch->bring[slot_of(ch, n, h)], n, lag, index);
+  tr_chan_view_t *v = view_new(
+      ch, s,
+      atomic_load_explicit(&ch->bring[slot_of(ch, n, h)], memory_order_relaxed),
+      n, lag, index);
   if (!v) return NULL;
   *next = n + 1;
   ch->delivered++;
@@ -157,8 +215,8 @@ static tr_chan_view_t *watch_take(tr_chan_t *ch, tr_chan_sub_t *s,
 static void pump_sub(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
   if (!s->listed || !s->ref) return;
   uint32_t win = window_of(ch);
-  tr_msg_t *ms[TR__BCAST_WINDOW];
-  uint64_t prev[TR__BCAST_WINDOW];
+  tr_msg_t *ms[TR__WATCH_WINDOW];
+  uint64_t prev[TR__WATCH_WINDOW];
   uint32_t infl = atomic_load_explicit(&s->inflight, memory_order_seq_cst);
   uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
   size_t n = 0;
@@ -225,6 +283,12 @@ static void pump_sub(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
 }
 
 void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
+  if (ch->kind == TR_CHAN_BROADCAST) {
+    /* the tokens find out themselves what is left, then the close */
+    bcast_wake_parked(ch, d);
+    tr__waiters_wake(ch->recv_waiters);
+    return;
+  }
   tr_chan_sub_t *s = ch->subs;
   while (s) {
     tr_chan_sub_t *nx = s->lnext; /* pump_sub may unlist s */
@@ -232,24 +296,6 @@ void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
     s = nx;
   }
   tr__waiters_wake(ch->recv_waiters);
-}
-
-/* After a publish: pumps only the subscribers with nothing in flight. One
- * with views in flight is refilled by its own view destructor, in a batch
- * (the tail was stored seq_cst before the in-flight count is read here,
- * and the destructor decrements before it reads the tail: one of the two
- * sees the other). This keeps the publisher from pushing one view at a
- * time to subscribers that are busy anyway. */
-static void bcast_pump_idle(tr_chan_t *ch, tr__defer_t *d) {
-  tr_chan_sub_t *s = ch->subs;
-  while (s) {
-    tr_chan_sub_t *nx = s->lnext; /* pump_sub may unlist s */
-    if (!s->ref ||
-        !atomic_load_explicit(&s->inflight, memory_order_seq_cst))
-      pump_sub(ch, s, d);
-    s = nx;
-  }
-  if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
 }
 
 /* Destructor of tr_chan_view_t. The views in flight share one reference
@@ -317,17 +363,39 @@ int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
       rc = TR_ENOMEM;
     } else {
       uint64_t seq = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-      old = ch->bring[seq % ch->bcap];
-      ch->bring[seq % ch->bcap] = b;
+      _Atomic(tr__shared_t *) *slot = &ch->bring[seq % ch->bcap];
+      b->seq = seq;
+      old = atomic_load_explicit(slot, memory_order_relaxed);
+      atomic_store_explicit(slot, b, memory_order_release);
       atomic_store_explicit(&ch->tail, seq + 1, memory_order_seq_cst);
       ch->sent++;
-      bcast_pump_idle(ch, &d);
+      if (old) {
+        /* actors may still be reading it: it waits for every worker to
+         * pass a quiescent point (stamped after it left the ring) */
+        old->rnext = NULL;
+        old->repoch = tr__qsbr_stamp(ch->rt);
+        if (ch->retired_tail) ch->retired_tail->rnext = old;
+        else ch->retired = old;
+        ch->retired_tail = old;
+        old = NULL;
+      }
+      if (ch->retired) {
+        uint64_t min = tr__qsbr_min(ch->rt);
+        while (ch->retired && ch->retired->repoch <= min) {
+          tr__shared_t *r = ch->retired;
+          ch->retired = r->rnext;
+          r->rnext = d.retire;
+          d.retire = r;
+        }
+        if (!ch->retired) ch->retired_tail = NULL;
+      }
+      bcast_wake_parked(ch, &d);
+      if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
     }
   }
   tr__chan_ref(ch);
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
-  if (old) tr__shared_retire(old);
   tr__chan_unref(ch);
   return rc;
 }
@@ -388,13 +456,27 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = 0;
+  tr_msg_t *tick = ch->kind == TR_CHAN_BROADCAST
+                       ? tr_msg_new(&tr__bcast_tick_type)
+                       : NULL;
   pthread_mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     rc = TR_ECLOSED;
   } else {
     for (tr_chan_sub_t *s = ch->subs; s; s = s->lnext)
       if (s->ref == who.id) rc = TR_EBUSY;
-    if (!rc) {
+    if (!rc && ch->kind == TR_CHAN_BROADCAST) {
+      /* two references: the list's and the token's; the token waits
+       * for the first value published from now on */
+      tr_chan_sub_t *s = tick ? sub_new(ch, who.id, index, 2) : NULL;
+      if (!s) {
+        rc = TR_ENOMEM;
+      } else {
+        ((tr__bcast_tick_t *)tick)->sub = s;
+        sub_park(ch, s, tick);
+        tick = NULL;
+      }
+    } else if (!rc) {
       tr_chan_sub_t *s = sub_new(ch, who.id, index, 1);
       if (!s) rc = TR_ENOMEM;
       else pump_sub(ch, s, &d);
@@ -402,6 +484,7 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   }
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
+  if (tick) tr_msg_free(tick); /* not used: belongs to no subscription */
   return rc;
 }
 
@@ -506,12 +589,158 @@ int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out) {
 
 /* The channel is being destroyed: release the retained values. */
 void tr__bcast_fini(tr_chan_t *ch) {
+  /* no subscriber is left (each held a reference on the channel), so no
+   * actor can be reading a box: no grace period to wait for */
+  while (ch->retired) {
+    tr__shared_t *r = ch->retired;
+    ch->retired = r->rnext;
+    tr__shared_retire(r);
+  }
+  ch->retired_tail = NULL;
   if (ch->bring) {
-    for (size_t i = 0; i < ch->bcap; i++)
-      if (ch->bring[i]) tr__shared_retire(ch->bring[i]);
+    for (size_t i = 0; i < ch->bcap; i++) {
+      tr__shared_t *b = atomic_load_explicit(&ch->bring[i], memory_order_relaxed);
+      if (b) tr__shared_retire(b);
+    }
     free(ch->bring);
     ch->bring = NULL;
   }
   if (ch->cur) tr__shared_retire(ch->cur);
   ch->cur = NULL;
+}
+
+/* ---- actor subscribers of a broadcast: the token ----------------------- */
+
+/* The token is freed without being parked or sent on: the subscriber
+ * stopped with it in its mailbox, or could not be sent it, or the
+ * subscription ended. The subscription goes (if it has not already). */
+static void tick_dtor(void *msg) {
+  tr__bcast_tick_t *tk = msg;
+  tr_chan_sub_t *s = tk->sub;
+  if (!s) return;
+  tk->sub = NULL;
+  tr_chan_t *ch = s->ch;
+  tr__defer_t d;
+  tr__defer_init(&d);
+  tr__chan_ref(ch);
+  pthread_mutex_lock(&ch->mu);
+  if (s->listed) {
+    /* the subscriber is gone: what it had not read yet (and is still
+     * retained) will never reach it */
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    uint64_t nx = atomic_load_explicit(&s->next, memory_order_relaxed);
+    if (t > nx) ch->dead += t - nx < ch->bcap ? t - nx : ch->bcap;
+  }
+  sub_unlist(ch, s, &d);
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d);
+  tr__sub_unref(s);
+  tr__chan_unref(ch);
+}
+
+void tr__view_escape(tr_ctx_t *ctx) {
+  tr_chan_view_t *v = (tr_chan_view_t *)ctx->cur;
+  ctx->borrowed = NULL;
+  tr__shared_t *b = v->priv_[0];
+  /* the box cannot be released before this run ends (see the top) */
+  if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+/* Sends the token back to its own actor: more values wait, after the
+ * messages that arrived meanwhile. */
+static void tick_requeue(tr_ctx_t *ctx, tr_msg_t *tick) {
+  if (tr__send_raw(ctx->w, NULL, tr_self(ctx), tick, 0) != 0)
+    tr_msg_free(tick);
+}
+
+int tr__expand_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
+                   unsigned *used) {
+  tr__bcast_tick_t *tk = (tr__bcast_tick_t *)m;
+  tr_chan_sub_t *s = tk->sub;
+  tr_chan_t *ch = s->ch;
+  const uint64_t cap = ch->bcap;
+  uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
+  uint64_t delivered = 0, lagged = 0;
+  unsigned k = 0;
+  int rc = 0, more = 1;
+  while (k < room) {
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
+    if (next >= tail) {
+      more = 0;
+      break;
+    }
+    uint64_t n = next, lag = 0;
+    if (tail - n > cap) {
+      lag = tail - cap - n;
+      n = tail - cap;
+    }
+    tr__shared_t *b =
+        atomic_load_explicit(&ch->bring[n % cap], memory_order_acquire);
+    if (tr__unlikely(b->seq != n)) continue; /* overwritten since: again */
+    tr_chan_view_t *v = s->view;
+    if (tr__unlikely(!v)) {
+      v = tr_msg_new(&tr_chan_view_t__type);
+      if (!v) break; /* out of memory: the token comes back later */
+      s->view = v;
+    }
+    v->hdr.next = NULL;
+    v->hdr.tag = 0;
+    v->hdr.sender = 0;
+    v->hdr.flags = 0;
+    v->chan = ch;
+    v->value = b->value;
+    v->seq = n;
+    v->lagged = lag;
+    v->index = s->index;
+    v->priv_[0] = b;
+    v->priv_[1] = NULL;
+    next = n + 1;
+    delivered++;
+    lagged += lag;
+    k++;
+    ctx->borrowed = &v->hdr;
+    rc = tr__dispatch_current(ctx, &v->hdr);
+    ctx->borrowed = NULL;
+    if (!ctx->cur_owned) s->view = NULL; /* kept by the handler */
+    if (rc < 0 || ctx->stop_req || ctx->mute_on) break;
+  }
+  *used = k;
+  atomic_store_explicit(&s->next, next, memory_order_relaxed);
+  if (delivered)
+    atomic_fetch_add_explicit(&ch->adelivered, delivered, memory_order_relaxed);
+  if (lagged)
+    atomic_fetch_add_explicit(&ch->alagged, lagged, memory_order_relaxed);
+  /* the token is never the runtime's to free after this */
+  ctx->cur = m;
+  ctx->cur_owned = 0;
+  if (rc < 0 || ctx->stop_req) {
+    tr_msg_free(m); /* the actor stops: so does its subscription */
+    return rc;
+  }
+  if (more) {
+    tick_requeue(ctx, m);
+    return rc;
+  }
+  tr__defer_t d;
+  tr__defer_init(&d);
+  int requeue = 0, drop = 0;
+  pthread_mutex_lock(&ch->mu);
+  if (!s->listed) {
+    drop = 1; /* unsubscribed meanwhile */
+  } else if (next < atomic_load_explicit(&ch->tail, memory_order_relaxed)) {
+    requeue = 1;
+  } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+    /* everything read: the close comes last */
+    s->closed_sent = 1;
+    tr__chan_send_closed(ch, s->ref, s->index, &d, 1);
+    sub_unlist(ch, s, &d);
+    drop = 1;
+  } else {
+    sub_park(ch, s, m);
+  }
+  pthread_mutex_unlock(&ch->mu);
+  tr__defer_run(ch, &d); /* the token's reference keeps s and ch */
+  if (requeue) tick_requeue(ctx, m);
+  else if (drop) tr_msg_free(m);
+  return rc;
 }

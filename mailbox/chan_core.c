@@ -208,6 +208,21 @@ void tr__defer_run(tr_chan_t *ch, tr__defer_t *d) {
     m->next = NULL;
     tr_msg_free(m);
   }
+  while (d->ticks) {
+    tr_msg_t *m = d->ticks;
+    d->ticks = m->next;
+    m->next = NULL;
+    tr_ref_t to = {((tr__bcast_tick_t *)m)->sub->ref};
+    /* unchecked: a token is not in the handler table, and no mailbox
+     * bound refuses it (it stands for values that lag instead) */
+    if (tr__send_raw(tr__chan_worker(ch), NULL, to, m, 0) != 0)
+      tr_msg_free(m); /* the subscriber stopped: its token ends it */
+  }
+  while (d->retire) {
+    tr__shared_t *b = d->retire;
+    d->retire = b->rnext;
+    tr__shared_retire(b);
+  }
   while (d->unref_subs) {
     tr_chan_sub_t *s = d->unref_subs;
     d->unref_subs = s->dnext;
@@ -571,11 +586,13 @@ int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
   out->kind = ch->kind;
   out->closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
   out->sent = ch->sent;
-  out->delivered = ch->delivered;
+  out->delivered = ch->delivered +
+                   atomic_load_explicit(&ch->adelivered, memory_order_relaxed);
   out->dropped = ch->dropped;
   out->dead_letters = ch->dead;
   out->returned = ch->returned;
-  out->lagged = ch->lagged;
+  out->lagged = ch->lagged +
+                atomic_load_explicit(&ch->alagged, memory_order_relaxed);
   out->peak = ch->peak;
   out->subscribers = ch->nsubs + (ch->rx_kind != TR__RX_NONE);
   out->senders = ch->senders;

@@ -48,8 +48,22 @@ typedef struct tr__notify {
 typedef struct tr__shared {
   _Atomic uint64_t refs;        /* the consumers' line */
   TR__ALIGNED tr_msg_t *value;  /* the pumps' line */
+  uint64_t seq;                 /* broadcast: its sequence number */
   uint64_t taken;
+  struct tr__shared *rnext;     /* retired list / tr__defer_t list */
+  uint64_t repoch;              /* epoch stamped when it left the ring */
 } tr__shared_t;
+
+/* A broadcast subscription's token (TR__MSG_EXPAND): while an actor
+ * subscriber has it (in its mailbox, or running it) the actor reads the
+ * channel's ring itself, one handler call per value; once it has read
+ * everything the token is parked on the channel until the next publish.
+ * Freeing it ends the subscription (the actor stopped with it queued). */
+typedef struct tr__bcast_tick {
+  tr_msg_t hdr;
+  struct tr_chan_sub *sub;      /* holds a reference */
+} tr__bcast_tick_t;
+extern const tr_msgtype_t tr__bcast_tick_type;
 
 /* Work to do after the channel lock is released. */
 typedef struct tr__defer_send {
@@ -64,6 +78,8 @@ typedef struct tr__defer {
   tr__defer_send_t inl[8];
   struct tr_chan_select *pump_set; /* a select set to pump (one ref) */
   struct tr_chan_sub *unref_subs;  /* subscriptions to release */
+  tr_msg_t *ticks;                 /* broadcast tokens to send (by next) */
+  tr__shared_t *retire;            /* boxes past their grace period */
 } tr__defer_t;
 
 /* Leaves inl[] uninitialized: zeroing the whole struct (a `= {0}`) was a
@@ -74,6 +90,8 @@ static inline void tr__defer_init(tr__defer_t *d) {
   d->nsends = d->cap = 0;
   d->pump_set = NULL;
   d->unref_subs = NULL;
+  d->ticks = NULL;
+  d->retire = NULL;
 }
 
 enum { TR__RX_NONE = 0, TR__RX_ACTOR = 1, TR__RX_SET = 2 };
@@ -94,6 +112,13 @@ struct tr_chan_sub {
   tr__waiter_t wnode;
   struct tr_chan_sub *lnext, *lprev;
   struct tr_chan_sub *dnext;  /* tr__defer_t list */
+  /* broadcast actor subscribers: the token while it is parked (on
+   * ch->parked, under the lock), and the view lent to the handler, reused
+   * from value to value (touched by the token's holder only) */
+  tr_msg_t *tick;
+  int parked;
+  struct tr_chan_sub *pknext, *pkprev;
+  tr_chan_view_t *view;
 };
 
 struct tr_chan {
@@ -125,9 +150,14 @@ struct tr_chan {
   tr__notify_t *writable;      /* actor senders refused under BLOCK */
   tr__notify_t *on_close;      /* tr_chan_notify_closed */
 
-  /* broadcast: the last bcap values; watch: the current one */
-  tr__shared_t **bring;
+  /* broadcast: the last bcap values, read by actor subscribers without
+   * the lock (a box that leaves the ring waits on the retired list until
+   * every worker has passed a quiescent point); watch: the current one */
+  _Atomic(tr__shared_t *) *bring;
   size_t bcap;
+  tr__shared_t *retired, *retired_tail;
+  tr_chan_sub_t *parked;       /* broadcast subscribers waiting for a value */
+  _Atomic uint64_t adelivered, alagged; /* counted by actor subscribers */
   _Atomic uint64_t tail;       /* broadcast: values published */
   tr__shared_t *cur;           /* watch */
   _Atomic uint64_t version;    /* watch */

@@ -7,7 +7,9 @@
  * exact with several publishers at once; actor subscribers see everything
  * with a bounded number of views in flight, then one closed notice;
  * values are freed exactly once; publishing with no subscriber fails and
- * leaves the message with the caller; a dead subscriber is dropped.
+ * leaves the message with the caller; a dead subscriber is dropped; views
+ * an actor keeps or forwards stay valid after the ring moved on; a
+ * failing subscriber leaves; views follow mailbox routing and the budget.
  */
 #include <check.h>
 #include <pthread.h>
@@ -73,15 +75,26 @@ START_TEST(test_bcast_lag_is_reported) {
   tr_chan_sub_t *s;
   ck_assert_int_eq(tr_chan_sub_new(ch, &s), 0);
   atomic_store(&val_freed, 0);
-  for (uint64_t i = 0; i < 10; i++)
+  uint64_t tail = 10;
+  for (uint64_t i = 0; i < tail; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
-  ck_assert_uint_eq(atomic_load(&val_freed), 6); /* memory stays bounded */
+  /* a value still in the ring is never released */
+  ck_assert_uint_le(atomic_load(&val_freed), tail - 4);
+  /* one that left it is released once no worker can be reading it (the
+   * workers pass a quiescent point, which an idle one does by parking):
+   * memory stays bounded */
+  for (int k = 0; k < 2000 && atomic_load(&val_freed) < tail - 4; k++) {
+    tu_sleep_ms(1);
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(tail)), 0);
+    tail++;
+  }
+  ck_assert_uint_eq(atomic_load(&val_freed), tail - 4);
   tr_chan_view_t *v;
   ck_assert_int_eq(tr_chan_sub_recv(s, 0, &v), 0);
-  ck_assert_uint_eq(v->seq, 6);
-  ck_assert_uint_eq(v->lagged, 6);
+  ck_assert_uint_eq(v->seq, tail - 4);
+  ck_assert_uint_eq(v->lagged, tail - 4);
   tr_msg_free(v);
-  for (uint64_t i = 7; i < 10; i++) {
+  for (uint64_t i = tail - 3; i < tail; i++) {
     ck_assert_int_eq(tr_chan_sub_recv(s, 0, &v), 0);
     ck_assert_uint_eq(v->seq, i);
     ck_assert_uint_eq(v->lagged, 0);
@@ -89,7 +102,7 @@ START_TEST(test_bcast_lag_is_reported) {
   }
   tr_chan_stats_t st;
   tr_chan_stats(ch, &st);
-  ck_assert_uint_eq(st.lagged, 6);
+  ck_assert_uint_eq(st.lagged, tail - 4);
   tr_chan_close(ch);
   ck_assert_int_eq(tr_chan_sub_recv(s, 1000, &v), TR_ECLOSED);
   tr_chan_sub_free(s);
@@ -323,6 +336,267 @@ START_TEST(test_bcast_dead_subscriber_dropped) {
 }
 END_TEST
 
+/* ---- views the handler keeps --------------------------------------------- */
+
+/* A subscriber keeps every odd view (tr_ctx_take) and forwards every even
+ * one to a sink; the ring is small, so the values move out of it while
+ * the views still point at them. Each kept or forwarded view must still
+ * read its own value, and every value is freed exactly once, after the
+ * last view of it. */
+typedef struct keep_obs {
+  _Atomic uint64_t sunk, bad, kept_ok, closed;
+} keep_obs_t;
+
+enum { KEEP_MAX = 4096 };
+
+typedef struct keeper {
+  keep_obs_t *o;
+  tr_ref_t sink;
+  tr_chan_view_t *kept[KEEP_MAX];
+  size_t nkept;
+} keeper_t;
+
+typedef struct keeper_arg {
+  keep_obs_t *o;
+  tr_ref_t sink;
+} keeper_arg_t;
+
+static int sink_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(keep_obs_t **)state = arg;
+  return 0;
+}
+
+static int sink_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  keep_obs_t *o = *(keep_obs_t **)state;
+  tr_chan_view_t *v = msg;
+  if (((const val_t *)v->value)->v != v->seq) atomic_fetch_add(&o->bad, 1);
+  atomic_fetch_add(&o->sunk, 1);
+  return 0;
+}
+
+static const tr_handler_t sink_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = sink_on_view}};
+static const tr_behavior_t sink_beh = {.name = "bcast-sink",
+                                       .state_size = sizeof(keep_obs_t *),
+                                       .init = sink_init,
+                                       .handlers = TR_HANDLERS(sink_handlers)};
+
+static int keeper_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  keeper_t *k = state;
+  const keeper_arg_t *a = arg;
+  k->o = a->o;
+  k->sink = a->sink;
+  return 0;
+}
+
+static int keeper_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  keeper_t *k = state;
+  tr_chan_view_t *v = msg;
+  if (v->seq % 2 == 0) {
+    if (tr_send(ctx, k->sink, v) != 0) atomic_fetch_add(&k->o->bad, 1);
+  } else if (k->nkept < KEEP_MAX) {
+    tr_ctx_take(ctx);
+    k->kept[k->nkept++] = v;
+  }
+  return 0;
+}
+
+static int keeper_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  keeper_t *k = state;
+  for (size_t i = 0; i < k->nkept; i++) {
+    tr_chan_view_t *v = k->kept[i];
+    if (((const val_t *)v->value)->v == v->seq) atomic_fetch_add(&k->o->kept_ok, 1);
+    else atomic_fetch_add(&k->o->bad, 1);
+    tr_msg_free(v);
+  }
+  k->nkept = 0;
+  atomic_fetch_add(&k->o->closed, 1);
+  return 0;
+}
+
+static const tr_handler_t keeper_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = keeper_on_view},
+    {.type = TR_TYPE(tr_chan_closed_t), .fn = keeper_on_closed}};
+static const tr_behavior_t keeper_beh = {.name = "bcast-keeper",
+                                         .state_size = sizeof(keeper_t),
+                                         .init = keeper_init,
+                                         .handlers = TR_HANDLERS(keeper_handlers)};
+
+START_TEST(test_bcast_actor_keeps_and_forwards_views) {
+  enum { M = 2000 };
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  keep_obs_t o = {0};
+  tr_ref_t sink, keeper;
+  ck_assert_int_eq(tr_spawn(rt, &sink_beh, &o, &sink), 0);
+  keeper_arg_t ka = {.o = &o, .sink = sink};
+  ck_assert_int_eq(tr_spawn(rt, &keeper_beh, &ka, &keeper), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, keeper, 0, 0), 0);
+  atomic_store(&val_freed, 0);
+  for (uint64_t i = 0; i < M; i++) {
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+    if (i % 64 == 0) tu_sleep_ms(1); /* let the ring move under the views */
+  }
+  tr_chan_close(ch);
+  ck_assert(tu_wait_ge(&o.closed, 1, 30000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert_uint_eq(atomic_load(&o.bad), 0);
+  /* whatever was not lagged over was seen, kept or sunk, intact */
+  ck_assert_uint_gt(atomic_load(&o.kept_ok), 0);
+  ck_assert_uint_gt(atomic_load(&o.sunk), 0);
+  tr_chan_stats_t st;
+  tr_chan_stats(ch, &st);
+  ck_assert_uint_eq(st.delivered, atomic_load(&o.kept_ok) + atomic_load(&o.sunk));
+  ck_assert_uint_eq(st.delivered + st.lagged, M);
+  tr_actor_stop(keeper, 0);
+  tr_actor_stop(sink, 0);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  ck_assert_uint_eq(atomic_load(&val_freed), M); /* each once */
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* A subscriber whose handler fails at its fifth value stops; its
+ * subscription ends with it, what it had not read is counted as dead
+ * letters, and the other subscriber goes on to the end. */
+static int failer_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  uint64_t *n = state;
+  return ++*n == 5 ? TR_EINVAL : 0;
+}
+
+static const tr_handler_t failer_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = failer_on_view}};
+static const tr_behavior_t failer_beh = {.name = "bcast-failer",
+                                         .state_size = sizeof(uint64_t),
+                                         .handlers = TR_HANDLERS(failer_handlers)};
+
+START_TEST(test_bcast_failing_subscriber_leaves) {
+  enum { M = 100 };
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, M, &ch), 0);
+  obs_t o = {.expect = M};
+  tr_ref_t good, bad;
+  ck_assert_int_eq(tr_spawn(rt, &sub_beh, &o, &good), 0);
+  ck_assert_int_eq(tr_spawn(rt, &failer_beh, NULL, &bad), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, good, 0, 0), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, bad, 1, 0), 0);
+  for (uint64_t i = 0; i < M; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+  for (int k = 0; k < 5000 && tr_actor_alive(bad); k++) tu_sleep_ms(1);
+  ck_assert(!tr_actor_alive(bad));
+  tr_chan_stats_t st;
+  tr_chan_stats(ch, &st);
+  ck_assert_uint_eq(st.subscribers, 1);
+  /* it read 5 of the values published before it stopped */
+  ck_assert_uint_ge(st.dead_letters, 1);
+  ck_assert_uint_le(st.dead_letters, M - 5);
+  tr_chan_close(ch);
+  ck_assert(tu_wait_ge(&o.closed, 1, 30000));
+  ck_assert_uint_eq(atomic_load(&o.views), M);
+  ck_assert_uint_eq(atomic_load(&o.errors), 0);
+  tr_actor_stop(good, 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* Views go to the mailbox their type is routed to, and with a budget of
+ * 4 messages per run the subscriber still handles its other mail while a
+ * long stream of values is waiting: the stream does not hold the run. */
+TR_MESSAGE_TYPE(ping_t, uint64_t at;)
+TR_MESSAGE_DEFINE(ping_t);
+
+typedef struct mb_state {
+  _Atomic uint64_t views, pings, views_at_first_ping, closed;
+} mb_state_t;
+
+static int mb_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(mb_state_t **)state = arg;
+  return 0;
+}
+
+static int mb_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  atomic_fetch_add(&(*(mb_state_t **)state)->views, 1);
+  return 0;
+}
+
+static int mb_on_ping(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  mb_state_t *o = *(mb_state_t **)state;
+  if (atomic_fetch_add(&o->pings, 1) == 0)
+    atomic_store(&o->views_at_first_ping, atomic_load(&o->views));
+  return 0;
+}
+
+static int mb_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  atomic_fetch_add(&(*(mb_state_t **)state)->closed, 1);
+  return 0;
+}
+
+static const tr_msgtype_t *const mb_view_types[] = {TR_TYPE(tr_chan_view_t)};
+static const tr_msgtype_t *const mb_ping_types[] = {TR_TYPE(ping_t)};
+static const tr_mailbox_spec_t mb_boxes[] = {
+    {.name = "values", .types = mb_view_types, .ntypes = 1},
+    {.name = "rest"},
+    {.name = "pings", .types = mb_ping_types, .ntypes = 1}};
+static const tr_handler_t mb_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = mb_on_view},
+    {.type = TR_TYPE(ping_t), .fn = mb_on_ping},
+    {.type = TR_TYPE(tr_chan_closed_t), .fn = mb_on_closed}};
+static const tr_behavior_t mb_beh = {.name = "bcast-mailboxes",
+                                     .state_size = sizeof(mb_state_t *),
+                                     .init = mb_init,
+                                     .handlers = TR_HANDLERS(mb_handlers),
+                                     .mailboxes = mb_boxes,
+                                     .nmailboxes = 3,
+                                     .select = TR_SELECT_WEIGHTED};
+
+START_TEST(test_bcast_mailbox_routing_and_budget) {
+  enum { M = 20000 };
+  tr_runtime_t *rt = tu_runtime(1, 4, 0);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, M, &ch), 0);
+  mb_state_t o = {0};
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &mb_beh, &o, &a), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);
+  for (uint64_t i = 0; i < M; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+  /* all values and one ping wait before the runtime starts */
+  ck_assert_int_eq(tr_send(NULL, a, ping_t_new()), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), 0);
+  tr_chan_close(ch);
+  ck_assert(tu_wait_ge(&o.closed, 1, 30000));
+  ck_assert(tu_wait_ge(&o.pings, 1, 30000));
+  ck_assert_uint_eq(atomic_load(&o.views), M);
+  /* weighted rounds: the ping waited for one run's worth of values at
+   * most (the budget), not for the whole stream */
+  ck_assert_uint_le(atomic_load(&o.views_at_first_ping), 4);
+  tr_actor_stop(a, 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_broadcast");
   TCase *tc = tcase_create("core");
@@ -334,6 +608,9 @@ int main(void) {
   tcase_add_test(tc, test_bcast_actor_subscribers);
   tcase_add_test(tc, test_bcast_actor_lag_exact);
   tcase_add_test(tc, test_bcast_dead_subscriber_dropped);
+  tcase_add_test(tc, test_bcast_actor_keeps_and_forwards_views);
+  tcase_add_test(tc, test_bcast_failing_subscriber_leaves);
+  tcase_add_test(tc, test_bcast_mailbox_routing_and_budget);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

@@ -119,9 +119,10 @@ typedef struct tr_chan_item {
 
 /* One broadcast value or watch version, as seen by one subscriber. The
  * value is shared by every subscriber and immutable: read it through the
- * const pointer, never free it. Freeing the view (the runtime does it
- * after the handler) drops its reference and lets the channel send the
- * subscriber its next view.
+ * const pointer, never free it. A view handed to an actor's handler is
+ * valid during the call; keep it (tr_ctx_take), forward it or reply with
+ * it and it holds the value until it is freed. Freeing a view (the
+ * runtime does it after the handler) drops its reference.
  *   broadcast: seq = the value's sequence number (0, 1, 2, ... in publish
  *              order); lagged = how many values this subscriber missed
  *              right before this one because it fell more than capacity
