@@ -6,8 +6,6 @@
 #include "internal.h"
 #include "mem.h"
 
-#include <troupe/channel.h>
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -407,8 +405,8 @@ static inline tr_handler_fn find_handler(const tr_behavior_t *b,
 static inline unsigned mbox_of_type(const tr_behavior_t *b,
                                     const tr_msgtype_t *t) {
   unsigned dflt = 0, have_dflt = 0;
-  /* a broadcast token goes where the views it stands for would go */
-  if (tr__unlikely(t->flags & TR__MSG_EXPAND)) t = &tr_chan_view_t__type;
+  /* a token goes where the messages it stands for would go */
+  if (tr__unlikely(t->flags & TR__MSG_EXPAND)) t = tr__expand_as(t);
   for (size_t i = 0; i < b->nmailboxes; i++) {
     if (!b->mailboxes[i].ntypes && !have_dflt) {
       dflt = (unsigned)i;

@@ -190,7 +190,7 @@ struct tr_ctx {
   tr__actor_t *a;
   tr_msg_t *cur;       /* message being handled */
   int cur_owned;       /* the runtime frees cur after the handler */
-  tr_msg_t *borrowed;  /* a broadcast view lent to the handler without a
+  tr_msg_t *borrowed;  /* a message lent to the handler without a
                           reference of its own (see tr__ctx_disown) */
   int stop_req;
   int stop_reason;
@@ -398,15 +398,18 @@ int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m);
 /* Runs an expanding message (TR__MSG_EXPAND): at most room handler calls,
  * counted in *used. Defined by the channel system. */
 int tr__expand_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
-/* A borrowed view is leaving the handler's hands (taken, forwarded,
- * replied with): it gets a reference of its own. */
-void tr__view_escape(tr_ctx_t *ctx);
+/* The type whose mailbox an expanding message is routed to. */
+const tr_msgtype_t *tr__expand_as(const tr_msgtype_t *t);
+/* A lent message (a broadcast view, a select set's envelope) is leaving
+ * the handler's hands (taken, forwarded, replied with): it gets a
+ * reference of its own. */
+void tr__lent_escape(tr_ctx_t *ctx);
 
 /* The handler gives up ctx->cur (takes, forwards or replies with it). */
 static inline void tr__ctx_disown(tr_ctx_t *ctx) {
   ctx->cur_owned = 0;
   if (tr__unlikely(ctx->borrowed != NULL) && ctx->borrowed == ctx->cur)
-    tr__view_escape(ctx);
+    tr__lent_escape(ctx);
 }
 
 /* Quiescent-state epochs (actor.c), for memory that actors read without

@@ -638,9 +638,7 @@ static void tick_dtor(void *msg) {
   tr__chan_unref(ch);
 }
 
-void tr__view_escape(tr_ctx_t *ctx) {
-  tr_chan_view_t *v = (tr_chan_view_t *)ctx->cur;
-  ctx->borrowed = NULL;
+void tr__bcast_view_escape(tr_chan_view_t *v) {
   tr__shared_t *b = v->priv_[0];
   /* the box cannot be released before this run ends (see the top) */
   if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
@@ -653,8 +651,8 @@ static void tick_requeue(tr_ctx_t *ctx, tr_msg_t *tick) {
     tr_msg_free(tick);
 }
 
-int tr__expand_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
-                   unsigned *used) {
+int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
+                  unsigned *used) {
   tr__bcast_tick_t *tk = (tr__bcast_tick_t *)m;
   tr_chan_sub_t *s = tk->sub;
   tr_chan_t *ch = s->ch;

@@ -45,6 +45,28 @@ TR_EXTERN const tr_msgtype_t tr_chan_dead_t__type = {
     .name = "tr_chan_dead_t", .size = sizeof(tr_chan_dead_t),
     .dtor = dead_dtor};
 
+/* ---- tokens: messages the run loop expands -------------------------------- */
+
+int tr__expand_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
+                   unsigned *used) {
+  if (m->type == &tr__set_tick_type) return tr__set_run(ctx, m, room, used);
+  return tr__bcast_run(ctx, m, room, used);
+}
+
+const tr_msgtype_t *tr__expand_as(const tr_msgtype_t *t) {
+  return t == &tr__set_tick_type ? &tr_chan_item_t__type
+                                 : &tr_chan_view_t__type;
+}
+
+void tr__lent_escape(tr_ctx_t *ctx) {
+  tr_msg_t *m = ctx->cur;
+  ctx->borrowed = NULL;
+  if (m->type == &tr_chan_item_t__type)
+    tr__set_item_escape((tr_chan_item_t *)m);
+  else
+    tr__bcast_view_escape((tr_chan_view_t *)m);
+}
+
 /* ---- time and waiting ---------------------------------------------------- */
 
 uint64_t tr__deadline(int timeout_ms) {

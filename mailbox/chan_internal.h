@@ -64,6 +64,17 @@ typedef struct tr__bcast_tick {
   struct tr_chan_sub *sub;      /* holds a reference */
 } tr__bcast_tick_t;
 extern const tr_msgtype_t tr__bcast_tick_type;
+int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
+void tr__bcast_view_escape(tr_chan_view_t *v);
+
+/* A select set's token (see chan_select.c); holds a reference on it. */
+typedef struct tr__set_tick {
+  tr_msg_t hdr;
+  struct tr_chan_select *set;
+} tr__set_tick_t;
+extern const tr_msgtype_t tr__set_tick_type;
+int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
+void tr__set_item_escape(tr_chan_item_t *it);
 
 /* Work to do after the channel lock is released. */
 typedef struct tr__defer_send {

@@ -2,12 +2,20 @@
 /*
  * Select for actors: a select set is the receiver of several mpsc/oneshot
  * channels and hands their values to one actor as tr_chan_item_t messages
- * tagged with the channel's index. At most `window` items are in flight;
- * they are taken from the ready channels round-robin, starting after the
- * one served last, so no ready channel starves. Refills come in batches
- * (set_pass): a value sent while at most half the window is in flight
- * pumps at once; otherwise the item whose freeing (the runtime does it
- * after the handler) brings the count down to half pumps.
+ * tagged with the channel's index. The set has a token
+ * (tr__set_tick_t): while the actor holds it (in its mailbox, or running
+ * it), the run loop hands it to tr__expand_run, which takes values from
+ * the ready channels (one lock acquisition per channel per pass, at most
+ * `window` values per pass, an equal share from each), interleaves them
+ * round-robin starting after the channel served last, so no ready channel
+ * starves, and calls the actor's item handler once per value with one
+ * envelope lent from value to value (one the handler keeps escapes with a
+ * reference on its channel). A pass is bounded by the run's budget; then
+ * the token goes to the back of the mailbox. With nothing left the token
+ * is parked on the set; a send marks its channel ready, then takes the
+ * parked token and sends it back (the parker re-reads the marks after
+ * parking, both seq_cst, so one of the two sees the other). A delivery
+ * costs no allocation and no inbox operation.
  *
  * Timeouts: sets created with a timeout are watched by one small timer
  * thread of this module (started on demand, gone when no set needs it). It
@@ -27,12 +35,13 @@ struct tr_chan_select {
   _Atomic uint64_t refs;
   uint64_t who;
   unsigned window;
-  _Atomic unsigned inflight; /* items not yet freed (no lock) */
+  _Atomic(tr_msg_t *) parked; /* the token, while nothing is ready */
+  tr_chan_item_t *lent;       /* envelope lent to the handler (token
+                                 holder only) */
   int timeout_ms;
   tr_chan_t **chans;
   unsigned char *closed_sent;
   uint32_t *closing;          /* scratch of the pump: closed notices */
-  _Atomic uint64_t pump_req;  /* pump requests; nonzero: a pump runs */
   _Atomic uint64_t ready;     /* channels (index < 64) that got a value or
                                  closed since the pump looked */
   uint64_t carry;             /* channels the pump left non-empty */
@@ -54,21 +63,21 @@ void tr__set_ref(tr_chan_select_t *set) {
   atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
 }
 
-/* Racy by design: a sender that sees more than half the window in flight
- * skips the pump, and the item whose freeing brings the count down to
- * half pumps after decrementing (see tr__item_done). Items are freed one
- * at a time, so a count above half always comes down through half
- * exactly: one of the two always finds the value, and a consumer that
- * keeps up is refilled once per half window rather than once per item. */
+/* A send to one of the set's channels marked it ready: does the parked
+ * token need sending back? */
 int tr__set_wants_pump(tr_chan_select_t *set) {
-  return atomic_load_explicit(&set->inflight, memory_order_seq_cst) <=
-         set->window / 2;
+  return atomic_load_explicit(&set->parked, memory_order_seq_cst) != NULL;
 }
 
 void tr__set_unref(tr_chan_select_t *set) {
   if (atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) != 1)
     return;
   pthread_mutex_destroy(&set->mu);
+  if (set->lent) { /* lent, never kept: owes nothing */
+    set->lent->chan = NULL;
+    set->lent->value = NULL;
+    tr_msg_free(set->lent);
+  }
   for (size_t i = 0; i < set->nrefd; i++) tr__chan_unref(set->chans[i]);
   free(set->chans);
   free(set->closed_sent);
@@ -218,10 +227,18 @@ int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
   set->who = who.id;
   set->window = window ? window : 64;
   set->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-  atomic_init(&set->refs, 1);
+  atomic_init(&set->refs, 2); /* the owner's and the token's */
   atomic_init(&set->last_ns, tr__now_ns());
+  tr__set_tick_t *tk = tr_msg_new(&tr__set_tick_type);
+  if (!tk) {
+    pthread_mutex_destroy(&set->mu);
+    free(set);
+    return TR_ENOMEM;
+  }
+  tk->set = set;
+  atomic_init(&set->parked, &tk->hdr);
   if (set->timeout_ms && timer_add(set) != 0) {
-    tr__set_unref(set);
+    tr_chan_select_free(set);
     return TR_ENOMEM;
   }
   *out = set;
@@ -248,6 +265,10 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
       return TR_ENOMEM;
     }
     set->capn = nc;
+  }
+  if (set->dead || set->freed) {
+    pthread_mutex_unlock(&set->mu);
+    return set->dead ? TR_ENOACTOR : TR_EINVAL;
   }
   pthread_mutex_lock(&ch->mu);
   if (ch->rx_kind != TR__RX_NONE) {
@@ -296,36 +317,30 @@ void tr_chan_select_free(tr_chan_select_t *set) {
   }
   set->n = 0;
   pthread_mutex_unlock(&set->mu);
+  /* a parked token goes now; one in the actor's mailbox finds the set
+   * freed when it runs */
+  tr_msg_t *tick = atomic_exchange_explicit(&set->parked, NULL,
+                                            memory_order_seq_cst);
+  if (tick) {
+    ((tr__set_tick_t *)tick)->set = NULL;
+    tr_msg_free(tick);
+    tr__set_unref(set); /* the token's */
+  }
   tr__set_unref(set);
 }
 
-/* Items in flight hold one reference on the set between them, taken when
- * the count leaves zero and dropped when it comes back to zero, rather
- * than one each: the consumer's free touches one shared counter, not
- * three. */
-static void set_inflight_add(tr_chan_select_t *set, unsigned k) {
-  if (atomic_fetch_add_explicit(&set->inflight, k, memory_order_seq_cst) == 0)
-    tr__set_ref(set);
-}
-
-/* Returns what is left in flight. At zero the caller drops the in-flight
- * reference, holding one of its own. */
-static unsigned set_inflight_sub(tr_chan_select_t *set, unsigned k) {
-  return atomic_fetch_sub_explicit(&set->inflight, k, memory_order_seq_cst) -
-         k;
-}
-
-/* Values one pass of the pump may take (bounded stack use). */
+/* Values one pass may take (bounded stack use). */
 #define TR__SET_BATCH 128
 
 /* Puts popped values back at the heads of their channels, newest first,
- * so each channel gets its own order back (its delivery was refused). */
+ * so each channel gets its own order back. Set lock held. */
 static void set_give_back(tr_chan_select_t *set, const tr__chan_ent_t *ents,
                           const uint32_t *chan_of, const uint32_t *order,
                           size_t from, size_t to) {
   for (size_t k = to; k-- > from;) {
-    tr_chan_t *ch = set->chans[chan_of[order[k]]];
-    if (chan_of[order[k]] < 64) set->carry |= 1ull << chan_of[order[k]];
+    uint32_t i = chan_of[order[k]];
+    tr_chan_t *ch = set->chans[i];
+    if (i < 64) set->carry |= 1ull << i;
     pthread_mutex_lock(&ch->mu);
     tr__mpsc_unpop(ch, ents[order[k]]);
     ch->delivered--;
@@ -333,21 +348,10 @@ static void set_give_back(tr_chan_select_t *set, const tr__chan_ent_t *ents,
   }
 }
 
-/* The actor is gone: values[from, to) and whatever is queued are dead. */
-static void set_die(tr_chan_select_t *set, const tr__chan_ent_t *ents,
-                    const uint32_t *chan_of, const uint32_t *order,
-                    size_t from, size_t to) {
+/* The actor is gone: its channels lose their receiver, and what they
+ * hold is dead. Set lock held. */
+static void set_die(tr_chan_select_t *set) {
   set->dead = 1;
-  for (size_t k = from; k < to; k++) {
-    tr_chan_t *ch = set->chans[chan_of[order[k]]];
-    tr__defer_t d;
-    tr__defer_init(&d);
-    pthread_mutex_lock(&ch->mu);
-    tr__chan_dead_letter(ch, ents[order[k]].m, ents[order[k]].dead_to,
-                         TR_ENOACTOR, 0, &d);
-    pthread_mutex_unlock(&ch->mu);
-    tr__defer_run(ch, &d);
-  }
   for (size_t j = 0; j < set->n; j++) {
     tr_chan_t *c = set->chans[j];
     tr__defer_t d;
@@ -364,23 +368,61 @@ static void set_die(tr_chan_select_t *set, const tr__chan_ent_t *ents,
   }
 }
 
-/* One pass over the channels: takes up to an equal share of the free
- * window from each (one lock acquisition per channel), interleaves what it
- * took round-robin (one value per ready channel per round, starting after
- * the channel served last), and pushes the items to the actor as one
- * chain. Closed notices follow, for channels found closed and empty.
- * Returns 1 if another pass may find more. Under the set lock. */
-static int set_pass(tr_chan_select_t *set) {
-  tr__chan_ent_t ents[TR__SET_BATCH];
-  uint32_t chan_of[TR__SET_BATCH], order[TR__SET_BATCH];
-  tr_msg_t *ms[TR__SET_BATCH];
-  size_t n = set->n, total = 0, ngroups = 0, nclosing = 0, maxq = 0;
-  unsigned infl = atomic_load_explicit(&set->inflight, memory_order_seq_cst);
-  size_t room = infl < set->window ? set->window - infl : 0;
-  if (room > TR__SET_BATCH) room = TR__SET_BATCH;
+/* Sends the token to the set's actor, unchecked (see tr__defer_run). */
+static void tick_send(tr_chan_select_t *set, tr_msg_t *tick) {
+  tr_ref_t r = {set->who};
+  if (tr__send_raw(tr__current_worker(set->rt), NULL, r, tick, 0) != 0)
+    tr_msg_free(tick); /* the actor is gone: the token's end says so */
+}
+
+/* A channel of the set got a value or closed (its mark is set): sends the
+ * parked token back, if it is parked. */
+void tr__set_pump(tr_chan_select_t *set) {
+  tr_msg_t *tick =
+      atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
+  if (tick) tick_send(set, tick);
+}
+
+/* The token was freed without being parked or sent on: the actor stopped
+ * with it in its mailbox, or could not be sent it. */
+static void set_tick_dtor(void *msg) {
+  tr__set_tick_t *tk = msg;
+  tr_chan_select_t *set = tk->set;
+  if (!set) return;
+  tk->set = NULL;
+  pthread_mutex_lock(&set->mu);
+  if (!set->freed && !set->dead) set_die(set);
+  pthread_mutex_unlock(&set->mu);
+  tr__set_unref(set);
+}
+
+const tr_msgtype_t tr__set_tick_type = {.name = "tr.chan.select",
+                                        .size = sizeof(tr__set_tick_t),
+                                        .flags = TR__MSG_EXPAND,
+                                        .dtor = set_tick_dtor};
+
+/* Marks an envelope the handler kept: it holds a reference on its channel
+ * (items lent by a set have none of their own). */
+static char item_escaped;
+
+void tr__set_item_escape(tr_chan_item_t *it) {
+  if (it->chan) tr__chan_ref(it->chan);
+  it->priv_ = &item_escaped;
+}
+
+/* One pass over the channels, under the set lock: takes up to an equal
+ * share of room from each ready one (one lock acquisition per channel),
+ * interleaved round-robin (one value per ready channel per round,
+ * starting after the channel served last) into ents/chan_of/order.
+ * Channels found closed and empty go to set->closing. Returns how many
+ * values were taken; *more: another pass may find more. */
+static size_t set_take(tr_chan_select_t *set, size_t room,
+                       tr__chan_ent_t *ents, uint32_t *chan_of,
+                       uint32_t *order, size_t *nclosing, int *more) {
+  size_t n = set->n, total = 0, ngroups = 0, maxq = 0;
   size_t q = room / n ? room / n : 1;
-  int more = 0;
-  /* only the channels marked ready or left non-empty (sets of up to 64) */
+  *nclosing = 0;
+  *more = 0;
   int masked = n <= 64;
   uint64_t mask = 0;
   if (masked) {
@@ -388,9 +430,8 @@ static int set_pass(tr_chan_select_t *set) {
            set->carry;
     set->carry = 0;
   }
-  /* groups: the channels that gave values, in visiting order */
   struct {
-    uint32_t i, first, cnt;
+    uint32_t first, cnt;
   } grp[TR__SET_BATCH];
   for (size_t k = 0; k < n; k++) {
     size_t i = (set->start + k) % n;
@@ -409,21 +450,20 @@ static int set_pass(tr_chan_select_t *set) {
       if (closed && !(ch->kind == TR_CHAN_ONESHOT &&
                       closed == TR_CHAN_CLOSED_DONE)) {
         if (got) { /* its notice goes after these, in the next pass */
-          more = 1;
+          *more = 1;
           if (masked) set->carry |= 1ull << i;
         } else {
           set->closed_sent[i] = 1;
-          set->closing[nclosing++] = (uint32_t)i;
+          set->closing[(*nclosing)++] = (uint32_t)i;
         }
       }
     } else {
       if (masked) set->carry |= 1ull << i; /* values left */
-      if (got == take) more = 1;
+      *more = 1;
     }
     pthread_mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
     if (got) {
-      grp[ngroups].i = (uint32_t)i;
       grp[ngroups].first = (uint32_t)total;
       grp[ngroups].cnt = (uint32_t)got;
       ngroups++;
@@ -432,115 +472,130 @@ static int set_pass(tr_chan_select_t *set) {
       if (got > maxq) maxq = got;
     }
   }
-  /* round-robin interleaving of what was taken */
   size_t m = 0;
   for (size_t r = 0; r < maxq; r++)
     for (size_t g = 0; g < ngroups; g++)
       if (r < grp[g].cnt) order[m++] = grp[g].first + (uint32_t)r;
-  size_t made = 0;
-  for (; made < m; made++) {
-    uint32_t e = order[made];
-    tr_chan_item_t *it = tr_msg_new(&tr_chan_item_t__type);
-    if (!it) break;
-    it->chan = set->chans[chan_of[e]];
-    it->index = chan_of[e];
-    it->value = ents[e].m;
-    it->priv_ = set;
-    ms[made] = &it->hdr;
-  }
-  if (made < m) { /* out of memory: the rest waits in its channels */
-    set_give_back(set, ents, chan_of, order, made, m);
-    more = 0;
-  }
-  if (made) {
-    set_inflight_add(set, (unsigned)made);
-    size_t done = 0;
-    int rc = tr__chan_deliver_list(set->rt, set->who, ms, made, &done);
-    for (size_t k = done; k < made; k++) { /* refused: undo */
-      tr_chan_item_t *it = (tr_chan_item_t *)ms[k];
-      it->value = NULL;
-      it->priv_ = NULL;
-      it->chan = NULL;
-      tr_msg_free(it);
+  return m;
+}
+
+int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
+                unsigned *used) {
+  tr__set_tick_t *tk = (tr__set_tick_t *)m;
+  tr_chan_select_t *set = tk->set;
+  tr__chan_ent_t ents[TR__SET_BATCH];
+  uint32_t chan_of[TR__SET_BATCH], order[TR__SET_BATCH];
+  unsigned k = 0;
+  int rc = 0, more = 0, stop = 0;
+  ctx->cur = m;
+  ctx->cur_owned = 0; /* the token: kept, sent back or freed below */
+  while (k < room_all && !stop) {
+    size_t room = room_all - k;
+    if (room > set->window) room = set->window;
+    if (room > TR__SET_BATCH) room = TR__SET_BATCH;
+    size_t nclosing, got;
+    pthread_mutex_lock(&set->mu);
+    if (set->freed || set->dead || !set->n) {
+      pthread_mutex_unlock(&set->mu);
+      /* the set was dissolved: the token ends quietly */
+      tk->set = NULL;
+      tr_msg_free(m);
+      tr__set_unref(set);
+      return rc;
     }
-    if (done < made &&
-        set_inflight_sub(set, (unsigned)(made - done)) == 0)
-      tr__set_unref(set); /* our caller still holds one */
-    if (done) {
+    got = set_take(set, room, ents, chan_of, order, &nclosing, &more);
+    if (got) {
+      set->start = chan_of[order[got - 1]] + 1;
       if (set->timeout_ms) {
         atomic_store_explicit(&set->last_ns, tr__now_ns(),
                               memory_order_relaxed);
         atomic_store_explicit(&set->timeout_sent, 0, memory_order_relaxed);
       }
-      set->start = chan_of[order[done - 1]] + 1;
     }
-    if (rc == TR_EAGAIN) {
-      /* a full bounded mailbox: the values go back; the next item freed
-       * or value sent pumps again */
-      set_give_back(set, ents, chan_of, order, done, made);
-      more = 0;
-    } else if (rc != 0) {
-      set_die(set, ents, chan_of, order, done, made);
-      return 0;
-    }
-  }
-  for (size_t k = 0; k < nclosing; k++) {
-    /* after every value of this channel: pushed under the set lock */
-    tr_chan_t *ch = set->chans[set->closing[k]];
-    tr__defer_t d2;
-    tr__defer_init(&d2);
-    tr__chan_send_closed(ch, set->who, set->closing[k], &d2, 1);
-    tr__defer_run(ch, &d2);
-  }
-  return more && m > 0;
-}
-
-/* Hands values to the actor while the window allows. One thread pumps at a
- * time: a caller that finds a pump running only counts its request, and
- * the running pump goes round again until no request is left, so no value
- * is left behind and nobody waits on the set lock. */
-void tr__set_pump(tr_chan_select_t *set) {
-  uint64_t req = 1;
-  if (atomic_fetch_add_explicit(&set->pump_req, 1, memory_order_acq_rel))
-    return;
-  do {
-    pthread_mutex_lock(&set->mu);
-    while (!set->freed && !set->dead && set->n && set_pass(set)) {
+    for (size_t c = 0; c < nclosing; c++) {
+      /* a channel closes only once all its values were handled (none
+       * was taken from it in this pass) */
+      tr_chan_t *ch = set->chans[set->closing[c]];
+      tr__defer_t d2;
+      tr__defer_init(&d2);
+      tr__chan_send_closed(ch, set->who, set->closing[c], &d2, 1);
+      tr__defer_run(ch, &d2);
     }
     pthread_mutex_unlock(&set->mu);
-    req = atomic_fetch_sub_explicit(&set->pump_req, req,
-                                    memory_order_acq_rel) -
-          req;
-  } while (req);
+    size_t done = 0;
+    for (; done < got; done++) {
+      tr__chan_ent_t *e = &ents[order[done]];
+      tr_chan_item_t *it = set->lent;
+      if (tr__unlikely(!it)) {
+        it = tr_msg_new(&tr_chan_item_t__type);
+        if (!it) break; /* out of memory: the rest goes back */
+        set->lent = it;
+      }
+      it->hdr.next = NULL;
+      it->hdr.tag = 0;
+      it->hdr.flags = 0;
+      it->hdr.sender = e->m->sender;
+      it->chan = set->chans[chan_of[order[done]]];
+      it->index = chan_of[order[done]];
+      it->status = 0;
+      it->value = e->m;
+      it->priv_ = NULL;
+      k++;
+      ctx->borrowed = &it->hdr;
+      rc = tr__dispatch_current(ctx, &it->hdr);
+      ctx->borrowed = NULL;
+      if (ctx->cur_owned) {
+        /* handled: the value goes (unless taken), the envelope stays */
+        if (it->value) tr_msg_free(it->value);
+        it->value = NULL;
+      } else {
+        set->lent = NULL; /* kept by the handler (tr__set_item_escape) */
+      }
+      if (rc < 0 || ctx->stop_req || ctx->mute_on) {
+        done++;
+        stop = 1;
+        break;
+      }
+    }
+    ctx->cur = m;
+    ctx->cur_owned = 0;
+    if (done < got) {
+      /* stopped early: what was taken and not handled goes back */
+      pthread_mutex_lock(&set->mu);
+      if (!set->freed && !set->dead)
+        set_give_back(set, ents, chan_of, order, done, got);
+      else
+        for (size_t j = done; j < got; j++) tr_msg_free(ents[order[j]].m);
+      pthread_mutex_unlock(&set->mu);
+      more = 1;
+      stop = 1;
+    }
+    if (!more) break;
+  }
+  *used = k;
+  if (rc < 0 || ctx->stop_req) {
+    tr_msg_free(m); /* the actor stops: its channels lose their receiver */
+    return rc;
+  }
+  if (more || k >= room_all) {
+    if (tr__send_raw(ctx->w, NULL, tr_self(ctx), m, 0) != 0) tr_msg_free(m);
+    return rc;
+  }
+  /* nothing ready: park, then look at the marks once more */
+  atomic_store_explicit(&set->parked, m, memory_order_seq_cst);
+  if (atomic_load_explicit(&set->ready, memory_order_seq_cst)) {
+    tr_msg_t *back =
+        atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
+    if (back) tick_send(set, back); /* a sender did not see it parked */
+  }
+  return rc;
 }
 
 /* Destructor side of tr_chan_item_t: the value was consumed. */
 void tr__item_done(tr_chan_item_t *it) {
-  tr_chan_select_t *set = it->priv_;
-  if (set) {
-    /* it->chan is kept alive by the set, which the in-flight reference
-     * keeps alive. After the decrement the set may be touched only by the
-     * item that brings the count to zero (it owns that reference) or by
-     * one that took its own reference while still counted: the one that
-     * brings it to half the window, which refills (see
-     * tr__set_wants_pump). */
-    unsigned half = set->window / 2;
-    unsigned cur = atomic_load_explicit(&set->inflight, memory_order_relaxed);
-    int own = 0;
-    for (;;) {
-      if (cur - 1 == half && half && !own) {
-        tr__set_ref(set);
-        own = 1;
-      }
-      if (atomic_compare_exchange_weak_explicit(&set->inflight, &cur,
-                                                cur - 1, memory_order_seq_cst,
-                                                memory_order_relaxed))
-        break;
-    }
-    unsigned left = cur - 1;
-    if (left == half) tr__set_pump(set);
-    if (own) tr__set_unref(set);
-    if (left == 0) tr__set_unref(set);
+  if (it->priv_ == &item_escaped) { /* a set's envelope the handler kept */
+    it->priv_ = NULL;
+    if (it->chan) tr__chan_unref(it->chan);
     return;
   }
   if (it->chan) tr__item_done_chan(it);

@@ -6,7 +6,8 @@
  * starves); the actor form (a select set) delivers values tagged with the
  * channel index, round-robin among ready channels, with closed notices per
  * channel and an idle timeout; many producers into an actor select lose
- * and duplicate nothing.
+ * and duplicate nothing; envelopes the actor keeps or forwards stay valid;
+ * a failing selector closes its channels and nothing is lost.
  */
 #include <check.h>
 #include <pthread.h>
@@ -369,6 +370,206 @@ START_TEST(test_select_set_stress_producers) {
 }
 END_TEST
 
+/* ---- envelopes the handler keeps, and a failing selector ---------------- */
+
+/* The selector keeps every third envelope (tr_ctx_take), forwards the
+ * next one to a sink actor and lets the runtime free the rest: the kept
+ * and forwarded ones keep their value and channel after the set moved on
+ * and after the set is gone. */
+typedef struct keep_obs {
+  _Atomic uint64_t seen, sunk, bad, kept_ok, closed;
+} keep_obs_t;
+
+enum { KEEP_N = 3, KEEP_EACH = 300 };
+
+typedef struct keeper {
+  keep_obs_t *o;
+  tr_ref_t sink;
+  tr_chan_item_t *kept[KEEP_N * KEEP_EACH];
+  size_t nkept;
+} keeper_t;
+
+typedef struct keeper_arg {
+  keep_obs_t *o;
+  tr_ref_t sink;
+} keeper_arg_t;
+
+static tr_chan_t *keep_chans[KEEP_N];
+
+static int ksink_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(keep_obs_t **)state = arg;
+  return 0;
+}
+
+static int ksink_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  keep_obs_t *o = *(keep_obs_t **)state;
+  tr_chan_item_t *it = msg;
+  if (it->index >= KEEP_N || it->chan != keep_chans[it->index] || !it->value)
+    atomic_fetch_add(&o->bad, 1);
+  atomic_fetch_add(&o->sunk, 1);
+  return 0;
+}
+
+static const tr_handler_t ksink_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = ksink_on_item}};
+static const tr_behavior_t ksink_beh = {.name = "select-sink",
+                                        .state_size = sizeof(keep_obs_t *),
+                                        .init = ksink_init,
+                                        .handlers = TR_HANDLERS(ksink_handlers)};
+
+static int keeper_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  keeper_t *k = state;
+  const keeper_arg_t *a = arg;
+  k->o = a->o;
+  k->sink = a->sink;
+  return 0;
+}
+
+static int keeper_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  keeper_t *k = state;
+  tr_chan_item_t *it = msg;
+  uint64_t n = atomic_fetch_add(&k->o->seen, 1);
+  if (n % 3 == 0 && k->nkept < KEEP_N * KEEP_EACH) {
+    tr_ctx_take(ctx);
+    k->kept[k->nkept++] = it;
+  } else if (n % 3 == 1) {
+    if (tr_send(ctx, k->sink, it) != 0) atomic_fetch_add(&k->o->bad, 1);
+  }
+  return 0;
+}
+
+static int keeper_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  keeper_t *k = state;
+  if (atomic_fetch_add(&k->o->closed, 1) + 1 < KEEP_N) return 0;
+  for (size_t i = 0; i < k->nkept; i++) {
+    tr_chan_item_t *it = k->kept[i];
+    const val_t *v = it->value;
+    if (it->index < KEEP_N && it->chan == keep_chans[it->index] && v &&
+        v->v < KEEP_EACH)
+      atomic_fetch_add(&k->o->kept_ok, 1);
+    else
+      atomic_fetch_add(&k->o->bad, 1);
+  }
+  return 0;
+}
+
+static void keeper_on_stop(tr_ctx_t *ctx, void *state, int reason) {
+  (void)ctx;
+  (void)reason;
+  keeper_t *k = state;
+  for (size_t i = 0; i < k->nkept; i++) tr_msg_free(k->kept[i]);
+}
+
+static const tr_handler_t keeper_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = keeper_on_item},
+    {.type = TR_TYPE(tr_chan_closed_t), .fn = keeper_on_closed}};
+static const tr_behavior_t keeper_beh = {.name = "select-keeper",
+                                         .state_size = sizeof(keeper_t),
+                                         .init = keeper_init,
+                                         .on_stop = keeper_on_stop,
+                                         .handlers = TR_HANDLERS(keeper_handlers)};
+
+START_TEST(test_select_set_kept_items) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  mk_chans(rt, keep_chans, KEEP_N);
+  keep_obs_t o = {0};
+  tr_ref_t sink, a;
+  ck_assert_int_eq(tr_spawn(rt, &ksink_beh, &o, &sink), 0);
+  keeper_arg_t ka = {.o = &o, .sink = sink};
+  ck_assert_int_eq(tr_spawn(rt, &keeper_beh, &ka, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  for (int i = 0; i < KEEP_N; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, keep_chans[i], NULL), 0);
+  for (int k = 0; k < KEEP_EACH; k++)
+    for (int i = 0; i < KEEP_N; i++)
+      ck_assert_int_eq(tr_chan_send(NULL, keep_chans[i], mkval((uint64_t)k)), 0);
+  for (int i = 0; i < KEEP_N; i++) tr_chan_close(keep_chans[i]);
+  ck_assert(tu_wait_ge(&o.closed, KEEP_N, 10000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert_uint_eq(atomic_load(&o.seen), KEEP_N * KEEP_EACH);
+  ck_assert_uint_eq(atomic_load(&o.kept_ok), KEEP_N * KEEP_EACH / 3);
+  ck_assert_uint_eq(atomic_load(&o.sunk), KEEP_N * KEEP_EACH / 3);
+  ck_assert_uint_eq(atomic_load(&o.bad), 0);
+  /* the set and the channels' handles go first; the kept envelopes hold
+   * their channels until the actor frees them */
+  tr_chan_select_free(set);
+  free_chans(keep_chans, KEEP_N);
+  tr_actor_stop(a, 0);
+  tr_actor_stop(sink, 0);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* A selector whose handler fails at its tenth value stops; its channels
+ * lose their receiver: they close (TR_CHAN_CLOSED_RECEIVER), later sends
+ * fail with TR_ECLOSED, and what was queued is counted as dead letters. */
+static int failer_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)msg;
+  uint64_t *n = state;
+  return ++*n == 10 ? TR_EINVAL : 0;
+}
+
+static const tr_handler_t failer_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = failer_on_item}};
+static const tr_behavior_t failer_beh = {.name = "select-failer",
+                                         .state_size = sizeof(uint64_t),
+                                         .handlers = TR_HANDLERS(failer_handlers)};
+
+START_TEST(test_select_set_failing_actor) {
+  enum { N = 2, EACH = 50 };
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *c[N];
+  mk_chans(rt, c, N);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &failer_beh, NULL, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 4, 0, &set), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
+  uint64_t accepted = 0;
+  for (int k = 0; k < EACH; k++)
+    for (int i = 0; i < N; i++) {
+      val_t *v = mkval((uint64_t)k);
+      int rc = tr_chan_send(NULL, c[i], v);
+      if (rc == 0) {
+        accepted++;
+      } else {
+        ck_assert_int_eq(rc, TR_ECLOSED); /* the selector is gone */
+        tr_msg_free(v);
+      }
+    }
+  ck_assert_uint_ge(accepted, 10);
+  for (int k = 0; k < 5000 && tr_actor_alive(a); k++) tu_sleep_ms(1);
+  ck_assert(!tr_actor_alive(a));
+  uint64_t dead = 0, delivered = 0;
+  for (int i = 0; i < N; i++) {
+    for (int k = 0; k < 5000 && !tr_chan_is_closed(c[i]); k++) tu_sleep_ms(1);
+    ck_assert(tr_chan_is_closed(c[i]));
+    val_t *v = mkval(1);
+    ck_assert_int_eq(tr_chan_send(NULL, c[i], v), TR_ECLOSED);
+    tr_msg_free(v);
+    tr_chan_stats_t st;
+    tr_chan_stats(c[i], &st);
+    ck_assert_int_eq(st.closed, TR_CHAN_CLOSED_RECEIVER);
+    dead += st.dead_letters;
+    delivered += st.delivered;
+  }
+  /* nothing lost: each value was handled, or is a dead letter */
+  ck_assert_uint_ge(delivered, 10);
+  ck_assert_uint_eq(delivered + dead, accepted);
+  tr_chan_select_free(set);
+  free_chans(c, N);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_select");
   TCase *tc = tcase_create("core");
@@ -381,6 +582,8 @@ int main(void) {
   tcase_add_test(tc, test_select_set_batch_round_robin);
   tcase_add_test(tc, test_select_set_timeout);
   tcase_add_test(tc, test_select_set_stress_producers);
+  tcase_add_test(tc, test_select_set_kept_items);
+  tcase_add_test(tc, test_select_set_failing_actor);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

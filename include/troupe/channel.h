@@ -344,9 +344,12 @@ TR_EXTERN int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out);
 /* ---- Select for actors -------------------------------------------------- */
 
 /* A select set delivers values from several mpsc/oneshot channels to one
- * actor as tr_chan_item_t messages tagged with the channel's index, at
- * most `window` in flight (0 = 64) and chosen round-robin among the ready
- * channels, so none starves. A channel that closes sends a
+ * actor as tr_chan_item_t messages tagged with the channel's index, taken
+ * at most `window` at a time (0 = 64) and chosen round-robin among the
+ * ready channels, so none starves. The envelope handed to the handler is
+ * valid during the call; keep it (tr_ctx_take) or forward it and it holds
+ * its value and channel until freed. If the actor stops, the channels
+ * lose their receiver: they close, and what they hold is dead. A channel that closes sends a
  * tr_chan_closed_t with its index. If timeout_ms > 0 and no value arrives
  * for that long while the set is idle, the actor gets a tr_chan_item_t
  * with status TR_ETIMEDOUT (once per idle period).
@@ -357,12 +360,13 @@ TR_EXTERN int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who,
 
 /* Adds ch (takes a subscription on it, like tr_chan_subscribe) under the
  * next index (0, 1, ...), stored in *index if not NULL. Returns 0,
- * TR_EBUSY (ch already has a receiver), TR_EINVAL, TR_ENOMEM. */
+ * TR_EBUSY (ch already has a receiver), TR_ENOACTOR (the set's actor has
+ * stopped), TR_EINVAL, TR_ENOMEM. */
 TR_EXTERN int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
                                  unsigned *index);
 
 /* Dissolves the set: its channels lose their receiver (values queue up
- * again). Items in flight still arrive. */
+ * again for the next one). */
 TR_EXTERN void tr_chan_select_free(tr_chan_select_t *set);
 
 /* ---- Counters -------------------------------------------------------------- */
