@@ -26,10 +26,13 @@ _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
 _Atomic int tr__fence_word;
 #endif
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static __thread tr__worker_t *tls_worker;
+/* initial-exec: a plain %fs-relative load rather than a __tls_get_addr
+ * call on every send (two pointers of the static TLS surplus glibc keeps
+ * for libraries, which also covers a dlopen). */
+static __thread tr__worker_t *tls_worker __attribute__((tls_model("initial-exec")));
 /* The context of the actor running on this thread: a worker's running
  * actor, or an actor whose init runs inside tr_spawn. */
-static __thread tr_ctx_t *tls_ctx;
+static __thread tr_ctx_t *tls_ctx __attribute__((tls_model("initial-exec")));
 
 tr_ctx_t *tr__current_ctx(void) { return tls_ctx; }
 tr_ctx_t *tr__set_current_ctx(tr_ctx_t *c) {
