@@ -5,7 +5,8 @@
 #   ./dev.sh demo   install what is missing, build, run the flagship example
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 #                   (make check, the ThreadSanitizer pass over the runtime
-#                   tests, make distcheck) and print "tests: N passed, N failed"
+#                   tests, make distcheck, a short fuzz run) and print
+#                   "tests: N passed, N failed"
 #   ./dev.sh build  install what is missing and build only
 # Builds happen out of tree, in build/ and build-tsan/.
 set -euo pipefail
@@ -14,7 +15,7 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages="build-essential autoconf automake libtool pkg-config \
-libjemalloc-dev liburing-dev libmsgpack-dev check time"
+libjemalloc-dev liburing-dev libmsgpack-dev check time clang libclang-rt-14-dev"
 
 install_deps() {
   local missing=""
@@ -116,6 +117,17 @@ case "$cmd" in
       failed=$((failed + 1))
       tail -n 60 build/distcheck.out
       echo "== distcheck: FAILED"
+    fi
+    # the decoders' fuzz targets build and survive a short run over their
+    # corpus (tests/fuzz/run.sh [seconds] runs them for longer)
+    echo "== fuzz (libFuzzer, 20 s per target)"
+    if TMPDIR="$top/build" sh tests/fuzz/run.sh 20 >build/fuzz.out 2>&1; then
+      passed=$((passed + 1))
+      echo "== fuzz: passed"
+    else
+      failed=$((failed + 1))
+      tail -n 40 build/fuzz.out
+      echo "== fuzz: FAILED"
     fi
     echo "tests: $passed passed, $failed failed"
     [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
