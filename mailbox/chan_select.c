@@ -485,6 +485,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
   tr_chan_select_t *set = tk->set;
   tr__chan_ent_t ents[TR__SET_BATCH];
   uint32_t chan_of[TR__SET_BATCH], order[TR__SET_BATCH];
+  tr_chan_t *chan_at[TR__SET_BATCH]; /* set->chans may grow meanwhile */
   unsigned k = 0;
   int rc = 0, more = 0, stop = 0;
   ctx->cur = m;
@@ -504,6 +505,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       return rc;
     }
     got = set_take(set, room, ents, chan_of, order, &nclosing, &more);
+    for (size_t j = 0; j < got; j++) chan_at[j] = set->chans[chan_of[order[j]]];
     if (got) {
       set->start = chan_of[order[got - 1]] + 1;
       if (set->timeout_ms) {
@@ -535,7 +537,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       it->hdr.tag = 0;
       it->hdr.flags = 0;
       it->hdr.sender = e->m->sender;
-      it->chan = set->chans[chan_of[order[done]]];
+      it->chan = chan_at[done];
       it->index = chan_of[order[done]];
       it->status = 0;
       it->value = e->m;
