@@ -309,6 +309,45 @@ START_TEST(test_bcast_actor_lag_exact) {
 }
 END_TEST
 
+/* Several publisher threads, a small ring and actor subscribers that
+ * read it while it is overwritten: each subscriber's views come in ring
+ * order with exact lag, views + lag add up for everyone, and every value
+ * is freed exactly once (the overwritten ones after the workers' grace
+ * period, the rest with the channel). */
+START_TEST(test_bcast_actor_concurrent_publishers) {
+  enum { R = 16, P = 3 };
+  uint64_t n = (uint64_t)(3000 * tu_stress_scale());
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, 8, &ch), 0);
+  obs_t o = {.expect = UINT64_MAX};
+  tr_ref_t refs[R];
+  for (int i = 0; i < R; i++) {
+    ck_assert_int_eq(tr_spawn(rt, &sub_beh, &o, &refs[i]), 0);
+    ck_assert_int_eq(tr_chan_subscribe(ch, refs[i], (unsigned)i, 0), 0);
+  }
+  atomic_store(&val_freed, 0);
+  pthread_t pt[P];
+  pub_arg_t pa = {.ch = ch, .n = n};
+  for (int i = 0; i < P; i++) pthread_create(&pt[i], NULL, publisher, &pa);
+  for (int i = 0; i < P; i++) pthread_join(pt[i], NULL);
+  tr_chan_close(ch);
+  ck_assert(tu_wait_ge(&o.closed, R, 30000));
+  ck_assert_uint_eq(atomic_load(&o.views) + atomic_load(&o.lagged), R * P * n);
+  ck_assert_uint_eq(atomic_load(&o.errors), R); /* expect mismatch only */
+  tr_chan_stats_t st;
+  tr_chan_stats(ch, &st);
+  ck_assert_uint_eq(st.lagged, atomic_load(&o.lagged));
+  ck_assert_uint_eq(st.delivered, atomic_load(&o.views));
+  for (int i = 0; i < R; i++) tr_actor_stop(refs[i], 0);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  ck_assert_uint_eq(atomic_load(&val_freed), P * n);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 START_TEST(test_bcast_dead_subscriber_dropped) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
@@ -608,6 +647,7 @@ int main(void) {
   tcase_add_test(tc, test_bcast_actor_subscribers);
   tcase_add_test(tc, test_bcast_actor_lag_exact);
   tcase_add_test(tc, test_bcast_dead_subscriber_dropped);
+  tcase_add_test(tc, test_bcast_actor_concurrent_publishers);
   tcase_add_test(tc, test_bcast_actor_keeps_and_forwards_views);
   tcase_add_test(tc, test_bcast_failing_subscriber_leaves);
   tcase_add_test(tc, test_bcast_mailbox_routing_and_budget);
