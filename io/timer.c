@@ -289,6 +289,7 @@ int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to, uint64_t delay_ms,
                         void *msg, tr_timer_id_t *id) {
   tr_msg_t *m = msg;
   if (!m || !m->type || tr_ref_is_null(to)) return TR_EINVAL;
+  tr__ctx_publish(ctx, m);
   tr_runtime_t *rt =
       ctx ? ctx->rt
           : atomic_load_explicit(&tr__runtimes[tr__ref_rt(to.id)],

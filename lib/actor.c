@@ -726,6 +726,7 @@ int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
 int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   tr_msg_t *m = msg;
   if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
+  tr__ctx_publish(ctx, m);
   m->flags = flags & TR_SEND_RETURN_DEAD;
   tr__worker_t *w;
   if (ctx) {
@@ -796,6 +797,7 @@ int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
   m->tag = tag;
   m->sender = tr__self_ref(a).id;
   m->flags = 0;
+  tr__ctx_publish(ctx, m);
   rc = tr__send_raw(ctx->w, ctx, to, m, 1);
   if (rc) {
     tr__pend_entry_t e;
@@ -816,6 +818,7 @@ static int reply_common(tr_ctx_t *ctx, tr_msg_t *req, tr_msg_t *rep) {
   uint64_t tag = req->tag;
   rep->tag = tag | TR__TAG_REPLY;
   rep->sender = ctx ? tr__self_ref(ctx->a).id : 0;
+  tr__ctx_publish(ctx, rep);
   int rc = tr__send_raw(ctx ? ctx->w : NULL, NULL, to, rep, 0);
   if (rc) {
     rep->tag = 0;
@@ -838,6 +841,7 @@ int tr_reply(tr_ctx_t *ctx, void *reply) {
     uint64_t tag = m->tag;
     m->tag = tag | TR__TAG_REPLY;
     m->sender = tr__self_ref(ctx->a).id;
+    tr__ctx_publish(ctx, m);
     int rc = tr__send_raw(ctx->w, NULL, to, m, 0);
     if (rc) {
       m->tag = 0;
@@ -918,21 +922,19 @@ count:
     for (uint32_t i = 0; i < a->nmbox; i++) {
       const tr_mailbox_spec_t *sp = &b->mailboxes[i];
       tr__mbox_t *mb = &a->mbox[i];
-      uint64_t kept = 0;
       while (sp->capacity && sp->overflow == TR_MAILBOX_DROP_OLDEST &&
              mb->len > sp->capacity) {
-        tr_msg_t *old = mb->head;
-        if (tr__unlikely(old->type->flags & TR__MSG_EXPAND) && mb->len > 1 &&
-            kept++ < mb->len) {
-          /* a broadcast token is the subscription itself, never dropped:
-           * it goes to the back (its values lag instead) */
-          mb->head = old->next;
-          old->next = NULL;
-          mb->tail->next = old;
-          mb->tail = old;
-          continue;
+        /* the oldest that is not a token: a token is a subscription
+         * itself (its values lag instead), never dropped */
+        tr_msg_t *prev = NULL, *old = mb->head;
+        while (old && tr__unlikely(old->type->flags & TR__MSG_EXPAND)) {
+          prev = old;
+          old = old->next;
         }
-        if (!(mb->head = old->next)) mb->tail = NULL;
+        if (!old) break; /* only tokens left */
+        if (prev) prev->next = old->next;
+        else mb->head = old->next;
+        if (mb->tail == old) mb->tail = prev;
         mb->len--;
         a->qlen--;
         if (old->flags & TR__MSGF_COUNTED)

@@ -405,6 +405,15 @@ const tr_msgtype_t *tr__expand_as(const tr_msgtype_t *t);
  * reference of its own. */
 void tr__lent_escape(tr_ctx_t *ctx);
 
+/* The running handler is about to make m visible to others (send, ask,
+ * reply, timer, channel): if m is lent, it gets its own reference first,
+ * since its receiver may free it at once. */
+static inline void tr__ctx_publish(tr_ctx_t *ctx, tr_msg_t *m) {
+  if (tr__unlikely(ctx != NULL && ctx->borrowed != NULL) &&
+      ctx->borrowed == m)
+    tr__lent_escape(ctx);
+}
+
 /* The handler gives up ctx->cur (takes, forwards or replies with it). */
 static inline void tr__ctx_disown(tr_ctx_t *ctx) {
   ctx->cur_owned = 0;

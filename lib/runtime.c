@@ -294,6 +294,8 @@ static void park(tr__worker_t *w) {
       atomic_store_explicit(&w->qs_epoch,
                             atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
                             memory_order_seq_cst);
+      /* back online before reading anything epochs protect */
+      tr__fence_seq_cst();
       io_run(w, io);
       atomic_store_explicit(&rt->poll_token, 0, memory_order_release);
       break;
@@ -304,6 +306,7 @@ static void park(tr__worker_t *w) {
   atomic_store_explicit(&w->qs_epoch,
                         atomic_load_explicit(&rt->epoch, memory_order_seq_cst),
                         memory_order_seq_cst);
+  tr__fence_seq_cst(); /* as above */
   /* notify_parked counted us as searching; to_searching sees the flag */
   pthread_mutex_lock(&rt->sleep_mu);
   pthread_mutex_unlock(&rt->sleep_mu);

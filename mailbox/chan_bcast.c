@@ -114,6 +114,20 @@ static tr_msg_t *sub_unpark(tr_chan_t *ch, tr_chan_sub_t *s) {
   return tick;
 }
 
+/* Boxes that left the ring and whose grace period has passed go to d, to
+ * be released after unlocking. Lock held. */
+static void bcast_reclaim(tr_chan_t *ch, tr__defer_t *d) {
+  if (!ch->retired) return;
+  uint64_t min = tr__qsbr_min(ch->rt);
+  while (ch->retired && ch->retired->repoch <= min) {
+    tr__shared_t *r = ch->retired;
+    ch->retired = r->rnext;
+    r->rnext = d->retire;
+    d->retire = r;
+  }
+  if (!ch->retired) ch->retired_tail = NULL;
+}
+
 /* Sends every parked token back to its subscriber (after unlocking). */
 static void bcast_wake_parked(tr_chan_t *ch, tr__defer_t *d) {
   while (ch->parked) {
@@ -125,6 +139,7 @@ static void bcast_wake_parked(tr_chan_t *ch, tr__defer_t *d) {
 
 static void sub_unlist(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
   if (!s->listed) return;
+  atomic_store_explicit(&s->gone, 1, memory_order_relaxed);
   tr_msg_t *tick = sub_unpark(ch, s);
   if (tick) tr__defer_free(d, tick); /* its destructor drops its reference */
   s->listed = 0;
@@ -306,10 +321,17 @@ void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
  * subscriber fed) and at zero (the one that cannot be missed: a publisher
  * that saw views in flight left this subscriber to us, and every count
  * comes down to zero). */
+/* Marks a lent view that escaped (priv_[1]). */
+static char view_escaped;
+
 void tr__view_done(tr_chan_view_t *v) {
   tr__shared_t *b = v->priv_[0];
   tr_chan_sub_t *s = v->priv_[1];
   if (b) tr__shared_unref(b);
+  if (s == (void *)&view_escaped) { /* a lent view a handler kept */
+    tr__chan_unref(v->chan);
+    return;
+  }
   if (!s) return;
   tr_chan_t *ch = s->ch;
   uint32_t half = window_of(ch) / 2, left;
@@ -379,16 +401,7 @@ int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
         ch->retired_tail = old;
         old = NULL;
       }
-      if (ch->retired) {
-        uint64_t min = tr__qsbr_min(ch->rt);
-        while (ch->retired && ch->retired->repoch <= min) {
-          tr__shared_t *r = ch->retired;
-          ch->retired = r->rnext;
-          r->rnext = d.retire;
-          d.retire = r;
-        }
-        if (!ch->retired) ch->retired_tail = NULL;
-      }
+      bcast_reclaim(ch, &d);
       bcast_wake_parked(ch, &d);
       if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
     }
@@ -453,6 +466,10 @@ static tr_chan_sub_t *sub_new(tr_chan_t *ch, uint64_t ref, unsigned index,
 }
 
 int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
+  /* its reads of the ring are covered by the grace periods of the
+   * channel's runtime only */
+  if (ch->kind == TR_CHAN_BROADCAST && tr__ref_rt(who.id) != ch->rt->id)
+    return TR_EINVAL;
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = 0;
@@ -638,10 +655,13 @@ static void tick_dtor(void *msg) {
   tr__chan_unref(ch);
 }
 
+/* A view that escaped holds the box and the channel (see view_done). */
 void tr__bcast_view_escape(tr_chan_view_t *v) {
   tr__shared_t *b = v->priv_[0];
   /* the box cannot be released before this run ends (see the top) */
   if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+  tr__chan_ref(v->chan);
+  v->priv_[1] = &view_escaped;
 }
 
 /* Sends the token back to its own actor: more values wait, after the
@@ -661,7 +681,12 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   uint64_t delivered = 0, lagged = 0;
   unsigned k = 0;
   int rc = 0, more = 1;
+  int gone = 0;
   while (k < room) {
+    if (tr__unlikely(atomic_load_explicit(&s->gone, memory_order_relaxed))) {
+      gone = 1; /* unsubscribed: nothing more for this token */
+      break;
+    }
     uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
     if (next >= tail) {
       more = 0;
@@ -698,8 +723,13 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
     k++;
     ctx->borrowed = &v->hdr;
     rc = tr__dispatch_current(ctx, &v->hdr);
+    if (!ctx->borrowed) {
+      /* it escaped with references of its own: kept, passed on, or (a
+       * send that failed) still ours to free */
+      s->view = NULL;
+      if (ctx->cur_owned) tr_msg_free(&v->hdr);
+    }
     ctx->borrowed = NULL;
-    if (!ctx->cur_owned) s->view = NULL; /* kept by the handler */
     if (rc < 0 || ctx->stop_req || ctx->mute_on) break;
   }
   *used = k;
@@ -711,7 +741,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   /* the token is never the runtime's to free after this */
   ctx->cur = m;
   ctx->cur_owned = 0;
-  if (rc < 0 || ctx->stop_req) {
+  if (rc < 0 || ctx->stop_req || gone) {
     tr_msg_free(m); /* the actor stops: so does its subscription */
     return rc;
   }
@@ -736,6 +766,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   } else {
     sub_park(ch, s, m);
   }
+  bcast_reclaim(ch, &d); /* publishers are not the only ones to look */
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d); /* the token's reference keeps s and ch */
   if (requeue) tick_requeue(ctx, m);

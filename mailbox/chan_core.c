@@ -578,16 +578,23 @@ int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
   tr_msg_t *m = msg;
   if (!ch || !m || !m->type) return TR_EINVAL;
   if (!m->tag) m->sender = ctx ? tr_self(ctx).id : 0;
+  tr__ctx_publish(ctx, m);
+  int rc = TR_EINVAL;
   switch (ch->kind) {
   case TR_CHAN_MPSC:
   case TR_CHAN_ONESHOT:
-    return tr__mpsc_send(ctx, ch, m, dead_to.id, timeout_ms);
+    rc = tr__mpsc_send(ctx, ch, m, dead_to.id, timeout_ms);
+    break;
   case TR_CHAN_BROADCAST:
-    return tr__bcast_send(ch, m, dead_to.id);
+    rc = tr__bcast_send(ch, m, dead_to.id);
+    break;
   case TR_CHAN_WATCH:
-    return tr__watch_send(ch, m);
+    rc = tr__watch_send(ch, m);
+    break;
   }
-  return TR_EINVAL;
+  /* a handler passing on the message it is handling gives it up */
+  if (rc == 0 && ctx && m == ctx->cur) tr__ctx_disown(ctx);
+  return rc;
 }
 
 int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg) {

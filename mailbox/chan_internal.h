@@ -128,6 +128,7 @@ struct tr_chan_sub {
    * from value to value (touched by the token's holder only) */
   tr_msg_t *tick;
   int parked;
+  _Atomic int gone;           /* unlisted: its token stops reading */
   struct tr_chan_sub *pknext, *pkprev;
   tr_chan_view_t *view;
 };
@@ -206,7 +207,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
 void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);
 void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d);
 int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d);
-void tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e);
+int tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e);
 void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d);
 int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
                        unsigned flags);

@@ -20,18 +20,21 @@
 
 /* ---- the ring ----------------------------------------------------------- */
 
+static int ring_grow(tr_chan_t *ch) {
+  size_t ncap = ch->rcap * 2;
+  tr__chan_ent_t *n = malloc(ncap * sizeof(*n));
+  if (!n) return TR_ENOMEM;
+  for (size_t i = 0; i < ch->len; i++)
+    n[i] = ch->ring[(ch->head + i) % ch->rcap];
+  free(ch->ring);
+  ch->ring = n;
+  ch->rcap = ncap;
+  ch->head = 0;
+  return 0;
+}
+
 static int ring_push(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
-  if (ch->len == ch->rcap) {
-    size_t ncap = ch->rcap * 2;
-    tr__chan_ent_t *n = malloc(ncap * sizeof(*n));
-    if (!n) return TR_ENOMEM;
-    for (size_t i = 0; i < ch->len; i++)
-      n[i] = ch->ring[(ch->head + i) % ch->rcap];
-    free(ch->ring);
-    ch->ring = n;
-    ch->rcap = ncap;
-    ch->head = 0;
-  }
+  if (ch->len == ch->rcap && ring_grow(ch) != 0) return TR_ENOMEM;
   /* head < rcap and len < rcap here: a compare, not a division */
   size_t at = ch->head + ch->len;
   if (at >= ch->rcap) at -= ch->rcap;
@@ -71,10 +74,14 @@ void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
 
 /* Puts a popped value back at the head (its delivery was refused for
  * now: a full bounded mailbox answered TR_EAGAIN). */
-void tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
+int tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
+  /* senders may have refilled a bounded channel since the pop: it holds
+   * more than its capacity until drained (they see it full meanwhile) */
+  if (ch->len == ch->rcap && ring_grow(ch) != 0) return TR_ENOMEM;
   ch->head = ch->head ? ch->head - 1 : ch->rcap - 1;
   ch->ring[ch->head] = e;
   ch->len++;
+  return 0;
 }
 
 int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {

@@ -42,7 +42,7 @@ struct tr_chan_select {
   tr_chan_t **chans;
   unsigned char *closed_sent;
   uint32_t *closing;          /* scratch of the pump: closed notices */
-  _Atomic uint64_t ready;     /* channels (index < 64) that got a value or
+  _Atomic uint64_t ready;     /* channels (ready_bit) that got a value or
                                  closed since the pump looked */
   uint64_t carry;             /* channels the pump left non-empty */
   size_t n, capn;
@@ -85,11 +85,16 @@ void tr__set_unref(tr_chan_select_t *set) {
   free(set);
 }
 
+/* The ready bit of channel i: its own below 63; channels 63 and up
+ * share the last one (a pass then looks at all of them). */
+static inline uint64_t ready_bit(size_t i) {
+  return i < 63 ? 1ull << i : 1ull << 63;
+}
+
 /* A value arrived at (or the close of) channel `index`: the next pass
- * looks at it. Sets of more than 64 channels look at every channel. */
+ * looks at it. */
 void tr__set_mark(tr_chan_select_t *set, unsigned index) {
-  if (index >= 64) return;
-  uint64_t bit = 1ull << index;
+  uint64_t bit = ready_bit(index);
   if (!(atomic_load_explicit(&set->ready, memory_order_seq_cst) & bit))
     atomic_fetch_or_explicit(&set->ready, bit, memory_order_seq_cst);
 }
@@ -340,11 +345,16 @@ static void set_give_back(tr_chan_select_t *set, const tr__chan_ent_t *ents,
   for (size_t k = to; k-- > from;) {
     uint32_t i = chan_of[order[k]];
     tr_chan_t *ch = set->chans[i];
-    if (i < 64) set->carry |= 1ull << i;
+    set->carry |= ready_bit(i);
+    tr__defer_t d;
+    tr__defer_init(&d);
     pthread_mutex_lock(&ch->mu);
-    tr__mpsc_unpop(ch, ents[order[k]]);
     ch->delivered--;
+    if (tr__mpsc_unpop(ch, ents[order[k]]) != 0)
+      tr__chan_dead_letter(ch, ents[order[k]].m, ents[order[k]].dead_to,
+                           TR_ENOMEM, 0, &d);
     pthread_mutex_unlock(&ch->mu);
+    tr__defer_run(ch, &d);
   }
 }
 
@@ -423,19 +433,16 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
   size_t q = room / n ? room / n : 1;
   *nclosing = 0;
   *more = 0;
-  int masked = n <= 64;
-  uint64_t mask = 0;
-  if (masked) {
-    mask = atomic_exchange_explicit(&set->ready, 0, memory_order_seq_cst) |
-           set->carry;
-    set->carry = 0;
-  }
+  uint64_t mask =
+      atomic_exchange_explicit(&set->ready, 0, memory_order_seq_cst) |
+      set->carry;
+  set->carry = 0;
   struct {
     uint32_t first, cnt;
   } grp[TR__SET_BATCH];
   for (size_t k = 0; k < n; k++) {
     size_t i = (set->start + k) % n;
-    if (masked && !(mask & (1ull << i))) continue;
+    if (!(mask & ready_bit(i))) continue;
     if (set->closed_sent[i]) continue; /* closed and empty for good */
     tr_chan_t *ch = set->chans[i];
     size_t take = total < room ? room - total : 0;
@@ -451,14 +458,14 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
                       closed == TR_CHAN_CLOSED_DONE)) {
         if (got) { /* its notice goes after these, in the next pass */
           *more = 1;
-          if (masked) set->carry |= 1ull << i;
+          set->carry |= ready_bit(i);
         } else {
           set->closed_sent[i] = 1;
           set->closing[(*nclosing)++] = (uint32_t)i;
         }
       }
     } else {
-      if (masked) set->carry |= 1ull << i; /* values left */
+      set->carry |= ready_bit(i); /* values left */
       *more = 1;
     }
     pthread_mutex_unlock(&ch->mu);
@@ -499,6 +506,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     if (set->freed || set->dead || !set->n) {
       pthread_mutex_unlock(&set->mu);
       /* the set was dissolved: the token ends quietly */
+      *used = k;
       tk->set = NULL;
       tr_msg_free(m);
       tr__set_unref(set);
@@ -545,14 +553,17 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       k++;
       ctx->borrowed = &it->hdr;
       rc = tr__dispatch_current(ctx, &it->hdr);
-      ctx->borrowed = NULL;
-      if (ctx->cur_owned) {
+      if (ctx->borrowed) {
         /* handled: the value goes (unless taken), the envelope stays */
         if (it->value) tr_msg_free(it->value);
         it->value = NULL;
       } else {
-        set->lent = NULL; /* kept by the handler (tr__set_item_escape) */
+        /* it escaped with a channel reference (tr__set_item_escape):
+         * kept, passed on, or (a send that failed) still ours to free */
+        set->lent = NULL;
+        if (ctx->cur_owned) tr_msg_free(&it->hdr);
       }
+      ctx->borrowed = NULL;
       if (rc < 0 || ctx->stop_req || ctx->mute_on) {
         done++;
         stop = 1;
@@ -583,13 +594,17 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     if (tr__send_raw(ctx->w, NULL, tr_self(ctx), m, 0) != 0) tr_msg_free(m);
     return rc;
   }
-  /* nothing ready: park, then look at the marks once more */
+  /* nothing ready: park, then look at the marks once more. Once parked
+   * the token (and its reference) may be taken by a sender or by
+   * tr_chan_select_free at any moment: hold one of our own meanwhile. */
+  tr__set_ref(set);
   atomic_store_explicit(&set->parked, m, memory_order_seq_cst);
   if (atomic_load_explicit(&set->ready, memory_order_seq_cst)) {
     tr_msg_t *back =
         atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
     if (back) tick_send(set, back); /* a sender did not see it parked */
   }
+  tr__set_unref(set);
   return rc;
 }
 

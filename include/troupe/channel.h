@@ -300,7 +300,9 @@ TR_EXTERN int tr_chan_select(tr_chan_t *const *chans, size_t n,
  *                  so the actor calls tr_chan_ack once per value (an
  *                  enveloped one acks itself when freed). Values already
  *                  queued are delivered at once.
- *   broadcast      tr_chan_view_t for every value published from now on.
+ *   broadcast      tr_chan_view_t for every value published from now on;
+ *                  the actor must belong to the channel's runtime
+ *                  (TR_EINVAL otherwise).
  *   watch          tr_chan_view_t of the current value (if any) and then
  *                  of each new version; at most one view is in flight.
  * When the channel closes the actor gets a tr_chan_closed_t after its
