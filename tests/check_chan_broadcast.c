@@ -636,6 +636,189 @@ START_TEST(test_bcast_mailbox_routing_and_budget) {
 }
 END_TEST
 
+/* ---- found by review: unsubscribe, shedding, runtimes, forwarding ------- */
+
+/* Unsubscribing while the token is busy stops the views at once (none
+ * published after the unsubscribe arrives), and subscribing again starts
+ * a fresh subscription: no value is seen twice. */
+enum { UNSUB_M = 4000 };
+static _Atomic uint64_t unsub_views[2], unsub_late, unsub_dup;
+static _Atomic int unsub_done;
+static _Atomic uint64_t unsub_cut; /* tail when unsubscribe returned */
+static unsigned char unsub_seen[UNSUB_M];
+static int unsub_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  tr_chan_view_t *v = msg;
+  atomic_fetch_add(&unsub_views[v->index & 1], 1);
+  if (v->index == 0 && atomic_load(&unsub_done) &&
+      v->seq >= atomic_load(&unsub_cut))
+    atomic_fetch_add(&unsub_late, 1);
+  if (v->seq < UNSUB_M && unsub_seen[v->seq]++) atomic_fetch_add(&unsub_dup, 1);
+  tu_sleep_ms(0);
+  return 0;
+}
+static const tr_handler_t unsub_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = unsub_on_view}};
+static const tr_behavior_t unsub_beh = {.name = "bcast-unsub",
+                                        .handlers = TR_HANDLERS(unsub_handlers)};
+
+START_TEST(test_bcast_unsubscribe_stops_views) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, UNSUB_M, &ch), 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &unsub_beh, NULL, &a), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);
+  tr_chan_sub_t *keep; /* a thread subscriber: publishing never fails */
+  ck_assert_int_eq(tr_chan_sub_new(ch, &keep), 0);
+  for (uint64_t i = 0; i < UNSUB_M / 2; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+  ck_assert_int_eq(tr_chan_unsubscribe(ch, a), 0);
+  atomic_store(&unsub_cut, UNSUB_M / 2);
+  atomic_store(&unsub_done, 1);
+  ck_assert_int_eq(tr_chan_subscribe(ch, a, 1, 0), 0);
+  for (uint64_t i = UNSUB_M / 2; i < UNSUB_M; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+  ck_assert(tu_wait_ge(&unsub_views[1], UNSUB_M / 2, 30000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert_uint_eq(atomic_load(&unsub_late), 0);
+  ck_assert_uint_eq(atomic_load(&unsub_dup), 0);
+  ck_assert_uint_eq(atomic_load(&unsub_views[1]), UNSUB_M / 2);
+  tr_chan_sub_free(keep);
+  tr_chan_close(ch);
+  tr_actor_stop(a, 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* Two subscriptions whose tokens wait in a drop-oldest mailbox of
+ * capacity 1: a token is never shed (the subscription would end
+ * silently); both subscriptions keep receiving. */
+TR_MESSAGE_TYPE(busy_t, int unused;)
+TR_MESSAGE_DEFINE(busy_t);
+static _Atomic uint64_t shed_views[2];
+static int shed_on_busy(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  tu_sleep_ms(50); /* both tokens queue up meanwhile */
+  return 0;
+}
+static int shed_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  atomic_fetch_add(&shed_views[((tr_chan_view_t *)msg)->index & 1], 1);
+  return 0;
+}
+static const tr_msgtype_t *const shed_view_types[] = {TR_TYPE(tr_chan_view_t)};
+static const tr_mailbox_spec_t shed_boxes[] = {
+    {.name = "views", .types = shed_view_types, .ntypes = 1, .capacity = 1,
+     .overflow = TR_MAILBOX_DROP_OLDEST},
+    {.name = "other"}};
+static const tr_handler_t shed_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = shed_on_view},
+    {.type = TR_TYPE(busy_t), .fn = shed_on_busy}};
+static const tr_behavior_t shed_beh = {.name = "bcast-shed",
+                                       .handlers = TR_HANDLERS(shed_handlers),
+                                       .mailboxes = shed_boxes,
+                                       .nmailboxes = 2};
+
+START_TEST(test_bcast_token_never_shed) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *c[2];
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &shed_beh, NULL, &a), 0);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(tr_broadcast_new(rt, 16, &c[i]), 0);
+    ck_assert_int_eq(tr_chan_subscribe(c[i], a, (unsigned)i, 0), 0);
+  }
+  ck_assert_int_eq(tr_send(NULL, a, busy_t_new()), 0);
+  tu_sleep_ms(10);
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval(1)), 0);
+  ck_assert(tu_wait_ge(&shed_views[0], 1, 5000));
+  ck_assert(tu_wait_ge(&shed_views[1], 1, 5000));
+  for (int i = 0; i < 2; i++) {
+    tr_chan_stats_t st;
+    tr_chan_stats(c[i], &st);
+    ck_assert_uint_eq(st.subscribers, 1);
+    ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval(2)), 0);
+  }
+  ck_assert(tu_wait_ge(&shed_views[0], 2, 5000));
+  ck_assert(tu_wait_ge(&shed_views[1], 2, 5000));
+  tr_actor_stop(a, 0);
+  for (int i = 0; i < 2; i++) {
+    tr_chan_sender_drop(c[i]);
+    tr_chan_free(c[i]);
+  }
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* An actor of another runtime cannot subscribe (its reads of the ring
+ * would not be covered by this runtime's grace periods). */
+START_TEST(test_bcast_other_runtime_refused) {
+  tr_runtime_t *rt1 = tu_runtime(1, 0, 1), *rt2 = tu_runtime(1, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt1, 4, &ch), 0);
+  obs_t o = {.expect = 0};
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt2, &sub_beh, &o, &a), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), TR_EINVAL);
+  tr_actor_stop(a, 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt2);
+  tu_runtime_finish(rt1);
+}
+END_TEST
+
+/* The subscriber forwards every view to a handle whose thread frees it
+ * at once: the view holds its value before the handle can see it. */
+static tr_ref_t vfwd_to;
+static int vfwd_on_view(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  return tr_send(ctx, vfwd_to, msg);
+}
+static const tr_handler_t vfwd_handlers[] = {
+    {.type = TR_TYPE(tr_chan_view_t), .fn = vfwd_on_view}};
+static const tr_behavior_t vfwd_beh = {.name = "bcast-forward",
+                                       .handlers = TR_HANDLERS(vfwd_handlers)};
+
+START_TEST(test_bcast_forward_view_to_handle) {
+  uint64_t n = (uint64_t)(5000 * tu_stress_scale());
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_handle_t *h;
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  vfwd_to = tr_handle_ref(h);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &vfwd_beh, NULL, &a), 0);
+  ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);
+  atomic_store(&val_freed, 0);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i)), 0);
+    void *m;
+    ck_assert_int_eq(tr_handle_receive(h, 5000, &m), 0);
+    tr_chan_view_t *v = m;
+    ck_assert_uint_eq(v->seq, i);
+    ck_assert_uint_eq(((const val_t *)v->value)->v, i);
+    tr_msg_free(m);
+  }
+  tr_actor_stop(a, 0);
+  tr_handle_free(h);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  ck_assert_uint_eq(atomic_load(&val_freed), n);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_broadcast");
   TCase *tc = tcase_create("core");
@@ -648,6 +831,10 @@ int main(void) {
   tcase_add_test(tc, test_bcast_actor_lag_exact);
   tcase_add_test(tc, test_bcast_dead_subscriber_dropped);
   tcase_add_test(tc, test_bcast_actor_concurrent_publishers);
+  tcase_add_test(tc, test_bcast_unsubscribe_stops_views);
+  tcase_add_test(tc, test_bcast_token_never_shed);
+  tcase_add_test(tc, test_bcast_other_runtime_refused);
+  tcase_add_test(tc, test_bcast_forward_view_to_handle);
   tcase_add_test(tc, test_bcast_actor_keeps_and_forwards_views);
   tcase_add_test(tc, test_bcast_failing_subscriber_leaves);
   tcase_add_test(tc, test_bcast_mailbox_routing_and_budget);

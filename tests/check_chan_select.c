@@ -570,6 +570,142 @@ START_TEST(test_select_set_failing_actor) {
 }
 END_TEST
 
+/* A selector whose handler stops at its first value after refilling the
+ * bounded channel the set had emptied: the values taken but not handled
+ * go back in order without overrunning the channel, and nothing is lost
+ * or freed twice (each value is handled, queued or a dead letter). */
+static tr_chan_t *refill_ch;
+static _Atomic uint64_t refill_seen;
+static int refill_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  (void)msg;
+  if (atomic_fetch_add(&refill_seen, 1) == 0) {
+    for (int i = 0; i < 8; i++)
+      if (tr_chan_send(ctx, refill_ch, mkval((uint64_t)(100 + i))) != 0)
+        return TR_EINVAL;
+    return TR_ECANCELED; /* stop: the 7 others taken with this one go back */
+  }
+  return 0;
+}
+static const tr_handler_t refill_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = refill_on_item}};
+static const tr_behavior_t refill_beh = {.name = "select-refill",
+                                         .handlers = TR_HANDLERS(refill_handlers)};
+
+START_TEST(test_select_set_give_back_refilled) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 0);
+  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &refill_ch), 0);
+  for (int i = 0; i < 8; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, refill_ch, mkval((uint64_t)i)), 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &refill_beh, NULL, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_add(set, refill_ch, NULL), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), 0);
+  for (int k = 0; k < 5000 && tr_actor_alive(a); k++) tu_sleep_ms(1);
+  ck_assert(!tr_actor_alive(a));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  tr_chan_stats_t st;
+  tr_chan_stats(refill_ch, &st);
+  /* 16 accepted: 1 handled, the rest dead letters when the selector
+   * stopped (its channel lost its receiver and closed) */
+  ck_assert_uint_eq(st.sent, 16);
+  ck_assert_uint_eq(st.delivered + st.dead_letters, 16);
+  ck_assert_uint_eq(st.len, 0);
+  tr_chan_select_free(set);
+  tr_chan_sender_drop(refill_ch);
+  tr_chan_free(refill_ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* A set of 70 channels (more than there are ready bits): an idle set
+ * stays idle (the runtime becomes quiescent), and a value sent to any
+ * channel, the last ones included, is delivered. */
+static _Atomic uint64_t wide_got;
+static int wide_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_fetch_add(&wide_got, 1);
+  return 0;
+}
+static const tr_handler_t wide_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = wide_on_item}};
+static const tr_behavior_t wide_beh = {.name = "select-wide",
+                                       .handlers = TR_HANDLERS(wide_handlers)};
+
+START_TEST(test_select_set_wide) {
+  enum { N = 70 };
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_chan_t *c[N];
+  mk_chans(rt, c, N);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &wide_beh, NULL, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, 0, &set), 0);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
+  /* nothing to do: the token parks and the workers go to sleep */
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < N; i++) {
+      ck_assert_int_eq(tr_chan_send(NULL, c[i], mkval((uint64_t)i)), 0);
+      ck_assert(tu_wait_ge(&wide_got, (uint64_t)(round * N + i + 1), 5000));
+    }
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+  ck_assert_uint_eq(atomic_load(&wide_got), 3 * N);
+  tr_chan_select_free(set);
+  free_chans(c, N);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* The selector forwards every envelope to a handle, whose thread frees it
+ * at once: the envelope must hold its value and channel before the handle
+ * can see it. */
+static tr_ref_t fwd_to;
+static int fwd_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  return tr_send(ctx, fwd_to, msg);
+}
+static const tr_handler_t fwd_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = fwd_on_item}};
+static const tr_behavior_t fwd_beh = {.name = "select-forward",
+                                      .handlers = TR_HANDLERS(fwd_handlers)};
+
+START_TEST(test_select_set_forward_to_handle) {
+  uint64_t n = (uint64_t)(5000 * tu_stress_scale());
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_handle_t *h;
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  fwd_to = tr_handle_ref(h);
+  tr_chan_t *c[1];
+  mk_chans(rt, c, 1);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &fwd_beh, NULL, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_add(set, c[0], NULL), 0);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert_int_eq(tr_chan_send(NULL, c[0], mkval(i)), 0);
+    void *m;
+    ck_assert_int_eq(tr_handle_receive(h, 5000, &m), 0);
+    tr_chan_item_t *it = m;
+    ck_assert_ptr_eq(it->chan, c[0]);
+    ck_assert_uint_eq(((val_t *)it->value)->v, i);
+    tr_msg_free(m);
+  }
+  tr_chan_select_free(set);
+  free_chans(c, 1);
+  tr_actor_stop(a, 0);
+  tr_handle_free(h);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_select");
   TCase *tc = tcase_create("core");
@@ -584,6 +720,9 @@ int main(void) {
   tcase_add_test(tc, test_select_set_stress_producers);
   tcase_add_test(tc, test_select_set_kept_items);
   tcase_add_test(tc, test_select_set_failing_actor);
+  tcase_add_test(tc, test_select_set_give_back_refilled);
+  tcase_add_test(tc, test_select_set_wide);
+  tcase_add_test(tc, test_select_set_forward_to_handle);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }
