@@ -109,6 +109,11 @@ case "$cmd" in
     echo "== make check-runtime (ThreadSanitizer)"
     make -C build-tsan -j"$jobs" check-runtime || status=1
     tally build-tsan "ThreadSanitizer"
+    build build-asan --enable-sanitizers=address,undefined
+    find build-asan -name '*.trs' -delete
+    echo "== make check (AddressSanitizer + UndefinedBehaviorSanitizer)"
+    make -C build-asan -j"$jobs" check || status=1
+    tally build-asan "AddressSanitizer"
     echo "== make distcheck"
     if make -s -C build -j"$jobs" distcheck >build/distcheck.out 2>&1; then
       passed=$((passed + 1))
