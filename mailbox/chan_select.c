@@ -599,10 +599,22 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
    * tr_chan_select_free at any moment: hold one of our own meanwhile. */
   tr__set_ref(set);
   atomic_store_explicit(&set->parked, m, memory_order_seq_cst);
-  if (atomic_load_explicit(&set->ready, memory_order_seq_cst)) {
+  int ready = atomic_load_explicit(&set->ready, memory_order_seq_cst) != 0;
+  /* tr_chan_select_free marks the set freed under the lock and then takes
+   * the parked token: if it looked before we parked, we see the mark */
+  pthread_mutex_lock(&set->mu);
+  int freed = set->freed;
+  pthread_mutex_unlock(&set->mu);
+  if (ready || freed) {
     tr_msg_t *back =
         atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
-    if (back) tick_send(set, back); /* a sender did not see it parked */
+    if (back && freed) { /* the set is gone: the token ends quietly */
+      ((tr__set_tick_t *)back)->set = NULL;
+      tr_msg_free(back);
+      tr__set_unref(set); /* the token's */
+    } else if (back) {
+      tick_send(set, back); /* a sender did not see it parked */
+    }
   }
   tr__set_unref(set);
   return rc;
