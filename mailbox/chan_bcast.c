@@ -2,9 +2,8 @@
 /*
  * broadcast and watch channels. A published value is stored once in a
  * reference-counted box; each subscriber sees it through a small
- * tr_chan_view_t (const pointer + sequence + lag) that holds one
- * reference (counted in two halves: see tr__shared_t). A broadcast keeps the last `capacity` boxes in a ring; every
- * subscriber has a cursor, and one that falls further behind than the ring
+ * tr_chan_view_t (const pointer + sequence + lag). A broadcast keeps the
+ * last `capacity` boxes in a ring; every subscriber has a cursor, and one that falls further behind than the ring
  * is moved to the oldest retained value and told, in that view's `lagged`,
  * exactly how many it missed. Publishing and cursor moves happen under the
  * channel lock, so seq + lagged accounting is exact whatever the number of
@@ -18,7 +17,7 @@
  * passed a quiescent point (the runtime's epochs), so a worker that read
  * it from the ring during a run can use it until the run ends. A view the
  * handler keeps (takes, forwards, replies with) escapes: it gets a
- * reference of its own at that moment (tr__view_escape). A subscriber that
+ * reference of its own at that moment (tr__bcast_view_escape). A subscriber that
  * has read everything parks its token on the channel (under the lock, the
  * lock the publisher holds while it stores the tail and sends the parked
  * tokens back), so a publish costs one message per idle subscriber and
@@ -26,23 +25,15 @@
  * atomic read-modify-write. Memory stays bounded: the ring, the boxes
  * awaiting their grace period, and the views subscribers kept.
  *
- * Watch subscribers and threads get views with a reference each, made
- * under the lock; watch actors are paced one view at a time: the view's
- * destructor sends the next.
+ * Watch subscribers and threads get views with a reference each (counted
+ * in two halves: see tr__shared_t), made under the lock; a watch actor
+ * has one view in flight at a time, whose destructor sends the next.
  */
 #include "chan_internal.h"
 #include "park.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Views in flight per watch subscriber. */
-#define TR__WATCH_WINDOW 1u
-
-static uint32_t window_of(const tr_chan_t *ch) {
-  (void)ch;
-  return TR__WATCH_WINDOW;
-}
 
 static void tick_dtor(void *msg);
 
@@ -94,7 +85,6 @@ void tr__sub_unref(tr_chan_sub_t *s) {
 /* Parks the token of s, which has read everything published. Lock held. */
 static void sub_park(tr_chan_t *ch, tr_chan_sub_t *s, tr_msg_t *tick) {
   s->tick = tick;
-  s->parked = 1;
   s->pkprev = NULL;
   s->pknext = ch->parked;
   if (ch->parked) ch->parked->pkprev = s;
@@ -103,12 +93,11 @@ static void sub_park(tr_chan_t *ch, tr_chan_sub_t *s, tr_msg_t *tick) {
 
 /* Takes back the parked token of s (NULL if it is not parked). Lock held. */
 static tr_msg_t *sub_unpark(tr_chan_t *ch, tr_chan_sub_t *s) {
-  if (!s->parked) return NULL;
+  if (!s->tick) return NULL;
   if (s->pkprev) s->pkprev->pknext = s->pknext;
   else ch->parked = s->pknext;
   if (s->pknext) s->pknext->pkprev = s->pkprev;
   s->pknext = s->pkprev = NULL;
-  s->parked = 0;
   tr_msg_t *tick = s->tick;
   s->tick = NULL;
   return tick;
@@ -169,30 +158,9 @@ static tr_chan_view_t *view_new(tr_chan_t *ch, tr_chan_sub_t *s,
   return v;
 }
 
-/* The ring slot of sequence n. A pump takes consecutive sequences: hint
- * (may be NULL) remembers the last one, which saves a division each. */
-typedef struct slot_hint {
-  uint64_t n;
-  size_t slot;
-} slot_hint_t;
-
-static size_t slot_of(const tr_chan_t *ch, uint64_t n, slot_hint_t *h) {
-  size_t slot;
-  if (h && h->n + 1 == n && h->n != UINT64_MAX)
-    slot = h->slot + 1 == ch->bcap ? 0 : h->slot + 1;
-  else
-    slot = (size_t)(n % ch->bcap);
-  if (h) {
-    h->n = n;
-    h->slot = slot;
-  }
-  return slot;
-}
-
-/* Next view for a broadcast cursor at *next: NULL if nothing new. */
-static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
-                                  uint64_t *next, unsigned index,
-                                  slot_hint_t *h) {
+/* A thread subscriber's next view of a broadcast, its cursor at *next:
+ * NULL if nothing new. Under the lock. */
+static tr_chan_view_t *bcast_take(tr_chan_t *ch, uint64_t *next) {
   uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
   uint64_t n = *next, lag = 0;
   if (n >= tail) return NULL;
@@ -201,9 +169,9 @@ static tr_chan_view_t *bcast_take(tr_chan_t *ch, tr_chan_sub_t *s,
     n = tail - ch->bcap;
   }
   tr_chan_view_t *v = view_new(
-      ch, s,
-      atomic_load_explicit(&ch->bring[slot_of(ch, n, h)], memory_order_relaxed),
-      n, lag, index);
+      ch, NULL,
+      atomic_load_explicit(&ch->bring[n % ch->bcap], memory_order_relaxed), n,
+      lag, 0);
   if (!v) return NULL;
   *next = n + 1;
   ch->delivered++;
@@ -224,76 +192,45 @@ static tr_chan_view_t *watch_take(tr_chan_t *ch, tr_chan_sub_t *s,
   return v;
 }
 
-/* Sends an actor subscriber what it may have now, as one batch pushed
- * with a single inbox operation; then, once it has seen everything of a
+/* Sends a watch subscriber actor the newest version if it has not seen it
+ * and has no view in flight; then, once it has seen the last version of a
  * closed channel, the closed notice. Under the lock. */
 static void pump_sub(tr_chan_t *ch, tr_chan_sub_t *s, tr__defer_t *d) {
   if (!s->listed || !s->ref) return;
-  uint32_t win = window_of(ch);
-  tr_msg_t *ms[TR__WATCH_WINDOW];
-  uint64_t prev[TR__WATCH_WINDOW];
-  uint32_t infl = atomic_load_explicit(&s->inflight, memory_order_seq_cst);
   uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
-  size_t n = 0;
-  slot_hint_t hint = {UINT64_MAX, 0};
-  while (infl + n < win) {
+  if (!atomic_load_explicit(&s->inflight, memory_order_seq_cst)) {
     uint64_t before = next;
-    tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
-                            ? watch_take(ch, s, &next, s->index)
-                            : bcast_take(ch, s, &next, s->index, &hint);
-    if (!v) break;
-    prev[n] = before;
-    ms[n++] = &v->hdr;
-  }
-  if (n) {
-    atomic_store_explicit(&s->next, next, memory_order_seq_cst);
-    /* the views in flight share one reference on s, taken when the count
-     * leaves zero and dropped by the view that brings it back to zero */
-    if (atomic_fetch_add_explicit(&s->inflight, (uint32_t)n,
-                                  memory_order_seq_cst) == 0)
+    tr_chan_view_t *v = watch_take(ch, s, &next, s->index);
+    if (v) {
+      /* the view in flight holds a reference on s (see tr__view_done) */
+      atomic_store_explicit(&s->next, next, memory_order_seq_cst);
+      atomic_store_explicit(&s->inflight, 1, memory_order_seq_cst);
       atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-    size_t done = 0;
-    int rc = tr__chan_deliver_list(ch->rt, s->ref, ms, n, &done);
-    if (rc == TR_EAGAIN) {
-      /* a full bounded mailbox: undo the rest, those views owe nothing;
-       * retried at the next publish or view freed */
-      atomic_store_explicit(&s->next, prev[done], memory_order_seq_cst);
-      if (atomic_fetch_sub_explicit(&s->inflight, (uint32_t)(n - done),
-                                    memory_order_seq_cst) == n - done)
-        /* s is listed: the list's reference keeps it alive */
+      int rc = tr__chan_deliver(ch, s->ref, &v->hdr);
+      if (rc != 0) {
+        /* undone: the view owes nothing (s is listed: the list's
+         * reference keeps it) */
+        atomic_store_explicit(&s->next, before, memory_order_seq_cst);
+        atomic_store_explicit(&s->inflight, 0, memory_order_seq_cst);
         atomic_fetch_sub_explicit(&s->refs, 1, memory_order_relaxed);
-      for (size_t k = done; k < n; k++) {
-        tr_chan_view_t *v = (tr_chan_view_t *)ms[k];
         v->priv_[1] = NULL;
         ch->delivered--;
         ch->lagged -= v->lagged;
         tr__defer_free(d, &v->hdr);
+        if (rc != TR_EAGAIN) { /* the subscriber stopped: it leaves */
+          ch->dead++;
+          sub_unlist(ch, s, d);
+        } /* else a full bounded mailbox: retried at the next version */
+        return;
       }
-      return;
-    }
-    if (rc != 0) {
-      /* the subscriber stopped: it leaves; the views are dead letters */
-      for (size_t k = done; k < n; k++) {
-        ch->dead++;
-        ch->delivered--;
-        tr__defer_free(d, ms[k]);
-      }
-      sub_unlist(ch, s, d);
-      return;
     }
   }
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
-      !s->closed_sent) {
-    int done = ch->kind == TR_CHAN_WATCH
-                   ? next >= atomic_load_explicit(&ch->version,
-                                                  memory_order_relaxed)
-                   : next >= atomic_load_explicit(&ch->tail,
-                                                  memory_order_relaxed);
-    if (done) {
-      s->closed_sent = 1;
-      tr__chan_send_closed(ch, s->ref, s->index, d, 1);
-      sub_unlist(ch, s, d);
-    }
+      !s->closed_sent &&
+      next >= atomic_load_explicit(&ch->version, memory_order_relaxed)) {
+    s->closed_sent = 1;
+    tr__chan_send_closed(ch, s->ref, s->index, d, 1);
+    sub_unlist(ch, s, d);
   }
 }
 
@@ -313,17 +250,14 @@ void tr__bcast_pump_all(tr_chan_t *ch, tr__defer_t *d) {
   tr__waiters_wake(ch->recv_waiters);
 }
 
-/* Destructor of tr_chan_view_t. The views in flight share one reference
- * on s (see pump_sub), so s may be touched after the decrement only by
- * the view that brings the count to zero (it owns that reference) or by
- * one that took a reference of its own while it was still counted. That
- * is done at two points: at half the window (the refill that keeps the
- * subscriber fed) and at zero (the one that cannot be missed: a publisher
- * that saw views in flight left this subscriber to us, and every count
- * comes down to zero). */
 /* Marks a lent view that escaped (priv_[1]). */
 static char view_escaped;
 
+/* Destructor of tr_chan_view_t: drops the view's reference on its box,
+ * and for a watch subscriber's view, its reference on s after sending the
+ * next version if there is one (the publisher stores the version before it
+ * reads inflight, and this clears inflight before it reads the version,
+ * all seq_cst: one of the two sends it). */
 void tr__view_done(tr_chan_view_t *v) {
   tr__shared_t *b = v->priv_[0];
   tr_chan_sub_t *s = v->priv_[1];
@@ -334,36 +268,18 @@ void tr__view_done(tr_chan_view_t *v) {
   }
   if (!s) return;
   tr_chan_t *ch = s->ch;
-  uint32_t half = window_of(ch) / 2, left;
-  uint32_t cur = atomic_load_explicit(&s->inflight, memory_order_relaxed);
-  int own = 0;
-  for (;;) {
-    if (cur - 1 == half && half && !own) {
-      atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-      own = 1;
-    }
-    if (atomic_compare_exchange_weak_explicit(&s->inflight, &cur, cur - 1,
-                                              memory_order_seq_cst,
-                                              memory_order_relaxed))
-      break;
+  atomic_store_explicit(&s->inflight, 0, memory_order_seq_cst);
+  uint64_t next = atomic_load_explicit(&s->next, memory_order_seq_cst);
+  if (next < atomic_load_explicit(&ch->version, memory_order_seq_cst) ||
+      atomic_load_explicit(&ch->closed, memory_order_seq_cst)) {
+    tr__defer_t d;
+    tr__defer_init(&d);
+    pthread_mutex_lock(&ch->mu);
+    pump_sub(ch, s, &d);
+    pthread_mutex_unlock(&ch->mu);
+    tr__defer_run(ch, &d);
   }
-  left = cur - 1;
-  if (left == 0 || left == half) {
-    uint64_t next = atomic_load_explicit(&s->next, memory_order_seq_cst);
-    uint64_t end = ch->kind == TR_CHAN_WATCH
-                       ? atomic_load_explicit(&ch->version, memory_order_seq_cst)
-                       : atomic_load_explicit(&ch->tail, memory_order_seq_cst);
-    if (next < end || atomic_load_explicit(&ch->closed, memory_order_seq_cst)) {
-      tr__defer_t d;
-      tr__defer_init(&d);
-      pthread_mutex_lock(&ch->mu);
-      pump_sub(ch, s, &d);
-      pthread_mutex_unlock(&ch->mu);
-      tr__defer_run(ch, &d);
-    }
-  }
-  if (own) tr__sub_unref(s);
-  if (!left) tr__sub_unref(s); /* the in-flight reference */
+  tr__sub_unref(s); /* the view's */
 }
 
 /* ---- publishing ---------------------------------------------------------- */
@@ -550,7 +466,7 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
     uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
     tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
                             ? watch_take(ch, NULL, &next, 0)
-                            : bcast_take(ch, NULL, &next, 0, NULL);
+                            : bcast_take(ch, &next);
     if (v) {
       atomic_store_explicit(&s->next, next, memory_order_relaxed);
       pthread_mutex_unlock(&ch->mu);

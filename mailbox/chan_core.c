@@ -143,48 +143,6 @@ int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m) {
   return tr__send_raw(tr__chan_worker(ch), NULL, r, m, 1);
 }
 
-/* Delivers ms[0..n) to actor `to`, in order. The first goes through the
- * checked send (type, mailbox bounds, batching of the calling worker); the
- * rest of a plain actor's batch (no declared mailboxes: no bounds to
- * count) is pushed as one chain with a single compare-and-swap, which is
- * what makes a pump of n values cost one inbox operation instead of n. The
- * values must all be of ms[0]'s type. *done receives how many were
- * delivered; on failure (the code of the failing send) ms[*done..n) stay
- * the caller's. */
-int tr__chan_deliver_list(tr_runtime_t *rt, uint64_t to, tr_msg_t **ms,
-                          size_t n, size_t *done) {
-  *done = 0;
-  if (!n) return 0;
-  tr__worker_t *w = tr__current_worker(rt);
-  tr_ref_t r = {to};
-  int rc = tr__send_raw(w, NULL, r, ms[0], 1);
-  if (rc != 0) return rc;
-  *done = 1;
-  if (n == 1) return 0;
-  if (!w) tr__foreign_enter(rt);
-  tr__actor_t *a = tr__lookup(to);
-  if (!a) {
-    rc = TR_ENOACTOR;
-  } else if (atomic_load_explicit(&a->kind, memory_order_relaxed) ==
-                 TR__KIND_ACTOR &&
-             !a->nmbox) {
-    for (size_t i = 2; i < n; i++) ms[i]->next = ms[i - 1];
-    int p = tr__inbox_push_chain(&a->inbox, ms[n - 1], ms[1]);
-    if (p < 0) {
-      for (size_t i = 1; i < n; i++) ms[i]->next = NULL;
-      rc = TR_ENOACTOR;
-    } else {
-      if (p) tr__schedule(w, a);
-      *done = n;
-    }
-  } else {
-    for (size_t i = 1; i < n && rc == 0; i++)
-      if ((rc = tr__send_raw(w, NULL, r, ms[i], 1)) == 0) *done = i + 1;
-  }
-  if (!w) tr__foreign_exit(rt);
-  return rc;
-}
-
 void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m) {
   if (!d->sends) {
     d->sends = d->inl;

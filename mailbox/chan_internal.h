@@ -105,18 +105,24 @@ static inline void tr__defer_init(tr__defer_t *d) {
   d->retire = NULL;
 }
 
+/* Nothing was deferred: the caller can skip tr__defer_run. */
+static inline int tr__defer_empty(const tr__defer_t *d) {
+  return !d->nsends && !d->free_head && !d->pump_set && !d->unref_subs &&
+         !d->ticks && !d->retire;
+}
+
 enum { TR__RX_NONE = 0, TR__RX_ACTOR = 1, TR__RX_SET = 2 };
 
 /* A broadcast/watch subscription (an actor's or a thread's). refs: one
- * for the channel's list, one shared by the views in flight (while there
- * are any), one for a thread's handle. */
+ * for the channel's list, one for a broadcast actor's token, one for a
+ * watch actor's view in flight, one for a thread's handle. */
 struct tr_chan_sub {
   tr_chan_t *ch;
   _Atomic uint64_t refs;
   uint64_t ref;               /* subscriber actor, 0 for a thread */
   unsigned index;
   _Atomic uint64_t next;      /* broadcast: next seq; watch: last seen */
-  _Atomic uint32_t inflight;  /* views not yet freed (actors) */
+  _Atomic uint32_t inflight;  /* watch actor: a view not yet freed */
   _Atomic uint32_t wake;      /* a thread subscriber sleeps on it */
   int listed;                 /* in ch->subs (under ch lock) */
   int closed_sent;
@@ -126,8 +132,7 @@ struct tr_chan_sub {
   /* broadcast actor subscribers: the token while it is parked (on
    * ch->parked, under the lock), and the view lent to the handler, reused
    * from value to value (touched by the token's holder only) */
-  tr_msg_t *tick;
-  int parked;
+  tr_msg_t *tick;             /* non-NULL: parked */
   _Atomic int gone;           /* unlisted: its token stops reading */
   struct tr_chan_sub *pknext, *pkprev;
   tr_chan_view_t *view;
@@ -184,8 +189,6 @@ int tr__chan_mutex_init(pthread_mutex_t *mu);
 void tr__chan_ref(tr_chan_t *ch);
 void tr__chan_unref(tr_chan_t *ch);
 int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m);
-int tr__chan_deliver_list(tr_runtime_t *rt, uint64_t to, tr_msg_t **ms,
-                          size_t n, size_t *done);
 void tr__defer_send(tr__defer_t *d, uint64_t to, tr_msg_t *m);
 void tr__defer_free(tr__defer_t *d, tr_msg_t *m);
 void tr__defer_run(tr_chan_t *ch, tr__defer_t *d);

@@ -267,8 +267,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     rc = 0;
     break;
   }
-  if (!d.nsends && !d.free_head && !d.pump_set && !d.unref_subs &&
-      !d.ticks && !d.retire) {
+  if (tr__defer_empty(&d)) {
     /* nothing deferred: the common send touches no reference count */
     pthread_mutex_unlock(&ch->mu);
     return rc;
