@@ -1032,16 +1032,23 @@ static void handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   }
 }
 
+/* Calls a's handler for m (ctx->cur and cur_owned set by the caller); a
+ * type without one is a dead letter. */
+static inline int call_handler(tr_ctx_t *ctx, tr__actor_t *a,
+                               const tr_behavior_t *b, tr_msg_t *m) {
+  tr_handler_fn fn = find_handler(b, m->type);
+  if (tr__likely(fn != NULL)) return fn(ctx, a->state, m);
+  atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+  return 0;
+}
+
 int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
-  tr_handler_fn fn = find_handler(b, m->type);
   tr_msg_t *saved = ctx->cur;
   int saved_owned = ctx->cur_owned;
-  int rc = 0;
   ctx->cur = m;
   ctx->cur_owned = 1;
-  if (fn) rc = fn(ctx, a->state, m);
-  else atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+  int rc = call_handler(ctx, a, b, m);
   if (ctx->cur_owned) tr__msg_release(m);
   ctx->cur = saved;
   ctx->cur_owned = saved_owned;
@@ -1050,13 +1057,10 @@ int tr__deliver(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
 
 int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m) {
   tr__actor_t *a = ctx->a;
-  const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
-  tr_handler_fn fn = find_handler(b, m->type);
-  int rc = 0;
   ctx->cur = m;
   ctx->cur_owned = 1;
-  if (tr__likely(fn != NULL)) rc = fn(ctx, a->state, m);
-  else atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
+  int rc = call_handler(
+      ctx, a, atomic_load_explicit(&a->behavior, memory_order_relaxed), m);
   batch_flush(ctx);
   return rc;
 }
@@ -1105,12 +1109,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
         TR__STAT_ADD(a->handled, used - 1);
       }
     } else {
-      tr_handler_fn fn = find_handler(b, m->type);
-      if (tr__likely(fn != NULL)) {
-        rc = fn(ctx, a->state, m);
-      } else {
-        atomic_fetch_add_explicit(&w->rt->dead_letters, 1, memory_order_relaxed);
-      }
+      rc = call_handler(ctx, a, b, m);
     }
     if (ctx->cur_owned) tr__msg_release(m);
     ctx->cur = NULL;
