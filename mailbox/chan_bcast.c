@@ -580,12 +580,6 @@ void tr__bcast_view_escape(tr_chan_view_t *v) {
   v->priv_[1] = &view_escaped;
 }
 
-/* Sends the token back to its own actor: more values wait, after the
- * messages that arrived meanwhile. */
-static void tick_requeue(tr_ctx_t *ctx, tr_msg_t *tick) {
-  if (tr__send_raw(ctx->w, NULL, tr_self(ctx), tick, 0) != 0)
-    tr_msg_free(tick);
-}
 
 int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
                   unsigned *used) {
@@ -637,15 +631,9 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
     delivered++;
     lagged += lag;
     k++;
-    ctx->borrowed = &v->hdr;
-    rc = tr__dispatch_current(ctx, &v->hdr);
-    if (!ctx->borrowed) {
-      /* it escaped with references of its own: kept, passed on, or (a
-       * send that failed) still ours to free */
-      s->view = NULL;
-      if (ctx->cur_owned) tr_msg_free(&v->hdr);
-    }
-    ctx->borrowed = NULL;
+    int escaped;
+    rc = tr__lend(ctx, &v->hdr, &escaped);
+    if (escaped) s->view = NULL;
     if (rc < 0 || ctx->stop_req || ctx->mute_on) break;
   }
   *used = k;
@@ -662,7 +650,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
     return rc;
   }
   if (more) {
-    tick_requeue(ctx, m);
+    tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
     return rc;
   }
   tr__defer_t d;
@@ -685,7 +673,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   bcast_reclaim(ch, &d); /* publishers are not the only ones to look */
   pthread_mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d); /* the token's reference keeps s and ch */
-  if (requeue) tick_requeue(ctx, m);
+  if (requeue) tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
   else if (drop) tr_msg_free(m);
   return rc;
 }

@@ -58,6 +58,25 @@ const tr_msgtype_t *tr__expand_as(const tr_msgtype_t *t) {
                                  : &tr_chan_view_t__type;
 }
 
+void tr__token_send(tr__worker_t *w, uint64_t to, tr_msg_t *m) {
+  tr_ref_t r = {to};
+  /* unchecked: a token is not in the handler table, and no mailbox bound
+   * refuses it (it stands for values that wait in their channels) */
+  if (tr__send_raw(w, NULL, r, m, 0) != 0)
+    tr_msg_free(m); /* the actor is gone: the token's end says so */
+}
+
+int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped) {
+  ctx->borrowed = m;
+  int rc = tr__dispatch_current(ctx, m);
+  /* escaped: it has references of its own; kept, passed on, or (a send
+   * that failed) still ours, so freed here */
+  *escaped = ctx->borrowed == NULL;
+  if (*escaped && ctx->cur_owned) tr_msg_free(m);
+  ctx->borrowed = NULL;
+  return rc;
+}
+
 void tr__lent_escape(tr_ctx_t *ctx) {
   tr_msg_t *m = ctx->cur;
   ctx->borrowed = NULL;
@@ -192,11 +211,7 @@ void tr__defer_run(tr_chan_t *ch, tr__defer_t *d) {
     tr_msg_t *m = d->ticks;
     d->ticks = m->next;
     m->next = NULL;
-    tr_ref_t to = {((tr__bcast_tick_t *)m)->sub->ref};
-    /* unchecked: a token is not in the handler table, and no mailbox
-     * bound refuses it (it stands for values that lag instead) */
-    if (tr__send_raw(tr__chan_worker(ch), NULL, to, m, 0) != 0)
-      tr_msg_free(m); /* the subscriber stopped: its token ends it */
+    tr__token_send(tr__chan_worker(ch), ((tr__bcast_tick_t *)m)->sub->ref, m);
   }
   while (d->retire) {
     tr__shared_t *b = d->retire;

@@ -67,6 +67,14 @@ extern const tr_msgtype_t tr__bcast_tick_type;
 int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
 void tr__bcast_view_escape(tr_chan_view_t *v);
 
+/* Sends a token to actor `to` (unchecked), or frees it if the actor is
+ * gone (which ends what it stands for). */
+void tr__token_send(tr__worker_t *w, uint64_t to, tr_msg_t *m);
+/* Hands the lent message m (a view, an envelope) to the running actor's
+ * handler; *escaped: the handler kept or passed it on, so the caller must
+ * not reuse it. Returns the handler's code. */
+int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped);
+
 /* A select set's token (see chan_select.c); holds a reference on it. */
 typedef struct tr__set_tick {
   tr_msg_t hdr;

@@ -57,6 +57,8 @@ struct tr_chan_select {
   int timed;                  /* in the timer list (timer lock) */
 };
 
+static void tick_end_quietly(tr_chan_select_t *set, tr_msg_t *tick);
+
 /* ---- references ------------------------------------------------------------ */
 
 void tr__set_ref(tr_chan_select_t *set) {
@@ -326,11 +328,7 @@ void tr_chan_select_free(tr_chan_select_t *set) {
    * freed when it runs */
   tr_msg_t *tick = atomic_exchange_explicit(&set->parked, NULL,
                                             memory_order_seq_cst);
-  if (tick) {
-    ((tr__set_tick_t *)tick)->set = NULL;
-    tr_msg_free(tick);
-    tr__set_unref(set); /* the token's */
-  }
+  if (tick) tick_end_quietly(set, tick);
   tr__set_unref(set);
 }
 
@@ -380,9 +378,14 @@ static void set_die(tr_chan_select_t *set) {
 
 /* Sends the token to the set's actor, unchecked (see tr__defer_run). */
 static void tick_send(tr_chan_select_t *set, tr_msg_t *tick) {
-  tr_ref_t r = {set->who};
-  if (tr__send_raw(tr__current_worker(set->rt), NULL, r, tick, 0) != 0)
-    tr_msg_free(tick); /* the actor is gone: the token's end says so */
+  tr__token_send(tr__current_worker(set->rt), set->who, tick);
+}
+
+/* The set was dissolved: its token ends without touching the channels. */
+static void tick_end_quietly(tr_chan_select_t *set, tr_msg_t *tick) {
+  ((tr__set_tick_t *)tick)->set = NULL;
+  tr_msg_free(tick);
+  tr__set_unref(set); /* the token's */
 }
 
 /* A channel of the set got a value or closed (its mark is set): sends the
@@ -505,11 +508,8 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     pthread_mutex_lock(&set->mu);
     if (set->freed || set->dead || !set->n) {
       pthread_mutex_unlock(&set->mu);
-      /* the set was dissolved: the token ends quietly */
       *used = k;
-      tk->set = NULL;
-      tr_msg_free(m);
-      tr__set_unref(set);
+      tick_end_quietly(set, m);
       return rc;
     }
     got = set_take(set, room, ents, chan_of, order, &nclosing, &more);
@@ -551,19 +551,15 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       it->value = e->m;
       it->priv_ = NULL;
       k++;
-      ctx->borrowed = &it->hdr;
-      rc = tr__dispatch_current(ctx, &it->hdr);
-      if (ctx->borrowed) {
+      int escaped;
+      rc = tr__lend(ctx, &it->hdr, &escaped);
+      if (escaped) {
+        set->lent = NULL; /* with a channel reference: tr__set_item_escape */
+      } else {
         /* handled: the value goes (unless taken), the envelope stays */
         if (it->value) tr_msg_free(it->value);
         it->value = NULL;
-      } else {
-        /* it escaped with a channel reference (tr__set_item_escape):
-         * kept, passed on, or (a send that failed) still ours to free */
-        set->lent = NULL;
-        if (ctx->cur_owned) tr_msg_free(&it->hdr);
       }
-      ctx->borrowed = NULL;
       if (rc < 0 || ctx->stop_req || ctx->mute_on) {
         done++;
         stop = 1;
@@ -591,7 +587,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     return rc;
   }
   if (more || k >= room_all) {
-    if (tr__send_raw(ctx->w, NULL, tr_self(ctx), m, 0) != 0) tr_msg_free(m);
+    tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
     return rc;
   }
   /* nothing ready: park, then look at the marks once more. Once parked
@@ -608,10 +604,8 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
   if (ready || freed) {
     tr_msg_t *back =
         atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
-    if (back && freed) { /* the set is gone: the token ends quietly */
-      ((tr__set_tick_t *)back)->set = NULL;
-      tr_msg_free(back);
-      tr__set_unref(set); /* the token's */
+    if (back && freed) {
+      tick_end_quietly(set, back);
     } else if (back) {
       tick_send(set, back); /* a sender did not see it parked */
     }
