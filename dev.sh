@@ -5,10 +5,11 @@
 #   ./dev.sh demo   install what is missing, build, run the flagship example
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 #                   (make check, the ThreadSanitizer pass over the runtime
-#                   tests, make distcheck, a short fuzz run) and print
+#                   tests, make check under address + undefined-behaviour
+#                   sanitizers, make distcheck, a short fuzz run) and print
 #                   "tests: N passed, N failed"
 #   ./dev.sh build  install what is missing and build only
-# Builds happen out of tree, in build/ and build-tsan/.
+# Builds happen out of tree, in build/, build-tsan/ and build-asan/.
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$(pwd)
@@ -82,6 +83,31 @@ tally() { # tally <build dir> <label>
   failed=$((failed + f))
 }
 
+# One Check-suite pass: build <dir> [configure args], make <target>, tally.
+suites() { # suites <dir> <label> <make target> [configure args...]
+  local dir=$1 label=$2 target=$3; shift 3
+  build "$dir" "$@"
+  find "$dir" -name '*.trs' -delete
+  echo "== make $target ($label)"
+  make -C "$dir" -j"$jobs" "$target" || status=1
+  tally "$dir" "$label"
+}
+
+# One pass/fail step counted as one test; its output goes to <log>, whose
+# tail is shown if it fails.
+step() { # step <label> <log> <command...>
+  local label=$1 log=$2; shift 2
+  echo "== $label"
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    echo "== $label: passed"
+  else
+    failed=$((failed + 1))
+    tail -n 60 "$log"
+    echo "== $label: FAILED"
+  fi
+}
+
 cmd=${1:-demo}
 case "$cmd" in
   demo)
@@ -99,41 +125,14 @@ case "$cmd" in
     install_deps
     bootstrap
     status=0
-    build build
-    find build -name '*.trs' -delete
-    echo "== make check"
-    make -C build -j"$jobs" check || status=1
-    tally build "make check"
-    build build-tsan --enable-sanitizers=thread
-    find build-tsan -name '*.trs' -delete
-    echo "== make check-runtime (ThreadSanitizer)"
-    make -C build-tsan -j"$jobs" check-runtime || status=1
-    tally build-tsan "ThreadSanitizer"
-    build build-asan --enable-sanitizers=address,undefined
-    find build-asan -name '*.trs' -delete
-    echo "== make check (AddressSanitizer + UndefinedBehaviorSanitizer)"
-    make -C build-asan -j"$jobs" check || status=1
-    tally build-asan "AddressSanitizer"
-    echo "== make distcheck"
-    if make -s -C build -j"$jobs" distcheck >build/distcheck.out 2>&1; then
-      passed=$((passed + 1))
-      echo "== distcheck: passed"
-    else
-      failed=$((failed + 1))
-      tail -n 60 build/distcheck.out
-      echo "== distcheck: FAILED"
-    fi
+    suites build "make check" check
+    suites build-tsan "ThreadSanitizer" check-runtime --enable-sanitizers=thread
+    suites build-asan "AddressSanitizer" check --enable-sanitizers=address,undefined
+    step distcheck build/distcheck.out make -s -C build -j"$jobs" distcheck
     # the decoders' fuzz targets build and survive a short run over their
     # corpus (tests/fuzz/run.sh [seconds] runs them for longer)
-    echo "== fuzz (libFuzzer, 20 s per target)"
-    if TMPDIR="$top/build" sh tests/fuzz/run.sh 20 >build/fuzz.out 2>&1; then
-      passed=$((passed + 1))
-      echo "== fuzz: passed"
-    else
-      failed=$((failed + 1))
-      tail -n 40 build/fuzz.out
-      echo "== fuzz: FAILED"
-    fi
+    step "fuzz (libFuzzer, 20 s per target)" build/fuzz.out \
+      env TMPDIR="$top/build" sh tests/fuzz/run.sh 20
     echo "tests: $passed passed, $failed failed"
     [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
     ;;
