@@ -66,17 +66,6 @@ void tr__token_send(tr__worker_t *w, uint64_t to, tr_msg_t *m) {
     tr_msg_free(m); /* the actor is gone: the token's end says so */
 }
 
-int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped) {
-  ctx->borrowed = m;
-  int rc = tr__dispatch_current(ctx, m);
-  /* escaped: it has references of its own; kept, passed on, or (a send
-   * that failed) still ours, so freed here */
-  *escaped = ctx->borrowed == NULL;
-  if (*escaped && ctx->cur_owned) tr_msg_free(m);
-  ctx->borrowed = NULL;
-  return rc;
-}
-
 void tr__lent_escape(tr_ctx_t *ctx) {
   tr_msg_t *m = ctx->cur;
   ctx->borrowed = NULL;

@@ -72,8 +72,17 @@ void tr__bcast_view_escape(tr_chan_view_t *v);
 void tr__token_send(tr__worker_t *w, uint64_t to, tr_msg_t *m);
 /* Hands the lent message m (a view, an envelope) to the running actor's
  * handler; *escaped: the handler kept or passed it on, so the caller must
- * not reuse it. Returns the handler's code. */
-int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped);
+ * not reuse it. Returns the handler's code. Inline: once per value. */
+static inline int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped) {
+  ctx->borrowed = m;
+  int rc = tr__dispatch_current(ctx, m);
+  /* escaped: it has references of its own; kept, passed on, or (a send
+   * that failed) still ours, so freed here */
+  *escaped = ctx->borrowed == NULL;
+  if (*escaped && ctx->cur_owned) tr_msg_free(m);
+  ctx->borrowed = NULL;
+  return rc;
+}
 
 /* A select set's token (see chan_select.c); holds a reference on it. */
 typedef struct tr__set_tick {
