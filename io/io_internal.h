@@ -5,8 +5,8 @@
  * actor owns, and the timer slab. Never installed.
  *
  * Locks, in the only order they may nest:
- *   entry->mu  ->  io->reg_mu | io->tmr_mu | io->done_mu | io->pool_mu
- * The io->*_mu locks are leaves: nothing is locked while one is held, and
+ *   entry->mu  ->  io->reg_mu | a timer shard's mu | io->done_mu | io->pool_mu
+ * These locks are leaves: nothing is locked while one is held, and
  * no message is sent under them. Messages about an fd are sent while its
  * entry->mu is held, which is what orders them before the close
  * acknowledgement.
@@ -29,13 +29,14 @@ typedef struct tr__timer tr__timer_t;
 typedef struct tr__ask_rec tr__ask_rec_t;
 
 /* What one actor owns (a->io_owned): its fds, its timers, its pending
- * asks with a timeout. entries: under io->reg_mu; timers: under
- * io->tmr_mu; asks: the owner's thread only. */
+ * asks with a timeout. entries: under io->reg_mu; timers: one list per
+ * timer shard, timers[s] under shard s's mu; asks: the owner's thread
+ * only. */
 typedef struct tr__io_owner {
   tr__io_entry_t *entries;
   size_t nentries;
-  tr__timer_t *timers;
   tr__ask_rec_t *asks;
+  tr__timer_t *timers[]; /* io->ntshards lists */
 } tr__io_owner_t;
 
 /* Kinds of entries: how the reactor treats readiness of the fd. */
@@ -80,7 +81,8 @@ struct tr__io_entry {
   void *ext;             /* the kind's state (net/ connection) */
 };
 
-/* Timers: nodes in a slab; id = gen << 32 | idx, gen >= 1. */
+/* Timers: nodes in per-shard slabs; id = gen << 32 | shard << 24 | idx,
+ * gen >= 1. */
 enum { TR__TMR_TICK = 1, TR__TMR_SEND = 2, TR__TMR_CALL = 3 };
 
 typedef void (*tr__timer_cb)(tr__io_t *io, uint64_t a, uint64_t b);
@@ -102,6 +104,26 @@ struct tr__timer {
 
 #define TR__CHUNK 1024u
 #define TR__MAX_CHUNKS_IO 4096u
+#define TR__TSHARD_BITS 24          /* timer index bits below the shard */
+#define TR__TSHARD_MAX 255u         /* shards: one per worker + outsiders */
+
+/* A timer shard: a wheel, its slab and its lock. Worker i arms into shard
+ * i, threads outside the workers into the last one, so arming and
+ * cancelling from a worker takes a lock nobody else wants except the
+ * poller, and only when the shard has something due. */
+typedef struct tr__tshard {
+  pthread_mutex_t mu;
+  tr__wheel_t wheel;
+  tr__timer_t **chunks;
+  uint32_t nchunks, cap;
+  tr__timer_t *free;
+  uint32_t index;
+  /* the shard's earliest expiration (tr__wheel_next), read unlocked by
+   * the poller; UINT64_MAX: empty */
+  _Atomic uint64_t next;
+  /* timers armed here: the runtime is not quiescent while any is */
+  _Atomic int64_t armed;
+} __attribute__((aligned(64))) tr__tshard_t;
 
 /* Work finished outside the workers (blocking pool), delivered by run(). */
 typedef struct tr__done {
@@ -154,12 +176,9 @@ struct tr__io {
   tr__fop_t *fop_head, *fop_tail;      /* file ops to submit */
   int64_t fops_inflight;               /* in the ring (token holder) */
 
-  /* timers */
-  pthread_mutex_t tmr_mu;
-  tr__wheel_t wheel;
-  tr__timer_t *tchunks[TR__MAX_CHUNKS_IO];
-  uint32_t ntchunks;
-  tr__timer_t *tfree;
+  /* timers: ntshards shards, one per worker and one for other threads */
+  tr__tshard_t *tshards;
+  unsigned ntshards;
 
   /* results from other threads */
   pthread_mutex_t done_mu;
@@ -207,8 +226,10 @@ void tr__io_entry_sync(tr__io_entry_t *e);
 void tr__io_entry_close_locked(tr__io_entry_t *e, int status, int notify);
 
 /* timer.c */
-void tr__timers_init(tr__io_t *io);
-void tr__timers_fini(tr__io_t *io);
+int tr__timers_init(tr__io_t *io); /* 0 or TR_ENOMEM */
+int64_t tr__timers_armed(tr__io_t *io);
+void tr__timers_fini(tr__io_t *io);  /* frees the timers */
+void tr__timers_free(tr__io_t *io);  /* then the shards */
 void tr__timers_fire(tr__io_t *io);
 int tr__timers_timeout(tr__io_t *io);
 /* Arms a TR__TMR_CALL timer owned by own (may be NULL). */

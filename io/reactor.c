@@ -508,7 +508,8 @@ static void hook_fini(void *arg);
 
 static int hook_pending(void *arg) {
   tr__io_t *io = arg;
-  return atomic_load_explicit(&io->npending, memory_order_seq_cst) > 0;
+  return atomic_load_explicit(&io->npending, memory_order_seq_cst) > 0 ||
+         tr__timers_armed(io) > 0;
 }
 
 static void hook_actor_stop(void *arg, tr__actor_t *a) {
@@ -545,7 +546,12 @@ static void hook_actor_stop(void *arg, tr__actor_t *a) {
 
 tr__io_owner_t *tr__io_owner(tr_ctx_t *ctx) {
   tr__actor_t *a = ctx->a;
-  if (!a->io_owned) a->io_owned = calloc(1, sizeof(tr__io_owner_t));
+  if (!a->io_owned) {
+    tr__io_t *io = tr__io_of_ctx(ctx);
+    if (!io) return NULL;
+    a->io_owned = calloc(1, sizeof(tr__io_owner_t) +
+                                io->ntshards * sizeof(tr__timer_t *));
+  }
   return a->io_owned;
 }
 
@@ -612,8 +618,8 @@ static void io_free_mem(tr__io_t *io) {
     for (uint32_t i = 0; i < TR__CHUNK; i++) pthread_mutex_destroy(&ch[i].mu);
     free(ch);
   }
+  tr__timers_free(io);
   pthread_mutex_destroy(&io->reg_mu);
-  pthread_mutex_destroy(&io->tmr_mu);
   pthread_mutex_destroy(&io->done_mu);
   pthread_mutex_destroy(&io->pool_init_mu);
   free(io);
@@ -638,11 +644,11 @@ int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *cfg) {
   io->pool_queue = cfg && cfg->blocking_queue ? cfg->blocking_queue : 65536;
   atomic_init(&io->wait_until, UINT64_MAX);
   pthread_mutex_init(&io->reg_mu, NULL);
-  pthread_mutex_init(&io->tmr_mu, NULL);
   pthread_mutex_init(&io->done_mu, NULL);
   pthread_mutex_init(&io->pool_init_mu, NULL);
-  tr__timers_init(io);
-  int rc = pick_backend(io, cfg ? cfg->backend : TR_IO_BACKEND_AUTO);
+  int rc = tr__timers_init(io);
+  if (rc) goto fail;
+  rc = pick_backend(io, cfg ? cfg->backend : TR_IO_BACKEND_AUTO);
   if (rc) goto fail;
   io->mt_ctl = (io->bk->flags & TR__BK_MT_CTL) != 0;
   io->edge = (io->bk->flags & TR__BK_EDGE) != 0;

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Timers: the timing wheel of wheel.c behind one lock, timer nodes in a
- * slab (an id is a slot and a generation, so cancel is O(1) and a stale
- * id is harmless), and the delivery of what fires as messages. run()
- * (the poll-token holder) fires due timers; any thread may arm or cancel.
+ * Timers: the timing wheel of wheel.c, sharded: one shard (a wheel, a
+ * slab of timer nodes and a lock) per worker and one for threads outside
+ * the workers. A timer lives in the shard of the thread that armed it; its
+ * id names the shard, the slot and a generation, so cancel is O(1) from
+ * any thread and a stale id is harmless. Worker i is the only one that
+ * arms into shard i, so its lock is uncontended but for cancels from
+ * elsewhere and the poller, which takes it only when the shard has
+ * something due (each shard publishes its next expiration for the poller
+ * to read without the lock). run() (the poll-token holder) fires due
+ * timers of every shard; the armed timers are counted per shard.
  *
  * Deadlines are rounded up to the next millisecond, so a timer never
  * fires early. An interval keeps its schedule (start + k * interval);
@@ -15,9 +21,12 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 TR_MESSAGE_DEFINE(tr_timer_fired_t, .flags = TR_MSG_SYSTEM);
+
+#define IDX_MASK ((1u << TR__TSHARD_BITS) - 1u)
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -25,51 +34,92 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void tr__timers_init(tr__io_t *io) {
-  tr__wheel_init(&io->wheel, 0);
-  io->ntchunks = 0;
-  io->tfree = NULL;
+int tr__timers_init(tr__io_t *io) {
+  unsigned n = tr_runtime_workers(io->rt) + 1;
+  if (n > TR__TSHARD_MAX) n = TR__TSHARD_MAX;
+  io->tshards = aligned_alloc(_Alignof(tr__tshard_t),
+                              n * sizeof(tr__tshard_t));
+  if (!io->tshards) return TR_ENOMEM;
+  memset(io->tshards, 0, n * sizeof(tr__tshard_t));
+  for (unsigned i = 0; i < n; i++) {
+    tr__tshard_t *sh = &io->tshards[i];
+    pthread_mutex_init(&sh->mu, NULL);
+    tr__wheel_init(&sh->wheel, 0);
+    sh->index = i;
+    atomic_init(&sh->next, UINT64_MAX);
+    atomic_init(&sh->armed, 0);
+  }
+  io->ntshards = n;
+  return 0;
 }
 
-/* tmr_mu held. */
-static tr__timer_t *t_alloc(tr__io_t *io) {
-  if (!io->tfree) {
-    if (io->ntchunks >= TR__MAX_CHUNKS_IO) return NULL;
+/* The shard the calling thread arms into. */
+static tr__tshard_t *my_shard(tr__io_t *io) {
+  tr__worker_t *w = tr__current_worker(io->rt);
+  unsigned i = w ? w->index : io->ntshards - 1;
+  if (i >= io->ntshards - 1) i = io->ntshards - 1;
+  return &io->tshards[i];
+}
+
+/* After a change to the wheel (sh->mu held). */
+static void publish_next(tr__tshard_t *sh) {
+  atomic_store_explicit(&sh->next, tr__wheel_next(&sh->wheel),
+                        memory_order_release);
+}
+
+/* sh->mu held. */
+static tr__timer_t *t_alloc(tr__tshard_t *sh) {
+  if (!sh->free) {
+    if (sh->nchunks >= TR__MAX_CHUNKS_IO) return NULL;
+    if (sh->nchunks == sh->cap) {
+      uint32_t nc = sh->cap ? sh->cap * 2 : 4;
+      tr__timer_t **a = realloc(sh->chunks, nc * sizeof(*a));
+      if (!a) return NULL;
+      sh->chunks = a;
+      sh->cap = nc;
+    }
     tr__timer_t *c = calloc(TR__CHUNK, sizeof(*c));
     if (!c) return NULL;
-    uint32_t base = io->ntchunks * TR__CHUNK;
+    uint32_t base = sh->nchunks * TR__CHUNK;
     for (uint32_t i = TR__CHUNK; i-- > 0;) {
       c[i].idx = base + i;
       c[i].gen = 1;
-      c[i].free_next = io->tfree;
-      io->tfree = &c[i];
+      c[i].free_next = sh->free;
+      sh->free = &c[i];
     }
-    io->tchunks[io->ntchunks++] = c;
+    sh->chunks[sh->nchunks++] = c;
   }
-  tr__timer_t *t = io->tfree;
-  io->tfree = t->free_next;
+  tr__timer_t *t = sh->free;
+  sh->free = t->free_next;
   t->free_next = NULL;
   return t;
 }
 
-static uint64_t t_id(const tr__timer_t *t) {
-  return ((uint64_t)t->gen << 32) | t->idx;
+static uint64_t t_id(const tr__tshard_t *sh, const tr__timer_t *t) {
+  return ((uint64_t)t->gen << 32) |
+         ((uint64_t)sh->index << TR__TSHARD_BITS) | t->idx;
 }
 
-/* tmr_mu held. */
-static tr__timer_t *t_lookup(tr__io_t *io, uint64_t id) {
-  uint32_t idx = (uint32_t)id, c = idx / TR__CHUNK;
-  if (c >= io->ntchunks) return NULL;
-  tr__timer_t *t = &io->tchunks[c][idx % TR__CHUNK];
+/* The shard an id names, or NULL. */
+static tr__tshard_t *id_shard(tr__io_t *io, uint64_t id) {
+  uint32_t s = (uint32_t)id >> TR__TSHARD_BITS;
+  return s < io->ntshards ? &io->tshards[s] : NULL;
+}
+
+/* sh->mu held. */
+static tr__timer_t *t_lookup(tr__tshard_t *sh, uint64_t id) {
+  uint32_t idx = (uint32_t)id & IDX_MASK, c = idx / TR__CHUNK;
+  if (c >= sh->nchunks) return NULL;
+  tr__timer_t *t = &sh->chunks[c][idx % TR__CHUNK];
   if (!t->active || t->gen != (uint32_t)(id >> 32)) return NULL;
   return t;
 }
 
-/* Unlinks t from its owner and returns it to the slab (tmr_mu held). */
-static void t_release(tr__io_t *io, tr__timer_t *t) {
+/* Unlinks t from its owner and returns it to the slab (sh->mu held). */
+static void t_release(tr__tshard_t *sh, tr__timer_t *t) {
   if (t->own) {
     if (t->own_prev) t->own_prev->own_next = t->own_next;
-    else t->own->timers = t->own_next;
+    else t->own->timers[sh->index] = t->own_next;
     if (t->own_next) t->own_next->own_prev = t->own_prev;
   }
   t->own = NULL;
@@ -79,20 +129,21 @@ static void t_release(tr__io_t *io, tr__timer_t *t) {
   t->cb = NULL;
   t->gen = (t->gen + 1) & 0x7FFFFFFFu;
   if (!t->gen) t->gen = 1;
-  t->free_next = io->tfree;
-  io->tfree = t;
+  t->free_next = sh->free;
+  sh->free = t;
 }
 
-/* Arms a timer at wheel time `when`, filled by the caller through *out
- * while tmr_mu is held. Returns 0 or TR_ENOMEM. */
+/* Arms a timer at wheel time `when` in the caller's shard. Returns 0 or
+ * TR_ENOMEM. */
 static int arm(tr__io_t *io, tr__io_owner_t *own, uint64_t when, int kind,
                uint64_t target, tr_msg_t *msg, uint64_t cookie,
                uint64_t interval, tr__timer_cb cb, uint64_t a, uint64_t b,
                uint64_t *id) {
-  pthread_mutex_lock(&io->tmr_mu);
-  tr__timer_t *t = t_alloc(io);
+  tr__tshard_t *sh = my_shard(io);
+  pthread_mutex_lock(&sh->mu);
+  tr__timer_t *t = t_alloc(sh);
   if (!t) {
-    pthread_mutex_unlock(&io->tmr_mu);
+    pthread_mutex_unlock(&sh->mu);
     return TR_ENOMEM;
   }
   t->kind = (uint8_t)kind;
@@ -105,21 +156,22 @@ static int arm(tr__io_t *io, tr__io_owner_t *own, uint64_t when, int kind,
   t->cb = cb;
   t->cb_a = a;
   t->cb_b = b;
-  if (when <= io->wheel.elapsed) when = io->wheel.elapsed + 1;
-  int due = tr__wheel_insert(&io->wheel, &t->wn, when);
+  if (when <= sh->wheel.elapsed) when = sh->wheel.elapsed + 1;
+  int due = tr__wheel_insert(&sh->wheel, &t->wn, when);
   (void)due; /* when > elapsed: always filed */
+  publish_next(sh);
   t->own = own;
   t->own_prev = NULL;
   if (own) {
-    t->own_next = own->timers;
-    if (own->timers) own->timers->own_prev = t;
-    own->timers = t;
+    t->own_next = own->timers[sh->index];
+    if (t->own_next) t->own_next->own_prev = t;
+    own->timers[sh->index] = t;
   } else {
     t->own_next = NULL;
   }
-  if (id) *id = t_id(t);
-  pthread_mutex_unlock(&io->tmr_mu);
-  tr__io_pending_add(io, 1);
+  if (id) *id = t_id(sh, t);
+  atomic_fetch_add_explicit(&sh->armed, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&sh->mu);
   /* a poller blocked past this deadline must recompute its timeout */
   if (atomic_load_explicit(&io->in_wait, memory_order_seq_cst) &&
       when < atomic_load_explicit(&io->wait_until, memory_order_seq_cst))
@@ -139,37 +191,46 @@ int tr__timer_call(tr__io_t *io, tr__io_owner_t *own, uint64_t delay_ms,
 }
 
 int tr__timer_cancel(tr__io_t *io, uint64_t id) {
-  pthread_mutex_lock(&io->tmr_mu);
-  tr__timer_t *t = t_lookup(io, id);
+  tr__tshard_t *sh = id_shard(io, id);
+  if (!sh) return TR_ENOENT;
+  pthread_mutex_lock(&sh->mu);
+  tr__timer_t *t = t_lookup(sh, id);
   if (!t) {
-    pthread_mutex_unlock(&io->tmr_mu);
+    pthread_mutex_unlock(&sh->mu);
     return TR_ENOENT;
   }
-  tr__wheel_remove(&io->wheel, &t->wn);
+  tr__wheel_remove(&sh->wheel, &t->wn);
+  publish_next(sh);
   tr_msg_t *m = t->msg;
-  t_release(io, t);
-  pthread_mutex_unlock(&io->tmr_mu);
-  tr__io_pending_add(io, -1);
+  t_release(sh, t);
+  atomic_fetch_sub_explicit(&sh->armed, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&sh->mu);
   if (m) tr__msg_release(m);
   return 0;
 }
 
 void tr__timers_owner_stop(tr__io_t *io, tr__io_owner_t *own) {
   tr_msg_t *msgs = NULL;
-  int64_t n = 0;
-  pthread_mutex_lock(&io->tmr_mu);
-  while (own->timers) {
-    tr__timer_t *t = own->timers;
-    tr__wheel_remove(&io->wheel, &t->wn);
-    if (t->msg) {
-      t->msg->next = msgs;
-      msgs = t->msg;
+  for (unsigned s = 0; s < io->ntshards; s++) {
+    tr__tshard_t *sh = &io->tshards[s];
+    int64_t n = 0;
+    pthread_mutex_lock(&sh->mu);
+    while (own->timers[s]) {
+      tr__timer_t *t = own->timers[s];
+      tr__wheel_remove(&sh->wheel, &t->wn);
+      if (t->msg) {
+        t->msg->next = msgs;
+        msgs = t->msg;
+      }
+      t_release(sh, t);
+      n++;
     }
-    t_release(io, t);
-    n++;
+    if (n) {
+      publish_next(sh);
+      atomic_fetch_sub_explicit(&sh->armed, n, memory_order_seq_cst);
+    }
+    pthread_mutex_unlock(&sh->mu);
   }
-  pthread_mutex_unlock(&io->tmr_mu);
-  if (n) tr__io_pending_add(io, -n);
   while (msgs) {
     tr_msg_t *nx = msgs->next;
     tr__msg_release(msgs);
@@ -177,10 +238,20 @@ void tr__timers_owner_stop(tr__io_t *io, tr__io_owner_t *own) {
   }
 }
 
+int64_t tr__timers_armed(tr__io_t *io) {
+  int64_t n = 0;
+  for (unsigned s = 0; s < io->ntshards; s++)
+    n += atomic_load_explicit(&io->tshards[s].armed, memory_order_seq_cst);
+  return n;
+}
+
 int tr__timers_timeout(tr__io_t *io) {
-  pthread_mutex_lock(&io->tmr_mu);
-  uint64_t next = tr__wheel_next(&io->wheel);
-  pthread_mutex_unlock(&io->tmr_mu);
+  uint64_t next = UINT64_MAX;
+  for (unsigned s = 0; s < io->ntshards; s++) {
+    uint64_t x =
+        atomic_load_explicit(&io->tshards[s].next, memory_order_acquire);
+    if (x < next) next = x;
+  }
   if (next == UINT64_MAX) return -1;
   uint64_t target = io->start_ns + next * 1000000ull, now = mono_ns();
   if (target <= now) return 0;
@@ -195,36 +266,40 @@ typedef struct fire {
   uint64_t a, b;
 } fire_t;
 
-void tr__timers_fire(tr__io_t *io) {
-  uint64_t now = tr__io_now(io);
-  fire_t local[64], *f = local;
-  size_t n = 0, cap = 64;
-  int64_t done = 0;
-  pthread_mutex_lock(&io->tmr_mu);
-  if (tr__wheel_next(&io->wheel) > now) {
-    if (now > io->wheel.elapsed) io->wheel.elapsed = now;
-    pthread_mutex_unlock(&io->tmr_mu);
-    return;
+typedef struct fire_buf {
+  fire_t local[64], *f;
+  size_t n, cap;
+} fire_buf_t;
+
+/* Room for one more, or NULL when memory is short. */
+static fire_t *fire_slot(fire_buf_t *fb) {
+  if (fb->n == fb->cap) {
+    size_t nc = fb->cap * 2;
+    fire_t *nf = malloc(nc * sizeof(*nf));
+    if (!nf) return NULL;
+    for (size_t i = 0; i < fb->n; i++) nf[i] = fb->f[i];
+    if (fb->f != fb->local) free(fb->f);
+    fb->f = nf;
+    fb->cap = nc;
   }
-  tr__wnode_t *list = tr__wheel_poll(&io->wheel, now);
+  return &fb->f[fb->n];
+}
+
+/* Collects what is due in sh into fb; returns how many timers ended. */
+static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb) {
+  int64_t done = 0;
+  pthread_mutex_lock(&sh->mu);
+  tr__wnode_t *list = tr__wheel_poll(&sh->wheel, now);
   while (list) {
     tr__timer_t *t = (tr__timer_t *)list; /* wn is the first member */
     list = list->next;
     t->wn.next = NULL;
-    if (n == cap) {
-      size_t nc = cap * 2;
-      fire_t *nf = malloc(nc * sizeof(*nf));
-      if (!nf) {
-        /* keep it for the next turn rather than lose it */
-        (void)tr__wheel_insert(&io->wheel, &t->wn, now + 1);
-        continue;
-      }
-      for (size_t i = 0; i < n; i++) nf[i] = f[i];
-      if (f != local) free(f);
-      f = nf;
-      cap = nc;
+    fire_t *x = fire_slot(fb);
+    if (!x) {
+      /* keep it for the next turn rather than lose it */
+      (void)tr__wheel_insert(&sh->wheel, &t->wn, now + 1);
+      continue;
     }
-    fire_t *x = &f[n];
     x->to = t->target;
     x->msg = NULL;
     x->cb = NULL;
@@ -234,53 +309,85 @@ void tr__timers_fire(tr__io_t *io) {
       if (t->interval && now > when) missed = (now - when) / t->interval;
       t->seq += 1 + missed;
       if (m) {
-        m->id = t_id(t);
+        m->id = t_id(sh, t);
         m->cookie = t->cookie;
         m->seq = t->seq;
         m->missed = missed;
         m->when_ms = when;
         x->msg = &m->hdr;
-        n++;
+        fb->n++;
       }
       if (t->interval) {
-        (void)tr__wheel_insert(&io->wheel, &t->wn,
+        (void)tr__wheel_insert(&sh->wheel, &t->wn,
                                when + (missed + 1) * t->interval);
         continue;
       }
     } else if (t->kind == TR__TMR_SEND) {
       x->msg = t->msg;
       t->msg = NULL;
-      n++;
+      fb->n++;
     } else {
       x->cb = t->cb;
       x->a = t->cb_a;
       x->b = t->cb_b;
-      n++;
+      fb->n++;
     }
-    t_release(io, t);
+    t_release(sh, t);
     done++;
   }
-  pthread_mutex_unlock(&io->tmr_mu);
-  for (size_t i = 0; i < n; i++) {
-    if (f[i].msg) (void)tr__io_deliver(io->rt, f[i].to, f[i].msg);
-    else if (f[i].cb) f[i].cb(io, f[i].a, f[i].b);
+  publish_next(sh);
+  pthread_mutex_unlock(&sh->mu);
+  return done;
+}
+
+void tr__timers_fire(tr__io_t *io) {
+  uint64_t now = tr__io_now(io);
+  fire_buf_t fb;
+  fb.f = fb.local;
+  fb.n = 0;
+  fb.cap = 64;
+  for (unsigned s = 0; s < io->ntshards; s++) {
+    tr__tshard_t *sh = &io->tshards[s];
+    if (atomic_load_explicit(&sh->next, memory_order_acquire) > now) continue;
+    int64_t done = shard_poll(sh, now, &fb);
+    for (size_t i = 0; i < fb.n; i++) {
+      if (fb.f[i].msg) (void)tr__io_deliver(io->rt, fb.f[i].to, fb.f[i].msg);
+      else if (fb.f[i].cb) fb.f[i].cb(io, fb.f[i].a, fb.f[i].b);
+    }
+    fb.n = 0;
+    /* after the sends, so quiescence is never seen in between */
+    if (done) atomic_fetch_sub_explicit(&sh->armed, done, memory_order_seq_cst);
   }
-  if (f != local) free(f);
-  /* after the sends, so quiescence is never seen in between */
-  if (done) tr__io_pending_add(io, -done);
+  if (fb.f != fb.local) free(fb.f);
 }
 
 void tr__timers_fini(tr__io_t *io) {
-  for (uint32_t c = 0; c < io->ntchunks; c++) {
-    for (uint32_t i = 0; i < TR__CHUNK; i++) {
-      tr__timer_t *t = &io->tchunks[c][i];
-      if (t->active && t->msg) tr__msg_release(t->msg);
+  for (unsigned s = 0; s < io->ntshards; s++) {
+    tr__tshard_t *sh = &io->tshards[s];
+    for (uint32_t c = 0; c < sh->nchunks; c++) {
+      for (uint32_t i = 0; i < TR__CHUNK; i++) {
+        tr__timer_t *t = &sh->chunks[c][i];
+        if (t->active && t->msg) tr__msg_release(t->msg);
+      }
+      free(sh->chunks[c]);
     }
-    free(io->tchunks[c]);
+    free(sh->chunks);
+    sh->chunks = NULL;
+    sh->nchunks = sh->cap = 0;
+    sh->free = NULL;
+    tr__wheel_init(&sh->wheel, 0);
+    atomic_store(&sh->next, UINT64_MAX);
+    atomic_store(&sh->armed, 0);
   }
-  io->ntchunks = 0;
-  io->tfree = NULL;
-  tr__wheel_init(&io->wheel, 0);
+}
+
+/* Frees the shards (tr__timers_fini first). */
+void tr__timers_free(tr__io_t *io) {
+  for (unsigned s = 0; s < io->ntshards; s++)
+    pthread_mutex_destroy(&io->tshards[s].mu);
+  free(io->tshards);
+  io->tshards = NULL;
+  io->ntshards = 0;
 }
 
 /* ---- public API ------------------------------------------------------------ */

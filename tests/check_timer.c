@@ -6,7 +6,8 @@
  * over 1,000 ticks (no drift accumulates); deadlines; send-after delivers
  * the very message and a cancelled one is freed; cancel racing the firing
  * never lets a cancelled timer fire; stopping an actor cancels its timers
- * (and the runtime becomes quiescent); tr_ask_timeout times out, drops a
+ * (and the runtime becomes quiescent), also when its timers were armed on
+ * different workers and some were cancelled from outside; tr_ask_timeout times out, drops a
  * late reply, and cancels its timer on a timely reply.
  */
 #include <check.h>
@@ -344,6 +345,91 @@ START_TEST(test_stop_cancels_timers) {
 }
 END_TEST
 
+/* ---- timers armed from every worker and from outside ------------------------------ */
+
+/* Each actor arms a long timer per message it handles and, between
+ * messages, may move to the other worker, so its timers end up in more
+ * than one worker's shard; the test thread arms more from outside and
+ * cancels some of each. Stopping the actors must cancel all of theirs
+ * (every message freed, nothing fires, the runtime goes quiet). */
+enum { NSPREAD = 40, SPREAD_ARMS = 25 };
+TR_MESSAGE_TYPE(arm_t, int left;)
+TR_MESSAGE_DEFINE(arm_t);
+static _Atomic uint64_t spread_ids[NSPREAD][SPREAD_ARMS];
+static _Atomic uint64_t spread_armed;
+static int spread_arm(tr_ctx_t *ctx, void *st, void *msg) {
+  int *slot = st;
+  arm_t *m = msg;
+  note_t *n = note_t_new();
+  tr_timer_id_t id = 0;
+  ck_assert_int_eq(tr_timer_send_after(ctx, tr_self(ctx), 100000, n, &id), 0);
+  atomic_store(&spread_ids[*slot][m->left], id);
+  atomic_fetch_add(&spread_armed, 1);
+  if (m->left == 0) return 0;
+  arm_t *next = arm_t_new();
+  next->left = m->left - 1;
+  return tr_send(ctx, tr_self(ctx), next);
+}
+static int spread_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)ctx;
+  *(int *)st = (int)(intptr_t)arg;
+  return 0;
+}
+static const tr_handler_t spread_h[] = {{TR_TYPE(arm_t), spread_arm},
+                                        {TR_TYPE(note_t), on_note}};
+static const tr_behavior_t spread_b = {.name = "spread",
+                                       .state_size = sizeof(int),
+                                       .init = spread_init,
+                                       .handlers = TR_HANDLERS(spread_h)};
+
+START_TEST(test_timers_across_shards) {
+  atomic_store(&note_freed, 0);
+  atomic_store(&note_got, 0);
+  atomic_store(&spread_armed, 0);
+  tr_runtime_t *rt = rt_new(2);
+  tr_ref_t a[NSPREAD];
+  for (int i = 0; i < NSPREAD; i++) {
+    ck_assert_int_eq(tr_spawn(rt, &spread_b, (void *)(intptr_t)i, &a[i]), 0);
+    arm_t *m = arm_t_new();
+    m->left = SPREAD_ARMS - 1;
+    ck_assert_int_eq(tr_send(NULL, a[i], m), 0);
+  }
+  /* from outside the workers: timers nobody owns, to the same actors */
+  tr_timer_id_t outside[NSPREAD];
+  for (int i = 0; i < NSPREAD; i++) {
+    note_t *n = note_t_new();
+    ck_assert_int_eq(tr_timer_send_after(NULL, a[i], 100000, n, &outside[i]), 0);
+  }
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 100), TR_ETIMEDOUT);
+  for (int i = 0; i < 200 && atomic_load(&spread_armed) < NSPREAD * SPREAD_ARMS; i++)
+    tu_sleep_ms(10);
+  ck_assert_uint_eq(atomic_load(&spread_armed), NSPREAD * SPREAD_ARMS);
+  /* cancel every third worker-armed timer and every outside one from this
+   * thread; a second cancel of the same id finds nothing */
+  uint64_t cancelled = 0;
+  for (int i = 0; i < NSPREAD; i++)
+    for (int k = 0; k < SPREAD_ARMS; k += 3) {
+      tr_timer_id_t id = atomic_load(&spread_ids[i][k]);
+      ck_assert_int_eq(tr_timer_cancel(rt, id), 0);
+      ck_assert_int_eq(tr_timer_cancel(rt, id), TR_ENOENT);
+      cancelled++;
+    }
+  for (int i = 0; i < NSPREAD; i++) {
+    ck_assert_int_eq(tr_timer_cancel(rt, outside[i]), 0);
+    ck_assert_int_eq(tr_timer_cancel(rt, outside[i]), TR_ENOENT);
+  }
+  ck_assert_uint_eq(atomic_load(&note_freed), cancelled + NSPREAD);
+  /* an id naming no shard at all */
+  ck_assert_int_eq(tr_timer_cancel(rt, (1ull << 32) | 0xFF000000u), TR_ENOENT);
+  for (int i = 0; i < NSPREAD; i++) tr_actor_stop(a[i], 0);
+  /* the remaining 100 s timers die with their actors */
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 3000), 0);
+  ck_assert_uint_eq(atomic_load(&note_freed), NSPREAD * SPREAD_ARMS + NSPREAD);
+  ck_assert_uint_eq(atomic_load(&note_got), 0);
+  rt_done(rt);
+}
+END_TEST
+
 /* ---- ask with a timeout ---------------------------------------------------------------- */
 
 TR_MESSAGE_TYPE(q_t, int delay_ms;)
@@ -472,6 +558,7 @@ int main(void) {
   tcase_add_test(tc, test_deadline);
   tcase_add_test(tc, test_cancel_race);
   tcase_add_test(tc, test_stop_cancels_timers);
+  tcase_add_test(tc, test_timers_across_shards);
   tcase_add_test(tc, test_ask_timeout_expires_and_drops_late_reply);
   tcase_add_test(tc, test_ask_timeout_timely_reply);
   suite_add_tcase(s, tc);
