@@ -274,9 +274,9 @@ void tr__view_done(tr_chan_view_t *v) {
       atomic_load_explicit(&ch->closed, memory_order_seq_cst)) {
     tr__defer_t d;
     tr__defer_init(&d);
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     pump_sub(ch, s, &d);
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
   }
   tr__sub_unref(s); /* the view's */
@@ -290,7 +290,7 @@ int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
   tr__defer_init(&d);
   tr__shared_t *old = NULL;
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     rc = TR_ECLOSED;
   } else if (!ch->nsubs) {
@@ -323,7 +323,7 @@ int tr__bcast_send(tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to) {
     }
   }
   tr__chan_ref(ch);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
   return rc;
@@ -334,7 +334,7 @@ int tr__watch_send(tr_chan_t *ch, tr_msg_t *m) {
   tr__defer_init(&d);
   tr__shared_t *old = NULL;
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     rc = TR_ECLOSED;
   } else {
@@ -350,7 +350,7 @@ int tr__watch_send(tr_chan_t *ch, tr_msg_t *m) {
     }
   }
   tr__chan_ref(ch);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   if (old) tr__shared_retire(old);
   tr__chan_unref(ch);
@@ -392,7 +392,7 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   tr_msg_t *tick = ch->kind == TR_CHAN_BROADCAST
                        ? tr_msg_new(&tr__bcast_tick_type)
                        : NULL;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     rc = TR_ECLOSED;
   } else {
@@ -415,7 +415,7 @@ int tr__bcast_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index) {
       else pump_sub(ch, s, &d);
     }
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   if (tick) tr_msg_free(tick); /* not used: belongs to no subscription */
   return rc;
@@ -425,7 +425,7 @@ int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = TR_ENOENT;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   for (tr_chan_sub_t *s = ch->subs; s; s = s->lnext) {
     if (s->ref == who.id) {
       sub_unlist(ch, s, &d);
@@ -434,7 +434,7 @@ int tr__bcast_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
     }
   }
   tr__chan_ref(ch);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
   return rc;
@@ -446,10 +446,10 @@ int tr_chan_sub_new(tr_chan_t *ch, tr_chan_sub_t **out) {
   if (!ch || (ch->kind != TR_CHAN_BROADCAST && ch->kind != TR_CHAN_WATCH))
     return TR_EINVAL;
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) rc = TR_ECLOSED;
   else if (!(*out = sub_new(ch, 0, 0, 2))) rc = TR_ENOMEM;
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   return rc;
 }
 
@@ -461,7 +461,7 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
   for (;;) {
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     tr__waiter_del(&ch->recv_waiters, &node);
     uint64_t next = atomic_load_explicit(&s->next, memory_order_relaxed);
     tr_chan_view_t *v = ch->kind == TR_CHAN_WATCH
@@ -469,21 +469,21 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
                             : bcast_take(ch, &next);
     if (v) {
       atomic_store_explicit(&s->next, next, memory_order_relaxed);
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       *out = v;
       return 0;
     }
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       return TR_ECLOSED;
     }
     atomic_store_explicit(&word, 0, memory_order_relaxed);
     tr__waiter_add(&ch->recv_waiters, &node);
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     if (tr__wait_word(&word, dl) == TR_ETIMEDOUT) {
-      pthread_mutex_lock(&ch->mu);
+      tr__mutex_lock(&ch->mu);
       tr__waiter_del(&ch->recv_waiters, &node);
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       if (timeout_ms == 0) return TR_ETIMEDOUT;
       dl = tr__now_ns(); /* one last look, then time out */
       timeout_ms = 0;
@@ -497,9 +497,9 @@ void tr_chan_sub_free(tr_chan_sub_t *s) {
   tr__defer_t d;
   tr__defer_init(&d);
   tr__chan_ref(ch);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   sub_unlist(ch, s, &d);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__sub_unref(s);
   tr__chan_unref(ch);
@@ -509,14 +509,14 @@ int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out) {
   if (!ch || !out || ch->kind != TR_CHAN_WATCH) return TR_EINVAL;
   *out = NULL;
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (!ch->cur) rc = TR_ENOENT;
   else if (!(*out = view_new(ch, NULL, ch->cur,
                              atomic_load_explicit(&ch->version,
                                                   memory_order_relaxed),
                              0, 0)))
     rc = TR_ENOMEM;
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   return rc;
 }
 
@@ -556,7 +556,7 @@ static void tick_dtor(void *msg) {
   tr__defer_t d;
   tr__defer_init(&d);
   tr__chan_ref(ch);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (s->listed) {
     /* the subscriber is gone: what it had not read yet (and is still
      * retained) will never reach it */
@@ -565,7 +565,7 @@ static void tick_dtor(void *msg) {
     if (t > nx) ch->dead += t - nx < ch->bcap ? t - nx : ch->bcap;
   }
   sub_unlist(ch, s, &d);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__sub_unref(s);
   tr__chan_unref(ch);
@@ -656,7 +656,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   tr__defer_t d;
   tr__defer_init(&d);
   int requeue = 0, drop = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (!s->listed) {
     drop = 1; /* unsubscribed meanwhile */
   } else if (next < atomic_load_explicit(&ch->tail, memory_order_relaxed)) {
@@ -671,7 +671,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
     sub_park(ch, s, m);
   }
   bcast_reclaim(ch, &d); /* publishers are not the only ones to look */
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d); /* the token's reference keeps s and ch */
   if (requeue) tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
   else if (drop) tr_msg_free(m);

@@ -304,18 +304,23 @@ void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
  * that are mostly all running (the workers): a contended lock spins a
  * little before it sleeps in the kernel (glibc's adaptive mutex), rather
  * than paying a futex sleep and wake-up for a section that short. */
-int tr__chan_mutex_init(pthread_mutex_t *mu) {
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-  pthread_mutexattr_t a;
-  if (pthread_mutexattr_init(&a) != 0) return -1;
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-  int rc = pthread_mutex_init(mu, &a);
-  pthread_mutexattr_destroy(&a);
-  return rc;
-#else
-  return pthread_mutex_init(mu, NULL);
-#endif
+void tr__mutex_lock_slow(tr__mutex_t *mu) {
+  /* a holder is usually out within a few hundred cycles: spin first */
+  for (int i = 0; i < 64; i++) {
+    tr__cpu_relax();
+    uint32_t z = 0;
+    if (atomic_load_explicit(&mu->v, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&mu->v, &z, 1,
+                                              memory_order_acquire,
+                                              memory_order_relaxed))
+      return;
+  }
+  /* 2: held and perhaps waited for, so the unlocker wakes somebody */
+  while (atomic_exchange_explicit(&mu->v, 2, memory_order_acquire) != 0)
+    tr__futex_wait(&mu->v, 2, -1);
 }
+
+void tr__mutex_wake(tr__mutex_t *mu) { tr__futex_wake(&mu->v, 1); }
 
 int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
                 const tr_chan_opts_t *opts, tr_chan_t **out) {
@@ -364,12 +369,7 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
       return TR_ENOMEM;
     }
   }
-  if (tr__chan_mutex_init(&ch->mu) != 0) {
-    free(ch->ring);
-    free(ch->bring);
-    free(ch);
-    return TR_ENOMEM;
-  }
+  tr__mutex_init(&ch->mu);
   *out = ch;
   return 0;
 }
@@ -414,7 +414,6 @@ static void chan_destroy(tr_chan_t *ch) {
       lists[i] = n->next;
       free(n);
     }
-  pthread_mutex_destroy(&ch->mu);
   free(ch);
 }
 
@@ -425,7 +424,7 @@ void tr__chan_unref(tr_chan_t *ch) {
 
 int tr_chan_sender_clone(tr_chan_t *ch) {
   if (!ch) return TR_EINVAL;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   int rc = 0;
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     rc = TR_ECLOSED;
@@ -433,7 +432,7 @@ int tr_chan_sender_clone(tr_chan_t *ch) {
     ch->senders++;
     tr__chan_ref(ch);
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   return rc;
 }
 
@@ -441,10 +440,10 @@ void tr_chan_sender_drop(tr_chan_t *ch) {
   if (!ch) return;
   tr__defer_t d;
   tr__defer_init(&d);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->senders && --ch->senders == 0)
     tr__chan_close_locked(ch, TR_CHAN_CLOSED_SENDERS, &d);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
 }
@@ -454,10 +453,10 @@ int tr_chan_close(tr_chan_t *ch) {
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) rc = TR_ECLOSED;
   else tr__chan_close_locked(ch, TR_CHAN_CLOSED_EXPLICIT, &d);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   return rc;
 }
@@ -466,14 +465,14 @@ void tr_chan_free(tr_chan_t *ch) {
   if (!ch) return;
   tr__defer_t d;
   tr__defer_init(&d);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   ch->owner_gone = 1;
   if ((ch->kind == TR_CHAN_MPSC || ch->kind == TR_CHAN_ONESHOT) &&
       ch->rx_kind == TR__RX_NONE) {
     tr__chan_close_locked(ch, TR_CHAN_CLOSED_RECEIVER, &d);
     tr__mpsc_drain_dead(ch, TR_ECLOSED, &d); /* closed earlier: still dead */
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
 }
@@ -483,7 +482,7 @@ int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
     tr__chan_send_closed(ch, who.id, index, &d, 0);
   } else {
@@ -497,7 +496,7 @@ int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
       ch->on_close = n;
     }
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   return rc;
 }
@@ -508,20 +507,20 @@ int tr_chan_closed_wait(tr_chan_t *ch, int timeout_ms) {
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
   for (;;) {
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     tr__waiter_del(&ch->recv_waiters, &node);
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       return 0;
     }
     atomic_store_explicit(&word, 0, memory_order_relaxed);
     tr__waiter_add(&ch->recv_waiters, &node);
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     if (tr__wait_word(&word, dl) == TR_ETIMEDOUT) {
-      pthread_mutex_lock(&ch->mu);
+      tr__mutex_lock(&ch->mu);
       tr__waiter_del(&ch->recv_waiters, &node);
       int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       return closed ? 0 : TR_ETIMEDOUT;
     }
   }
@@ -572,7 +571,7 @@ int tr_chan_send_timeout(tr_chan_t *ch, void *msg, int timeout_ms) {
 
 int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
   if (!ch || !out) return TR_EINVAL;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   memset(out, 0, sizeof(*out));
   out->kind = ch->kind;
   out->closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
@@ -594,6 +593,6 @@ int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
   } else {
     out->len = ch->len + ch->inflight;
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   return 0;
 }

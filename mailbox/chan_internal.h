@@ -17,6 +17,34 @@
 
 #include <troupe/channel.h>
 
+/* The lock of a channel and of a select set: a mutex on a futex word (0
+ * free, 1 held, 2 held and perhaps waited for). Taking it uncontended is
+ * one compare-and-swap and releasing it one exchange, both inline; the
+ * pthread mutex it replaced cost a tenth of a select benchmark in calls.
+ * Contended, it spins briefly, then sleeps on the word. */
+typedef struct tr__mutex {
+  _Atomic uint32_t v;
+} tr__mutex_t;
+
+void tr__mutex_lock_slow(tr__mutex_t *mu);
+void tr__mutex_wake(tr__mutex_t *mu);
+
+static inline void tr__mutex_init(tr__mutex_t *mu) { atomic_init(&mu->v, 0); }
+
+static inline void tr__mutex_lock(tr__mutex_t *mu) {
+  uint32_t z = 0;
+  if (tr__likely(atomic_compare_exchange_strong_explicit(
+          &mu->v, &z, 1, memory_order_acquire, memory_order_relaxed)))
+    return;
+  tr__mutex_lock_slow(mu);
+}
+
+static inline void tr__mutex_unlock(tr__mutex_t *mu) {
+  if (tr__unlikely(atomic_exchange_explicit(&mu->v, 0, memory_order_release) ==
+                   2))
+    tr__mutex_wake(mu);
+}
+
 /* One queued value and where to return it if it dies (0: nowhere). */
 typedef struct tr__chan_ent {
   tr_msg_t *m;
@@ -158,7 +186,7 @@ struct tr_chan_sub {
 struct tr_chan {
   tr_runtime_t *rt;
   tr_chan_kind_t kind;
-  pthread_mutex_t mu;
+  tr__mutex_t mu;
   _Atomic uint64_t refs;
   uint64_t senders;
   _Atomic int closed;          /* tr_chan_close_reason_t */
@@ -202,7 +230,6 @@ struct tr_chan {
 };
 
 /* chan_core.c */
-int tr__chan_mutex_init(pthread_mutex_t *mu);
 void tr__chan_ref(tr_chan_t *ch);
 void tr__chan_unref(tr_chan_t *ch);
 int tr__chan_deliver(tr_chan_t *ch, uint64_t to, tr_msg_t *m);

@@ -200,7 +200,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
   tr__waiter_t node = {.word = &word};
   uint64_t dl = 0;
   int have_dl = 0, rc;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   for (;;) {
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed) ||
         ch->oneshot_used) {
@@ -234,9 +234,9 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
         }
         atomic_store_explicit(&word, 0, memory_order_relaxed);
         tr__waiter_add(&ch->send_waiters, &node);
-        pthread_mutex_unlock(&ch->mu);
+        tr__mutex_unlock(&ch->mu);
         int w = tr__wait_word(&word, dl);
-        pthread_mutex_lock(&ch->mu);
+        tr__mutex_lock(&ch->mu);
         tr__waiter_del(&ch->send_waiters, &node);
         if (w == TR_ETIMEDOUT) {
           rc = TR_ETIMEDOUT;
@@ -269,13 +269,13 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
   }
   if (tr__defer_empty(&d)) {
     /* nothing deferred: the common send touches no reference count */
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     return rc;
   }
   /* the channel may only be held by the value's receiver now: keep it
    * alive until the deferred work is done */
   tr__chan_ref(ch);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
   return rc;
@@ -329,7 +329,7 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
       tr__defer_t d;
       tr__defer_init(&d);
       tr__chan_ent_t e;
-      pthread_mutex_lock(&ch->mu);
+      tr__mutex_lock(&ch->mu);
       if (listed[i]) tr__waiter_del(&ch->recv_waiters, &nodes[i]);
       listed[i] = 0;
       if (ch->rx_kind != TR__RX_NONE) {
@@ -344,7 +344,7 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
         tr__waiter_add(&ch->recv_waiters, &nodes[i]);
         listed[i] = 1;
       }
-      pthread_mutex_unlock(&ch->mu);
+      tr__mutex_unlock(&ch->mu);
       tr__defer_run(ch, &d);
     }
     if (rc == 1 && nclosed == n) rc = TR_ECLOSED;
@@ -353,9 +353,9 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
     /* leave every list joined before returning or looking again */
     for (size_t i = 0; i < n; i++) {
       if (!listed[i]) continue;
-      pthread_mutex_lock(&chans[i]->mu);
+      tr__mutex_lock(&chans[i]->mu);
       tr__waiter_del(&chans[i]->recv_waiters, &nodes[i]);
-      pthread_mutex_unlock(&chans[i]->mu);
+      tr__mutex_unlock(&chans[i]->mu);
       listed[i] = 0;
     }
     if (rc != 1) break;
@@ -374,7 +374,7 @@ int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = 0;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->rx_kind != TR__RX_NONE) {
     rc = TR_EBUSY;
   } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
@@ -389,7 +389,7 @@ int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
     ch->inflight = 0;
     tr__mpsc_pump(ch, &d);
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   return rc;
 }
@@ -398,7 +398,7 @@ int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
   tr__defer_t d;
   tr__defer_init(&d);
   int rc = TR_ENOENT;
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && ch->rx_ref == who.id) {
     ch->rx_kind = TR__RX_NONE;
     ch->inflight = 0; /* what is in flight is the actor's now */
@@ -410,7 +410,7 @@ int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who) {
     rc = 0;
   }
   tr__chan_ref(ch);
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
   return rc;
@@ -435,13 +435,13 @@ void tr_chan_ack(tr_chan_t *ch, unsigned n) {
   if (!ch || !n) return;
   tr__defer_t d;
   tr__defer_init(&d);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && !(ch->rx_flags & TR_SUB_ENVELOPE)) {
     ch->inflight = ch->inflight > n ? ch->inflight - n : 0;
     tr__mpsc_space(ch, &d);
     tr__mpsc_pump(ch, &d);
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
 }
 
@@ -450,13 +450,13 @@ void tr__item_done_chan(tr_chan_item_t *it) {
   tr_chan_t *ch = it->chan;
   tr__defer_t d;
   tr__defer_init(&d);
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->rx_kind == TR__RX_ACTOR && ch->inflight) {
     ch->inflight--;
     tr__mpsc_space(ch, &d);
     tr__mpsc_pump(ch, &d);
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d);
   tr__chan_unref(ch);
 }

@@ -31,7 +31,7 @@
 
 struct tr_chan_select {
   tr_runtime_t *rt;
-  pthread_mutex_t mu;
+  tr__mutex_t mu;
   _Atomic uint64_t refs;
   uint64_t who;
   unsigned window;
@@ -74,7 +74,6 @@ int tr__set_wants_pump(tr_chan_select_t *set) {
 void tr__set_unref(tr_chan_select_t *set) {
   if (atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) != 1)
     return;
-  pthread_mutex_destroy(&set->mu);
   if (set->lent) { /* lent, never kept: owes nothing */
     set->lent->chan = NULL;
     set->lent->value = NULL;
@@ -119,7 +118,7 @@ static void timer_init_cv(void) {
 
 static void set_fire_timeout(tr_chan_select_t *set) {
   tr_chan_item_t *it = NULL;
-  pthread_mutex_lock(&set->mu);
+  tr__mutex_lock(&set->mu);
   if (!set->freed && !set->dead &&
       !atomic_load_explicit(&set->timeout_sent, memory_order_relaxed)) {
     it = tr_msg_new(&tr_chan_item_t__type);
@@ -131,7 +130,7 @@ static void set_fire_timeout(tr_chan_select_t *set) {
         tr_msg_free(it);
     }
   }
-  pthread_mutex_unlock(&set->mu);
+  tr__mutex_unlock(&set->mu);
 }
 
 static void *timer_main(void *arg) {
@@ -226,10 +225,7 @@ int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
   if (!rt || tr_ref_is_null(who)) return TR_EINVAL;
   tr_chan_select_t *set = calloc(1, sizeof(*set));
   if (!set) return TR_ENOMEM;
-  if (tr__chan_mutex_init(&set->mu) != 0) {
-    free(set);
-    return TR_ENOMEM;
-  }
+  tr__mutex_init(&set->mu);
   set->rt = rt;
   set->who = who.id;
   set->window = window ? window : 64;
@@ -238,7 +234,6 @@ int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
   atomic_init(&set->last_ns, tr__now_ns());
   tr__set_tick_t *tk = tr_msg_new(&tr__set_tick_type);
   if (!tk) {
-    pthread_mutex_destroy(&set->mu);
     free(set);
     return TR_ENOMEM;
   }
@@ -258,7 +253,7 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
   if (ch->kind != TR_CHAN_MPSC && ch->kind != TR_CHAN_ONESHOT)
     return TR_EINVAL;
   int rc = 0;
-  pthread_mutex_lock(&set->mu);
+  tr__mutex_lock(&set->mu);
   if (set->n == set->capn) {
     size_t nc = set->capn ? set->capn * 2 : 8;
     tr_chan_t **c = realloc(set->chans, nc * sizeof(*c));
@@ -268,16 +263,16 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     uint32_t *cl = realloc(set->closing, nc * sizeof(*cl));
     if (cl) set->closing = cl;
     if (!c || !cs || !cl) {
-      pthread_mutex_unlock(&set->mu);
+      tr__mutex_unlock(&set->mu);
       return TR_ENOMEM;
     }
     set->capn = nc;
   }
   if (set->dead || set->freed) {
-    pthread_mutex_unlock(&set->mu);
+    tr__mutex_unlock(&set->mu);
     return set->dead ? TR_ENOACTOR : TR_EINVAL;
   }
-  pthread_mutex_lock(&ch->mu);
+  tr__mutex_lock(&ch->mu);
   if (ch->rx_kind != TR__RX_NONE) {
     rc = TR_EBUSY;
   } else {
@@ -286,7 +281,7 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     ch->rx_index = (unsigned)set->n;
     tr__chan_ref(ch);
   }
-  pthread_mutex_unlock(&ch->mu);
+  tr__mutex_unlock(&ch->mu);
   if (rc == 0) {
     if (index) *index = (unsigned)set->n;
     set->chans[set->n] = ch;
@@ -295,7 +290,7 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     set->nrefd = set->n;
     tr__set_mark(set, (unsigned)set->n - 1); /* it may hold values */
   }
-  pthread_mutex_unlock(&set->mu);
+  tr__mutex_unlock(&set->mu);
   if (rc == 0) tr__set_pump(set);
   return rc;
 }
@@ -303,13 +298,13 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
 void tr_chan_select_free(tr_chan_select_t *set) {
   if (!set) return;
   if (set->timeout_ms) timer_del(set);
-  pthread_mutex_lock(&set->mu);
+  tr__mutex_lock(&set->mu);
   set->freed = 1;
   for (size_t i = 0; i < set->n; i++) {
     tr_chan_t *ch = set->chans[i];
     tr__defer_t d;
     tr__defer_init(&d);
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     if (ch->rx_kind == TR__RX_SET && ch->rx_set == set) {
       ch->rx_kind = TR__RX_NONE;
       ch->rx_set = NULL;
@@ -318,12 +313,12 @@ void tr_chan_select_free(tr_chan_select_t *set) {
         tr__mpsc_drain_dead(ch, TR_ECLOSED, &d);
       }
     }
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
     /* our reference goes with the set (items in flight point at ch) */
   }
   set->n = 0;
-  pthread_mutex_unlock(&set->mu);
+  tr__mutex_unlock(&set->mu);
   /* a parked token goes now; one in the actor's mailbox finds the set
    * freed when it runs */
   tr_msg_t *tick = atomic_exchange_explicit(&set->parked, NULL,
@@ -346,12 +341,12 @@ static void set_give_back(tr_chan_select_t *set, const tr__chan_ent_t *ents,
     set->carry |= ready_bit(i);
     tr__defer_t d;
     tr__defer_init(&d);
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     ch->delivered--;
     if (tr__mpsc_unpop(ch, ents[order[k]]) != 0)
       tr__chan_dead_letter(ch, ents[order[k]].m, ents[order[k]].dead_to,
                            TR_ENOMEM, 0, &d);
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
   }
 }
@@ -364,14 +359,14 @@ static void set_die(tr_chan_select_t *set) {
     tr_chan_t *c = set->chans[j];
     tr__defer_t d;
     tr__defer_init(&d);
-    pthread_mutex_lock(&c->mu);
+    tr__mutex_lock(&c->mu);
     if (c->rx_set == set) {
       c->rx_kind = TR__RX_NONE;
       c->rx_set = NULL;
       tr__chan_close_locked(c, TR_CHAN_CLOSED_RECEIVER, &d);
       tr__mpsc_drain_dead(c, TR_ECLOSED, &d);
     }
-    pthread_mutex_unlock(&c->mu);
+    tr__mutex_unlock(&c->mu);
     tr__defer_run(c, &d);
   }
 }
@@ -403,9 +398,9 @@ static void set_tick_dtor(void *msg) {
   tr_chan_select_t *set = tk->set;
   if (!set) return;
   tk->set = NULL;
-  pthread_mutex_lock(&set->mu);
+  tr__mutex_lock(&set->mu);
   if (!set->freed && !set->dead) set_die(set);
-  pthread_mutex_unlock(&set->mu);
+  tr__mutex_unlock(&set->mu);
   tr__set_unref(set);
 }
 
@@ -453,7 +448,7 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
     tr__defer_t d;
     tr__defer_init(&d);
     size_t got = 0;
-    pthread_mutex_lock(&ch->mu);
+    tr__mutex_lock(&ch->mu);
     while (got < take && tr__mpsc_pop(ch, &ents[total + got], &d)) got++;
     if (!ch->len) {
       int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
@@ -471,7 +466,7 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
       set->carry |= ready_bit(i); /* values left */
       *more = 1;
     }
-    pthread_mutex_unlock(&ch->mu);
+    tr__mutex_unlock(&ch->mu);
     tr__defer_run(ch, &d);
     if (got) {
       grp[ngroups].first = (uint32_t)total;
@@ -505,9 +500,9 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     if (room > set->window) room = set->window;
     if (room > TR__SET_BATCH) room = TR__SET_BATCH;
     size_t nclosing, got;
-    pthread_mutex_lock(&set->mu);
+    tr__mutex_lock(&set->mu);
     if (set->freed || set->dead || !set->n) {
-      pthread_mutex_unlock(&set->mu);
+      tr__mutex_unlock(&set->mu);
       *used = k;
       tick_end_quietly(set, m);
       return rc;
@@ -531,7 +526,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       tr__chan_send_closed(ch, set->who, set->closing[c], &d2, 1);
       tr__defer_run(ch, &d2);
     }
-    pthread_mutex_unlock(&set->mu);
+    tr__mutex_unlock(&set->mu);
     size_t done = 0;
     for (; done < got; done++) {
       tr__chan_ent_t *e = &ents[order[done]];
@@ -570,12 +565,12 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     ctx->cur_owned = 0;
     if (done < got) {
       /* stopped early: what was taken and not handled goes back */
-      pthread_mutex_lock(&set->mu);
+      tr__mutex_lock(&set->mu);
       if (!set->freed && !set->dead)
         set_give_back(set, ents, chan_of, order, done, got);
       else
         for (size_t j = done; j < got; j++) tr_msg_free(ents[order[j]].m);
-      pthread_mutex_unlock(&set->mu);
+      tr__mutex_unlock(&set->mu);
       more = 1;
       stop = 1;
     }
@@ -598,9 +593,9 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
   int ready = atomic_load_explicit(&set->ready, memory_order_seq_cst) != 0;
   /* tr_chan_select_free marks the set freed under the lock and then takes
    * the parked token: if it looked before we parked, we see the mark */
-  pthread_mutex_lock(&set->mu);
+  tr__mutex_lock(&set->mu);
   int freed = set->freed;
-  pthread_mutex_unlock(&set->mu);
+  tr__mutex_unlock(&set->mu);
   if (ready || freed) {
     tr_msg_t *back =
         atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
