@@ -252,10 +252,13 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
     if (ch->rx_kind == TR__RX_ACTOR) {
       tr__mpsc_pump(ch, &d);
-    } else if (ch->rx_kind == TR__RX_SET) {
-      /* a set with more than half its window in flight pumps itself when
-       * an item is freed; the mark (before the window is read) tells that
-       * pump where to look */
+    } else if (ch->rx_kind == TR__RX_SET && ch->len == 1) {
+      /* The channel was empty: mark it ready for the set's next pass and
+       * send back a parked token. A channel that already held values
+       * needs neither: a pass that leaves values in a channel carries it
+       * to the next pass (set->carry), and the token parks only after a
+       * pass that carried nothing, so whoever made the channel non-empty
+       * marked it, and that mark outlives this push. */
       tr__set_mark(ch->rx_set, ch->rx_index);
       if (tr__set_wants_pump(ch->rx_set)) {
         tr__set_ref(ch->rx_set);
