@@ -18,6 +18,7 @@ libtroupe_la_SOURCES += \
 	io/ask_timeout.c \
 	io/blocking.c \
 	io/file.c \
+	io/filemap.c \
 	net/tcp.c
 libtroupe_la_CFLAGS += $(URING_CFLAGS) -I$(top_srcdir)/io
 libtroupe_la_LIBADD += $(URING_LIBS)

@@ -209,6 +209,45 @@ TR_EXTERN int tr_file_write(tr_ctx_t *ctx, int fd, const void *buf,
 /* fsync(fd). Returns as tr_file_read. */
 TR_EXTERN int tr_file_fsync(tr_ctx_t *ctx, int fd, uint64_t cookie);
 
+/* ---- Memory-mapped files ---------------------------------------------------- */
+
+/* A read-only mapping of a whole regular file, for read-mostly data
+ * (static assets, lookup tables, configuration) that many actors read
+ * without copying. Reference counted: any actor or thread may hold one;
+ * the mapping goes when the last reference is dropped. Pages come in on
+ * first touch, which blocks the touching thread on a cold cache: map with
+ * TR_FILE_MAP_POPULATE, or call tr_file_map_prefetch, to read them in
+ * beforehand. The file should not shrink while mapped: touching a page
+ * past its new end raises SIGBUS (as with any mmap). */
+typedef struct tr_file_map tr_file_map_t;
+
+#define TR_FILE_MAP_POPULATE 0x1u /* read every page in while mapping */
+#define TR_FILE_PREFETCH 4        /* tr_file_done_t.op of a prefetch */
+
+/* Maps the file at path (opened read-only and closed again) or the open
+ * regular file fd (left open). *out gets a mapping with one reference.
+ * An empty file maps to data NULL, size 0. Returns 0, TR_EINVAL (NULL
+ * argument, unknown flag, not a regular file), TR_ENOMEM, or a negative
+ * errno of open/fstat/mmap (e.g. -ENOENT, -EACCES). */
+TR_EXTERN int tr_file_map(const char *path, unsigned flags,
+                          tr_file_map_t **out);
+TR_EXTERN int tr_file_map_fd(int fd, unsigned flags, tr_file_map_t **out);
+
+/* The mapped bytes and their number (the file's size when mapped). */
+TR_EXTERN const void *tr_file_map_data(const tr_file_map_t *m);
+TR_EXTERN size_t tr_file_map_size(const tr_file_map_t *m);
+
+/* Takes one more reference (returns m) / drops one (NULL: no-op). */
+TR_EXTERN tr_file_map_t *tr_file_map_ref(tr_file_map_t *m);
+TR_EXTERN void tr_file_map_unref(tr_file_map_t *m);
+
+/* Reads every page of m into memory on the blocking pool, holding a
+ * reference meanwhile, then sends the calling actor a tr_file_done_t with
+ * op TR_FILE_PREFETCH, fd -1 and result the bytes made resident (or a
+ * negative code). Returns 0, TR_EINVAL, TR_ENOMEM, TR_EAGAIN. */
+TR_EXTERN int tr_file_map_prefetch(tr_ctx_t *ctx, tr_file_map_t *m,
+                                   uint64_t cookie);
+
 TR_END_DECLS
 
 #endif
