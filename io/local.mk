@@ -19,7 +19,8 @@ libtroupe_la_SOURCES += \
 	io/blocking.c \
 	io/file.c \
 	io/filemap.c \
-	net/tcp.c
+	net/tcp.c \
+	net/resolve.c
 libtroupe_la_CFLAGS += $(URING_CFLAGS) -I$(top_srcdir)/io
 libtroupe_la_LIBADD += $(URING_LIBS)
 
@@ -27,7 +28,7 @@ libtroupe_la_LIBADD += $(URING_LIBS)
 # backend is unavailable).
 io_contract_tests = tests/check_io_uring tests/check_io_epoll tests/check_io_poll
 io_tests = $(io_contract_tests) tests/check_timer_wheel tests/check_timer \
-	tests/check_blocking tests/check_file tests/check_tcp
+	tests/check_blocking tests/check_file tests/check_tcp tests/check_resolve
 
 runtime_tests += $(io_tests)
 check_PROGRAMS += examples/echo_server
@@ -58,6 +59,9 @@ tests_check_file_LDADD = $(TEST_LIBS)
 tests_check_tcp_SOURCES = tests/check_tcp.c tests/testutil.h
 tests_check_tcp_CFLAGS = $(TEST_CFLAGS)
 tests_check_tcp_LDADD = $(TEST_LIBS)
+tests_check_resolve_SOURCES = tests/check_resolve.c tests/testutil.h
+tests_check_resolve_CFLAGS = $(TEST_CFLAGS)
+tests_check_resolve_LDADD = $(TEST_LIBS)
 
 examples_echo_server_SOURCES = examples/echo_server.c
 examples_echo_server_LDADD = libtroupe.la $(PTHREAD_LIBS)

@@ -13,8 +13,8 @@
  * least tr_tcp_data_t and tr_tcp_closed_t; the others are counted as
  * dead letters if unhandled. See doc/reactor.md.
  *
- * Addresses are numeric IPv4 or IPv6 strings (name resolution is the DNS
- * actor's job). Functions taking a tr_ctx_t * are for the owning actor,
+ * Addresses are numeric IPv4 or IPv6 strings; tr_resolve turns a host
+ * name into them (the system resolver, run on the blocking pool). Functions taking a tr_ctx_t * are for the owning actor,
  * inside its handlers or init. Errors from the network are negative errno
  * values (-ECONNREFUSED, -ECONNRESET, -EPIPE, ...), as TR_E* codes are.
  */
@@ -55,6 +55,34 @@ TR_IO_MESSAGE(tr_tcp_writable_t, tr_tcp_id_t conn; size_t queued;)
 TR_IO_MESSAGE(tr_tcp_connected_t, tr_tcp_id_t conn; int status;
               uint64_t cookie;)
 
+/* ---- Name resolution --------------------------------------------------------- */
+
+#define TR_RESOLVE_MAX 8 /* addresses a tr_resolved_t carries at most */
+
+/* One resolved address, numeric, ready for tr_tcp_connect. */
+typedef struct tr_addr {
+  int family;     /* AF_INET or AF_INET6 */
+  char host[46];  /* "192.0.2.1", "2001:db8::1" (INET6_ADDRSTRLEN) */
+} tr_addr_t;
+
+/* The answer of tr_resolve: status 0 and naddrs (1..TR_RESOLVE_MAX)
+ * distinct addresses in the resolver's order of preference, or status
+ * TR_ENOENT (no such host, or no address of the family asked for),
+ * TR_EAGAIN (temporary failure: try again later), TR_ENOMEM or TR_EIO
+ * (any other resolver failure) and naddrs 0. */
+TR_IO_MESSAGE(tr_resolved_t, int status; unsigned naddrs; uint64_t cookie;
+              tr_addr_t addrs[TR_RESOLVE_MAX];)
+
+/* Resolves host (a name, or a numeric address, which is returned as it
+ * is) for TCP with the system resolver (getaddrinfo: /etc/hosts, DNS, as
+ * the system is configured), on the blocking pool since it blocks; the
+ * calling actor gets a tr_resolved_t. family: AF_UNSPEC (both), AF_INET
+ * or AF_INET6. Returns 0, TR_EINVAL (NULL or empty host, host longer
+ * than 253 bytes, unknown family), TR_ENOMEM, TR_EAGAIN (pool queue
+ * full). */
+TR_EXTERN int tr_resolve(tr_ctx_t *ctx, const char *host, int family,
+                         uint64_t cookie);
+
 /* What a connection actor's init receives as arg when spawned by a
  * listener. Call tr_tcp_adopt from init to take the socket; if init does
  * not, the listener closes it after spawn returns. */
@@ -93,7 +121,8 @@ TR_EXTERN int tr_tcp_adopt(tr_ctx_t *ctx, tr_tcp_accepted_t *acc,
  * connection and gets a tr_tcp_connected_t (with cookie) when it is
  * established, refused, or timeout_ms (0: no limit) has passed. Writes
  * made before that are queued. Returns 0 and *conn, TR_EINVAL (not a
- * numeric address), or an immediate socket error (then no message). */
+ * numeric address: resolve names with tr_resolve first), or an immediate
+ * socket error (then no message). */
 TR_EXTERN int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
                              uint64_t timeout_ms, uint64_t cookie,
                              tr_tcp_id_t *conn);
