@@ -90,13 +90,8 @@ static int has(const tr_resolved_t *m, const char *host, int family) {
 }
 
 START_TEST(test_resolve) {
-  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  ck_assert_int_eq(listen(l, 8), 0);
-  socklen_t len = sizeof(sa);
-  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+  struct sockaddr_in sa;
+  int l = tu_listen_loopback(8, &sa);
   listen_port = ntohs(sa.sin_port);
 
   tr_runtime_t *rt = tu_runtime(2, 0, 1);

@@ -117,13 +117,8 @@ START_TEST(test_connect_refused) {
 END_TEST
 
 START_TEST(test_connect_ok) {
-  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  ck_assert_int_eq(listen(l, 8), 0);
-  socklen_t len = sizeof(sa);
-  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+  struct sockaddr_in sa;
+  int l = tu_listen_loopback(8, &sa);
   dial(ntohs(sa.sin_port), 2000);
   ck_assert_int_eq(atomic_load(&conn_status), 0);
   ck_assert_int_eq(close(l), 0);
@@ -133,13 +128,8 @@ END_TEST
 START_TEST(test_connect_timeout) {
   /* a listener whose accept queue is full drops further SYNs, so a
    * connect to it hangs until our timeout */
-  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  ck_assert_int_eq(listen(l, 0), 0);
-  socklen_t len = sizeof(sa);
-  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+  struct sockaddr_in sa;
+  int l = tu_listen_loopback(0, &sa);
   int fill[4];
   for (int i = 0; i < 4; i++) {
     fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -2,7 +2,7 @@
 /*
  * Helpers shared by the runtime test programs: a monotonic clock, process
  * CPU time, a bounded wait on an atomic counter, a runtime fixture with N
- * workers, the stress scale, and the Check runner. Header-only: every test
+ * workers, a loopback listener, the stress scale, and the Check runner. Header-only: every test
  * file is its own program and includes this once.
  */
 #ifndef TROUPE_TESTUTIL_H
@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <troupe.h>
 
@@ -76,6 +80,21 @@ static inline tr_runtime_t *tu_runtime(unsigned workers, unsigned budget,
   if (start)
     ck_assert_int_eq(tr_runtime_start(rt), 0);
   return rt;
+}
+
+/* A TCP socket listening on 127.0.0.1 at a free port; *sa gets the
+ * address. Fails the test on error. */
+static inline int tu_listen_loopback(int backlog, struct sockaddr_in *sa) {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(l, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+  ck_assert_int_eq(listen(l, backlog), 0);
+  socklen_t len = sizeof(a);
+  ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+  *sa = a;
+  return l;
 }
 
 /* Waits for quiescence (bounded), shuts down, frees. */
