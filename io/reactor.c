@@ -462,6 +462,11 @@ static void hook_wait(void *arg, int timeout_ms) {
                                     : tr__io_now(io) + (uint64_t)timeout_ms;
     atomic_store_explicit(&io->wait_until, until, memory_order_seq_cst);
     atomic_store_explicit(&io->in_wait, 1, memory_order_seq_cst);
+    /* The timeout was computed before in_wait was set: a timer armed in
+     * between saw in_wait 0 and woke nobody, so look at the deadlines
+     * again now (arm() publishes, then reads in_wait, all seq_cst). */
+    int t = tr__timers_timeout(io);
+    if (t >= 0 && (timeout_ms < 0 || t < timeout_ms)) timeout_ms = t;
     int n = io->bk->wait(io->bks, io->ev, 256, timeout_ms);
     atomic_store_explicit(&io->in_wait, 0, memory_order_seq_cst);
     atomic_store_explicit(&io->wait_until, UINT64_MAX, memory_order_relaxed);

@@ -63,8 +63,10 @@ static tr__tshard_t *my_shard(tr__io_t *io) {
 
 /* After a change to the wheel (sh->mu held). */
 static void publish_next(tr__tshard_t *sh) {
+  /* seq_cst: arm() stores this, then reads io->in_wait; the poller stores
+   * in_wait, then reads this (hook_wait): one of them sees the other */
   atomic_store_explicit(&sh->next, tr__wheel_next(&sh->wheel),
-                        memory_order_release);
+                        memory_order_seq_cst);
 }
 
 /* sh->mu held. */
@@ -249,7 +251,7 @@ int tr__timers_timeout(tr__io_t *io) {
   uint64_t next = UINT64_MAX;
   for (unsigned s = 0; s < io->ntshards; s++) {
     uint64_t x =
-        atomic_load_explicit(&io->tshards[s].next, memory_order_acquire);
+        atomic_load_explicit(&io->tshards[s].next, memory_order_seq_cst);
     if (x < next) next = x;
   }
   if (next == UINT64_MAX) return -1;

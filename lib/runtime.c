@@ -514,7 +514,14 @@ static void *worker_main(void *arg) {
            * waiting for this CPU run: when the workers share the cores
            * with a busy process (a load generator, a database), spinning
            * took the CPU it needed (tcp-echo with two workers: 30% more
-           * round trips); with nothing else runnable it returns at once. */
+           * round trips); with nothing else runnable it returns at once.
+           * A yielding worker may be off the CPU for a while, so it stops
+           * counting as searching first: work pushed meanwhile wakes a
+           * parked worker instead of waiting for this one. */
+          if (w->searching) {
+            w->searching = 0;
+            atomic_fetch_sub_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+          }
           sched_yield();
         }
       }

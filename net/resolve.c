@@ -52,13 +52,14 @@ static void resolve_run(void *arg) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
   int g = getaddrinfo(j->host, NULL, &hints, &res);
-  if (g == EAI_NONAME
+  if ((g == EAI_NONAME && j->family != AF_UNSPEC)
 #ifdef EAI_ADDRFAMILY
       || g == EAI_ADDRFAMILY
 #endif
   ) {
     /* AI_ADDRCONFIG hides addresses of a family no interface has (e.g.
-     * "localhost" as ::1 without IPv6 configured): ask again without it */
+     * "::1" asked as AF_INET6 without IPv6 configured): ask again without
+     * it (only then: a name that does not exist is not looked up twice) */
     hints.ai_flags = 0;
     g = getaddrinfo(j->host, NULL, &hints, &res);
   }

@@ -244,7 +244,9 @@ TR_EXTERN void tr_file_map_unref(tr_file_map_t *m);
 /* Reads every page of m into memory on the blocking pool, holding a
  * reference meanwhile, then sends the calling actor a tr_file_done_t with
  * op TR_FILE_PREFETCH, fd -1 and result the bytes made resident (or a
- * negative code). Returns 0, TR_EINVAL, TR_ENOMEM, TR_EAGAIN. */
+ * negative code). Returns 0, TR_EINVAL, TR_ENOMEM, TR_EAGAIN (pool queue
+ * full), TR_ESHUTDOWN (the pool is stopping), TR_ENOSYS (no reactor), or
+ * a negative errno if a pool thread could not be started. */
 TR_EXTERN int tr_file_map_prefetch(tr_ctx_t *ctx, tr_file_map_t *m,
                                    uint64_t cookie);
 

@@ -59,7 +59,9 @@ TR_IO_MESSAGE(tr_tcp_connected_t, tr_tcp_id_t conn; int status;
 
 #define TR_RESOLVE_MAX 8 /* addresses a tr_resolved_t carries at most */
 
-/* One resolved address, numeric, ready for tr_tcp_connect. */
+/* One resolved address, numeric, ready for tr_tcp_connect. An IPv6
+ * scope (the "%eth0" of a link-local address) is not kept: link-local
+ * addresses cannot be connected to by tr_tcp_connect. */
 typedef struct tr_addr {
   int family;     /* AF_INET or AF_INET6 */
   char host[46];  /* "192.0.2.1", "2001:db8::1" (INET6_ADDRSTRLEN) */
@@ -79,7 +81,8 @@ TR_IO_MESSAGE(tr_resolved_t, int status; unsigned naddrs; uint64_t cookie;
  * calling actor gets a tr_resolved_t. family: AF_UNSPEC (both), AF_INET
  * or AF_INET6. Returns 0, TR_EINVAL (NULL or empty host, host longer
  * than 253 bytes, unknown family), TR_ENOMEM, TR_EAGAIN (pool queue
- * full). */
+ * full), TR_ESHUTDOWN (the pool is stopping), TR_ENOSYS (no reactor), or
+ * a negative errno if a pool thread could not be started. */
 TR_EXTERN int tr_resolve(tr_ctx_t *ctx, const char *host, int family,
                          uint64_t cookie);
 
