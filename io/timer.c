@@ -158,6 +158,13 @@ static int arm(tr__io_t *io, tr__io_owner_t *own, uint64_t when, int kind,
   t->cb = cb;
   t->cb_a = a;
   t->cb_b = b;
+  if (!sh->wheel.count) {
+    /* an empty shard's clock stopped when it last fired: bring it to now,
+     * so this timer is filed against the present and the poller is not
+     * told of a stale slot that makes it poll once for nothing */
+    uint64_t now = tr__io_now(io);
+    if (now > sh->wheel.elapsed) sh->wheel.elapsed = now;
+  }
   if (when <= sh->wheel.elapsed) when = sh->wheel.elapsed + 1;
   int due = tr__wheel_insert(&sh->wheel, &t->wn, when);
   (void)due; /* when > elapsed: always filed */
