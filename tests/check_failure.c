@@ -174,6 +174,15 @@ static int expect_reason(int kind, tr_ref_t ref) {
   return r;
 }
 
+/* The "stopped" note is sent while the actor finalizes, a moment before
+ * its ref goes dead: wait for that, so that what follows meets a dead
+ * actor rather than a dying one (which answers links and monitors with
+ * its stop reason instead). */
+static void wait_dead(tr_ref_t ref) {
+  for (int i = 0; i < 5000 && tr_actor_alive(ref); i++) tu_sleep_ms(1);
+  ck_assert(!tr_actor_alive(ref));
+}
+
 static void clear_stash(void) {
   for (int i = 0; i < nstash; i++) tr_msg_free(stash[i]);
   nstash = 0;
@@ -249,6 +258,7 @@ START_TEST(test_link_to_dead_actor_fails) {
   tr_ref_t a = probe(), b = probe();
   cmd(b, OP_STOP, 0, TR_REF_NULL);
   ck_assert_int_eq(expect_reason(N_STOPPED, b), 0);
+  wait_dead(b);
   cmd(a, OP_LINK, 0, b);
   ck_assert_int_eq(expect_reason(N_REPLY, a), TR_ENOACTOR);
   clear_stash();
@@ -293,6 +303,7 @@ START_TEST(test_monitor_dead_actor_down_at_once) {
   tr_ref_t a = probe(), b = probe();
   cmd(b, OP_STOP, 0, TR_REF_NULL);
   ck_assert_int_eq(expect_reason(N_STOPPED, b), 0);
+  wait_dead(b);
   cmd(a, OP_MONITOR, 0, b);
   ck_assert_int_eq(expect_reason(N_REPLY, a), 0);
   ck_assert_int_eq(expect_reason(N_DOWN, b), TR_ENOACTOR);
