@@ -135,6 +135,13 @@ void tr__pool_fini(tr__io_t *io) {
   io->pool = NULL;
 }
 
+int tr__pool_submit_op(tr__io_t *io, void (*fn)(void *), void *arg) {
+  tr__io_pending_add(io, 1);
+  int rc = tr__pool_submit(io, fn, arg);
+  if (rc) tr__io_pending_add(io, -1);
+  return rc;
+}
+
 void tr__io_done_push(tr__io_t *io, uint64_t to, tr_msg_t *m) {
   tr__done_t *d = malloc(sizeof(*d));
   pthread_mutex_lock(&io->done_mu);
@@ -210,10 +217,8 @@ int tr_blocking_run(tr_ctx_t *ctx, tr_blocking_fn fn, void *arg,
   m->arg = arg;
   m->cookie = cookie;
   uint64_t id = m->job;
-  tr__io_pending_add(io, 1);
-  int rc = tr__pool_submit(io, ujob_run, u);
+  int rc = tr__pool_submit_op(io, ujob_run, u);
   if (rc) {
-    tr__io_pending_add(io, -1);
     tr_msg_free(m);
     free(u);
     return rc;

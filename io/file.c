@@ -147,8 +147,8 @@ static int start(tr_ctx_t *ctx, int kind, int fd, void *buf, size_t len,
   f->op.off = off;
   f->to = tr__self_ref(ctx->a).id;
   f->msg = &m->hdr;
-  tr__io_pending_add(io, 1);
   if (io->bk->submit) {
+    tr__io_pending_add(io, 1);
     pthread_mutex_lock(&io->reg_mu);
     if (io->fop_tail) io->fop_tail->next = f;
     else io->fop_head = f;
@@ -157,9 +157,8 @@ static int start(tr_ctx_t *ctx, int kind, int fd, void *buf, size_t len,
     tr__io_wake(io);
     return 0;
   }
-  int rc = tr__pool_submit(io, fop_run, f);
+  int rc = tr__pool_submit_op(io, fop_run, f);
   if (rc) {
-    tr__io_pending_add(io, -1);
     tr_msg_free(m); /* frees buf through the destructor */
     free(f);
   }

@@ -136,10 +136,8 @@ int tr_file_map_prefetch(tr_ctx_t *ctx, tr_file_map_t *m, uint64_t cookie) {
   p->map = tr_file_map_ref(m);
   p->to = tr__self_ref(ctx->a).id;
   p->msg = msg;
-  tr__io_pending_add(io, 1);
-  int rc = tr__pool_submit(io, prefetch_run, p);
+  int rc = tr__pool_submit_op(io, prefetch_run, p);
   if (rc) {
-    tr__io_pending_add(io, -1);
     tr_file_map_unref(m);
     tr_msg_free(msg);
     free(p);

@@ -243,6 +243,10 @@ void tr__asks_owner_stop(tr__io_owner_t *own);
 
 /* blocking.c */
 int tr__pool_submit(tr__io_t *io, void (*fn)(void *), void *arg);
+/* tr__pool_submit for an operation whose result the runtime waits for:
+ * counted in npending until tr__io_done_push delivers it. On failure
+ * nothing stays counted and arg is still the caller's. */
+int tr__pool_submit_op(tr__io_t *io, void (*fn)(void *), void *arg);
 void tr__pool_fini(tr__io_t *io);
 /* Queues a finished result for delivery by the reactor (any thread). */
 void tr__io_done_push(tr__io_t *io, uint64_t to, tr_msg_t *m);

@@ -113,10 +113,8 @@ int tr_resolve(tr_ctx_t *ctx, const char *host, int family, uint64_t cookie) {
   j->family = family;
   j->msg = m;
   memcpy(j->host, host, n + 1);
-  tr__io_pending_add(io, 1);
-  int rc = tr__pool_submit(io, resolve_run, j);
+  int rc = tr__pool_submit_op(io, resolve_run, j);
   if (rc) {
-    tr__io_pending_add(io, -1);
     tr_msg_free(m);
     free(j);
   }
