@@ -26,13 +26,15 @@ tests_check_chan_mpsc_LDADD = $(TEST_LIBS)
 tests_check_chan_oneshot_SOURCES = tests/check_chan_oneshot.c tests/testutil.h
 tests_check_chan_oneshot_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_oneshot_LDADD = $(TEST_LIBS)
-tests_check_chan_broadcast_SOURCES = tests/check_chan_broadcast.c tests/testutil.h
+tests_check_chan_broadcast_SOURCES = tests/check_chan_broadcast.c tests/testutil.h \
+	tests/keeputil.h
 tests_check_chan_broadcast_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_broadcast_LDADD = $(TEST_LIBS)
 tests_check_chan_watch_SOURCES = tests/check_chan_watch.c tests/testutil.h
 tests_check_chan_watch_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_watch_LDADD = $(TEST_LIBS)
-tests_check_chan_select_SOURCES = tests/check_chan_select.c tests/testutil.h
+tests_check_chan_select_SOURCES = tests/check_chan_select.c tests/testutil.h \
+	tests/keeputil.h
 tests_check_chan_select_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_select_LDADD = $(TEST_LIBS)
 

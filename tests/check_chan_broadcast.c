@@ -382,29 +382,9 @@ END_TEST
  * the views still point at them. Each kept or forwarded view must still
  * read its own value, and every value is freed exactly once, after the
  * last view of it. */
-typedef struct keep_obs {
-  _Atomic uint64_t sunk, bad, kept_ok, closed;
-} keep_obs_t;
-
 enum { KEEP_MAX = 4096 };
-
-typedef struct keeper {
-  keep_obs_t *o;
-  tr_ref_t sink;
-  tr_chan_view_t *kept[KEEP_MAX];
-  size_t nkept;
-} keeper_t;
-
-typedef struct keeper_arg {
-  keep_obs_t *o;
-  tr_ref_t sink;
-} keeper_arg_t;
-
-static int sink_init(tr_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  *(keep_obs_t **)state = arg;
-  return 0;
-}
+#define KEEP_CAP KEEP_MAX
+#include "keeputil.h"
 
 static int sink_on_view(tr_ctx_t *ctx, void *state, void *msg) {
   (void)ctx;
@@ -421,15 +401,6 @@ static const tr_behavior_t sink_beh = {.name = "bcast-sink",
                                        .state_size = sizeof(keep_obs_t *),
                                        .init = sink_init,
                                        .handlers = TR_HANDLERS(sink_handlers)};
-
-static int keeper_init(tr_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  keeper_t *k = state;
-  const keeper_arg_t *a = arg;
-  k->o = a->o;
-  k->sink = a->sink;
-  return 0;
-}
 
 static int keeper_on_view(tr_ctx_t *ctx, void *state, void *msg) {
   keeper_t *k = state;

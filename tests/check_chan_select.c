@@ -376,31 +376,11 @@ END_TEST
  * next one to a sink actor and lets the runtime free the rest: the kept
  * and forwarded ones keep their value and channel after the set moved on
  * and after the set is gone. */
-typedef struct keep_obs {
-  _Atomic uint64_t seen, sunk, bad, kept_ok, closed;
-} keep_obs_t;
-
 enum { KEEP_N = 3, KEEP_EACH = 300 };
-
-typedef struct keeper {
-  keep_obs_t *o;
-  tr_ref_t sink;
-  tr_chan_item_t *kept[KEEP_N * KEEP_EACH];
-  size_t nkept;
-} keeper_t;
-
-typedef struct keeper_arg {
-  keep_obs_t *o;
-  tr_ref_t sink;
-} keeper_arg_t;
+#define KEEP_CAP (KEEP_N * KEEP_EACH)
+#include "keeputil.h"
 
 static tr_chan_t *keep_chans[KEEP_N];
-
-static int ksink_init(tr_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  *(keep_obs_t **)state = arg;
-  return 0;
-}
 
 static int ksink_on_item(tr_ctx_t *ctx, void *state, void *msg) {
   (void)ctx;
@@ -416,17 +396,8 @@ static const tr_handler_t ksink_handlers[] = {
     {.type = TR_TYPE(tr_chan_item_t), .fn = ksink_on_item}};
 static const tr_behavior_t ksink_beh = {.name = "select-sink",
                                         .state_size = sizeof(keep_obs_t *),
-                                        .init = ksink_init,
+                                        .init = sink_init,
                                         .handlers = TR_HANDLERS(ksink_handlers)};
-
-static int keeper_init(tr_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  keeper_t *k = state;
-  const keeper_arg_t *a = arg;
-  k->o = a->o;
-  k->sink = a->sink;
-  return 0;
-}
 
 static int keeper_on_item(tr_ctx_t *ctx, void *state, void *msg) {
   keeper_t *k = state;
