@@ -212,10 +212,10 @@ void tr__defer_run(tr_chan_t *ch, tr__defer_t *d) {
     d->unref_subs = s->dnext;
     tr__sub_unref(s);
   }
-  if (d->pump_set) {
-    struct tr_chan_select *set = d->pump_set;
-    d->pump_set = NULL;
-    tr__set_pump(set);
+  if (d->unpark_set) {
+    struct tr_chan_select *set = d->unpark_set;
+    d->unpark_set = NULL;
+    tr__set_unpark(set);
     tr__set_unref(set);
   }
 }
@@ -285,9 +285,9 @@ void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
     if (ch->rx_kind == TR__RX_ACTOR) tr__mpsc_pump(ch, d);
     else if (ch->rx_kind == TR__RX_SET) {
       tr__set_mark(ch->rx_set, ch->rx_index);
-      if (!d->pump_set) {
+      if (!d->unpark_set) {
         tr__set_ref(ch->rx_set);
-        d->pump_set = ch->rx_set;
+        d->unpark_set = ch->rx_set;
       }
     }
     break;

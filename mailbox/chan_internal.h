@@ -132,7 +132,7 @@ typedef struct tr__defer {
   tr__defer_send_t *sends;      /* notifications to send, in order */
   size_t nsends, cap;
   tr__defer_send_t inl[8];
-  struct tr_chan_select *pump_set; /* a select set to pump (one ref) */
+  struct tr_chan_select *unpark_set; /* a set whose token to send back (one ref) */
   struct tr_chan_sub *unref_subs;  /* subscriptions to release */
   tr_msg_t *ticks;                 /* broadcast tokens to send (by next) */
   tr__shared_t *retire;            /* boxes past their grace period */
@@ -144,7 +144,7 @@ static inline void tr__defer_init(tr__defer_t *d) {
   d->free_head = NULL;
   d->sends = NULL;
   d->nsends = d->cap = 0;
-  d->pump_set = NULL;
+  d->unpark_set = NULL;
   d->unref_subs = NULL;
   d->ticks = NULL;
   d->retire = NULL;
@@ -152,7 +152,7 @@ static inline void tr__defer_init(tr__defer_t *d) {
 
 /* Nothing was deferred: the caller can skip tr__defer_run. */
 static inline int tr__defer_empty(const tr__defer_t *d) {
-  return !d->nsends && !d->free_head && !d->pump_set && !d->unref_subs &&
+  return !d->nsends && !d->free_head && !d->unpark_set && !d->unref_subs &&
          !d->ticks && !d->retire;
 }
 
@@ -263,10 +263,10 @@ tr_chan_item_t *tr__item_new(tr_chan_t *ch, unsigned index, tr_msg_t *v);
 void tr__item_done_chan(tr_chan_item_t *it);
 
 /* chan_select.c */
-void tr__set_pump(struct tr_chan_select *set);
+void tr__set_unpark(struct tr_chan_select *set);
 void tr__set_unref(struct tr_chan_select *set);
 void tr__set_ref(struct tr_chan_select *set);
-int tr__set_wants_pump(struct tr_chan_select *set);
+int tr__set_is_parked(struct tr_chan_select *set);
 void tr__set_mark(struct tr_chan_select *set, unsigned index);
 void tr__item_done(tr_chan_item_t *it);
 

@@ -260,9 +260,9 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
        * pass that carried nothing, so whoever made the channel non-empty
        * marked it, and that mark outlives this push. */
       tr__set_mark(ch->rx_set, ch->rx_index);
-      if (tr__set_wants_pump(ch->rx_set)) {
+      if (tr__set_is_parked(ch->rx_set)) {
         tr__set_ref(ch->rx_set);
-        d.pump_set = ch->rx_set;
+        d.unpark_set = ch->rx_set;
       }
     }
     if (ch->kind == TR_CHAN_ONESHOT)

@@ -41,10 +41,10 @@ struct tr_chan_select {
   int timeout_ms;
   tr_chan_t **chans;
   unsigned char *closed_sent;
-  uint32_t *closing;          /* scratch of the pump: closed notices */
+  uint32_t *closing;          /* scratch of a pass: closed notices */
   _Atomic uint64_t ready;     /* channels (ready_bit) that got a value or
-                                 closed since the pump looked */
-  uint64_t carry;             /* channels the pump left non-empty */
+                                 closed since a pass looked */
+  uint64_t carry;             /* channels a pass left non-empty */
   size_t n, capn;
   size_t nrefd;               /* chans[0..nrefd) hold a reference of ours
                                  until the set is destroyed: items in
@@ -67,7 +67,7 @@ void tr__set_ref(tr_chan_select_t *set) {
 
 /* A send to one of the set's channels marked it ready: does the parked
  * token need sending back? */
-int tr__set_wants_pump(tr_chan_select_t *set) {
+int tr__set_is_parked(tr_chan_select_t *set) {
   return atomic_load_explicit(&set->parked, memory_order_seq_cst) != NULL;
 }
 
@@ -291,7 +291,7 @@ int tr_chan_select_add(tr_chan_select_t *set, tr_chan_t *ch,
     tr__set_mark(set, (unsigned)set->n - 1); /* it may hold values */
   }
   tr__mutex_unlock(&set->mu);
-  if (rc == 0) tr__set_pump(set);
+  if (rc == 0) tr__set_unpark(set);
   return rc;
 }
 
@@ -385,7 +385,7 @@ static void tick_end_quietly(tr_chan_select_t *set, tr_msg_t *tick) {
 
 /* A channel of the set got a value or closed (its mark is set): sends the
  * parked token back, if it is parked. */
-void tr__set_pump(tr_chan_select_t *set) {
+void tr__set_unpark(tr_chan_select_t *set) {
   tr_msg_t *tick =
       atomic_exchange_explicit(&set->parked, NULL, memory_order_seq_cst);
   if (tick) tick_send(set, tick);
