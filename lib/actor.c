@@ -880,19 +880,16 @@ static void dead_letter(tr_runtime_t *rt, tr__actor_t *a, tr_msg_t *m,
 static inline void take_inbox(tr__actor_t *a) {
   tr_msg_t *tail;
   uint64_t n;
-  tr_msg_t *m = tr__inbox_take(&a->inbox, &tail, &n);
+  uint32_t tflags;
+  tr_msg_t *m = tr__inbox_take(&a->inbox, &tail, &n, &tflags);
   if (!m) return;
-  if (tr__likely(!a->nmbox)) {
+  if (tr__likely(!a->nmbox && !(tflags & TR_MSG_SYSTEM))) {
     /* fast path: no system message in the batch */
-    for (tr_msg_t *p = m; p; p = p->next) {
-      if (tr__unlikely(p->type->flags & TR_MSG_SYSTEM)) goto sort;
-    }
     if (a->data_tail) a->data_tail->next = m;
     else a->data_head = m;
     a->data_tail = tail;
     goto count;
   }
-sort:;
   const tr_behavior_t *sb = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   while (m) {
     tr_msg_t *nx = m->next;

@@ -85,7 +85,8 @@ int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg) {
 static void pull(struct tr_handle *h) {
   tr_msg_t *tail;
   uint64_t n;
-  tr_msg_t *m = tr__inbox_take(&h->a->inbox, &tail, &n);
+  uint32_t tflags;
+  tr_msg_t *m = tr__inbox_take(&h->a->inbox, &tail, &n, &tflags);
   if (!m) return;
   if (h->tail) h->tail->next = m;
   else h->head = m;

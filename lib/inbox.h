@@ -55,24 +55,30 @@ static inline int tr__inbox_push_chain(tr__inbox_t *ib, tr_msg_t *newest,
   }
 }
 
-/* Takes every pending message, oldest first; *n receives the count.
- * Returns NULL when there is none. Owner only, never on a closed inbox. */
+/* Takes every pending message, oldest first; *n receives the count and
+ * *tflags the union of their types' flags (the walk that restores order
+ * is the one pass over a long chain of cold messages: whatever the owner
+ * needs to know of all of them is gathered there). Returns NULL when
+ * there is none. Owner only, never on a closed inbox. */
 static inline tr_msg_t *tr__inbox_take(tr__inbox_t *ib, tr_msg_t **tail,
-                                       uint64_t *n) {
+                                       uint64_t *n, uint32_t *tflags) {
   tr_msg_t *h = atomic_load_explicit(ib, memory_order_relaxed);
   if (!TR__INBOX_IS_MSG(h)) return NULL;
   h = atomic_exchange_explicit(ib, NULL, memory_order_acquire);
   tr_msg_t *prev = NULL;
   uint64_t k = 0;
+  uint32_t f = 0;
   *tail = h;
   while (h) {
     tr_msg_t *nx = h->next;
+    f |= h->type->flags;
     h->next = prev;
     prev = h;
     h = nx;
     k++;
   }
   *n = k;
+  *tflags = f;
   return prev;
 }
 
