@@ -169,7 +169,19 @@ static inline void *bench_wait_done(tr_handle_t *h, uint64_t timeout_s) {
 }
 
 /* Shuts the runtime down and frees it and the handle. */
+/* With BENCH_STATS set in the environment, the workers' counters go to
+ * stderr at the end (how often they ran actors, stole and parked). */
 static inline void bench_runtime_end(tr_runtime_t *rt, tr_handle_t *h) {
+  if (getenv("BENCH_STATS")) {
+    tr_runtime_stats_t st;
+    BENCH_CHECK(tr_runtime_stats(rt, &st));
+    for (unsigned i = 0; i < st.workers && i < TR_STATS_MAX_WORKERS; i++)
+      fprintf(stderr,
+              "worker %u: runs %" PRIu64 " handled %" PRIu64 " steals %" PRIu64
+              " parks %" PRIu64 " injected %" PRIu64 "\n",
+              i, st.worker[i].runs, st.worker[i].handled, st.worker[i].steals,
+              st.worker[i].parks, st.worker[i].injected);
+  }
   BENCH_CHECK(tr_runtime_shutdown(rt, -1));
   tr_handle_free(h);
   tr_runtime_free(rt);

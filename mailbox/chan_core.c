@@ -259,6 +259,7 @@ void tr__chan_send_closed(tr_chan_t *ch, uint64_t to, unsigned index,
 void tr__chan_close_locked(tr_chan_t *ch, int reason, tr__defer_t *d) {
   if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) return;
   atomic_store_explicit(&ch->closed, reason, memory_order_seq_cst);
+  tr__mpsc_closing(ch);
   tr__waiters_wake(ch->recv_waiters);
   tr__waiters_wake(ch->send_waiters);
   while (ch->writable) {
@@ -362,12 +363,10 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
   case TR_CHAN_WATCH:
     break;
   }
-  if (ch->rcap) {
-    ch->ring = malloc(ch->rcap * sizeof(*ch->ring));
-    if (!ch->ring) {
-      free(ch);
-      return TR_ENOMEM;
-    }
+  if (tr__mpsc_ring_new(ch) != 0) {
+    free(ch->bring);
+    free(ch);
+    return TR_ENOMEM;
   }
   tr__mutex_init(&ch->mu);
   *out = ch;
@@ -399,13 +398,7 @@ void tr__chan_ref(tr_chan_t *ch) {
 
 static void chan_destroy(tr_chan_t *ch) {
   /* nobody else can see the channel now: no lock needed */
-  while (ch->len) {
-    tr__chan_ent_t e = ch->ring[ch->head];
-    ch->head = (ch->head + 1) % ch->rcap;
-    ch->len--;
-    tr_msg_free(e.m);
-  }
-  free(ch->ring);
+  tr__mpsc_ring_free(ch);
   tr__bcast_fini(ch);
   tr__notify_t *lists[2] = {ch->writable, ch->on_close};
   for (int i = 0; i < 2; i++)
@@ -538,7 +531,7 @@ int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
                     int timeout_ms) {
   tr_msg_t *m = msg;
   if (!ch || !m || !m->type) return TR_EINVAL;
-  if (!m->tag) m->sender = ctx ? tr_self(ctx).id : 0;
+  if (!m->tag) m->sender = ctx ? tr__self_ref(ctx->a).id : 0;
   tr__ctx_publish(ctx, m);
   int rc = TR_EINVAL;
   switch (ch->kind) {
@@ -575,7 +568,7 @@ int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
   memset(out, 0, sizeof(*out));
   out->kind = ch->kind;
   out->closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
-  out->sent = ch->sent;
+  out->sent = ch->kind == TR_CHAN_MPSC ? tr__mpsc_sent(ch) : ch->sent;
   out->delivered = ch->delivered +
                    atomic_load_explicit(&ch->adelivered, memory_order_relaxed);
   out->dropped = ch->dropped;
@@ -583,7 +576,7 @@ int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
   out->returned = ch->returned;
   out->lagged = ch->lagged +
                 atomic_load_explicit(&ch->alagged, memory_order_relaxed);
-  out->peak = ch->peak;
+  out->peak = tr__mpsc_peak(ch);
   out->subscribers = ch->nsubs + (ch->rx_kind != TR__RX_NONE);
   out->senders = ch->senders;
   out->version = atomic_load_explicit(&ch->version, memory_order_relaxed);
@@ -591,7 +584,7 @@ int tr_chan_stats(tr_chan_t *ch, tr_chan_stats_t *out) {
     uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
     out->len = t < ch->bcap ? t : ch->bcap;
   } else {
-    out->len = ch->len + ch->inflight;
+    out->len = tr__mpsc_len(ch) + ch->inflight;
   }
   tr__mutex_unlock(&ch->mu);
   return 0;

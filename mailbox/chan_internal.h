@@ -51,6 +51,54 @@ typedef struct tr__chan_ent {
   uint64_t dead_to;
 } tr__chan_ent_t;
 
+/* The queue of a bounded mpsc channel that fails or blocks when full
+ * (TR_OVERFLOW_FAIL, TR_OVERFLOW_BLOCK): a ring that senders push into
+ * without the channel lock, while every taking (receivers, the close)
+ * stays under it, so there is one consumer at a time.
+ *
+ * A sender reserves a position with a compare-and-swap on `tail` (the
+ * senders' cache line), waits for the slot to be empty (the receiver
+ * empties it before it moves `head` past it), stores the value, then
+ * looks at `kick`. A slot whose value is NULL at `head` is empty, or
+ * reserved and not yet filled: a reader under the lock that finds it so
+ * while tail > head knows a value is on its way. `tail` carries
+ * TR__LF_CLOSED from the close on, so no reservation follows it, and
+ * the positions reserved before it are still counted: a channel is
+ * drained only when head has caught up with tail.
+ *
+ * `kick`, written only under the lock, tells a sender that after its
+ * push it must take the lock and do what the receiver side needs:
+ * TR__KICK_SET is armed by a select pass that left the channel empty
+ * (the next value must mark the set and may bring its token back; the
+ * first sender that sees it under the lock clears it); TR__KICK_HOLD
+ * stays while a thread waits to receive, an actor subscriber is paced
+ * through the channel, or the channel is closed, and sends it holds go
+ * through the lock altogether. Whoever arms a bit does so with a seq_cst
+ * store and fence and then looks at the ring again; a sender fences
+ * between its push and its look at kick: one of the two sees the other.
+ *
+ * Values given back to the channel (a select pass that stopped early, a
+ * paced delivery refused) go to the stash, taken before the ring. */
+#define TR__LF_CLOSED (1ull << 63)
+enum { TR__KICK_SET = 1u, TR__KICK_HOLD = 2u };
+
+typedef struct tr__lfslot {
+  _Atomic(tr_msg_t *) m;
+  uint64_t dead_to;
+} tr__lfslot_t;
+
+typedef struct tr__lfring {
+  _Atomic uint64_t tail;       /* senders: positions reserved | CLOSED */
+  _Atomic uint64_t head_seen;  /* senders: a head read earlier (<= head) */
+  _Atomic uint64_t peak;       /* highest occupancy seen by a sender */
+  TR__ALIGNED _Atomic uint64_t head; /* receiver side, under the lock */
+  tr__chan_ent_t *stash;       /* given back, newest-given last */
+  size_t nstash, capstash;
+  TR__ALIGNED _Atomic uint32_t kick; /* read by every sender */
+  uint64_t mask;               /* slots - 1, fixed */
+  TR__ALIGNED tr__lfslot_t slot[];
+} tr__lfring_t;
+
 /* A thread waiting on a channel: the futex word it sleeps on (shared by
  * the nodes of one select call) and its place in the channel's list. */
 typedef struct tr__waiter {
@@ -196,7 +244,9 @@ struct tr_chan {
   size_t low_water;
   int send_timeout_ms;
 
-  /* mpsc / oneshot: a ring of queued values */
+  /* mpsc / oneshot: a ring of queued values, or for bounded mpsc
+   * channels that fail or block when full, the lock-free ring `lf` */
+  tr__lfring_t *lf;
   tr__chan_ent_t *ring;
   size_t rcap, head, len;
   int oneshot_used;
@@ -249,6 +299,14 @@ int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns);
 tr__worker_t *tr__chan_worker(tr_chan_t *ch);
 
 /* chan_mpsc.c */
+int tr__mpsc_ring_new(tr_chan_t *ch);
+void tr__mpsc_ring_free(tr_chan_t *ch);
+size_t tr__mpsc_len(const tr_chan_t *ch);
+uint64_t tr__mpsc_sent(const tr_chan_t *ch);
+uint64_t tr__mpsc_peak(const tr_chan_t *ch);
+void tr__mpsc_closing(tr_chan_t *ch);
+void tr__mpsc_kick_hold(tr_chan_t *ch);
+int tr__mpsc_arm_empty(tr_chan_t *ch);
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
                   int timeout_ms);
 void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);

@@ -7,10 +7,12 @@
  * paced on bounded channels by acknowledgements. A oneshot is an mpsc of
  * capacity one that closes itself after its value.
  *
- * Known shortcut: one mutex per channel rather than a lock-free queue. A
- * send is a few dozen nanoseconds uncontended; the lock is what makes the
- * overflow policies, the bound on queued + in-flight values and the exact
- * counters simple to get right.
+ * Bounded channels that fail or block when full queue their values in a
+ * lock-free ring (tr__lfring_t, described in chan_internal.h): a send
+ * takes no lock unless the receiver side asked to be told (kick), so a
+ * sender and its receiver on two cores share the ring's slots and
+ * nothing else. Unbounded, drop-oldest and oneshot channels keep a ring
+ * under the channel lock (it grows, and drop-oldest sends take from it).
  */
 #include "chan_internal.h"
 #include "park.h"
@@ -18,7 +20,193 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the ring ----------------------------------------------------------- */
+/* ---- the lock-free ring ---------------------------------------------------- */
+
+int tr__mpsc_ring_new(tr_chan_t *ch) {
+  if (ch->kind == TR_CHAN_MPSC && ch->cap &&
+      ch->overflow != TR_OVERFLOW_DROP_OLDEST) {
+    size_t n = 1;
+    while (n < ch->cap) {
+      if (n > SIZE_MAX / 2 / sizeof(tr__lfslot_t)) return TR_ENOMEM;
+      n *= 2;
+    }
+    size_t bytes = sizeof(tr__lfring_t) + n * sizeof(tr__lfslot_t);
+    void *p = NULL;
+    if (posix_memalign(&p, TR__CACHELINE, bytes) != 0) return TR_ENOMEM;
+    memset(p, 0, bytes);
+    tr__lfring_t *r = p;
+    r->mask = n - 1;
+    ch->lf = r;
+    return 0;
+  }
+  if (!ch->rcap) return 0;
+  ch->ring = malloc(ch->rcap * sizeof(*ch->ring));
+  return ch->ring ? 0 : TR_ENOMEM;
+}
+
+static inline uint64_t lf_tail(const tr__lfring_t *r) {
+  return atomic_load_explicit(&r->tail, memory_order_acquire) & ~TR__LF_CLOSED;
+}
+
+/* Values queued, reserved ones included (lock held, or no sender left). */
+size_t tr__mpsc_len(const tr_chan_t *ch) {
+  const tr__lfring_t *r = ch->lf;
+  if (!r) return ch->len;
+  return (size_t)(lf_tail(r) -
+                  atomic_load_explicit(&r->head, memory_order_relaxed)) +
+         r->nstash;
+}
+
+uint64_t tr__mpsc_sent(const tr_chan_t *ch) {
+  return ch->lf ? lf_tail(ch->lf) : ch->sent;
+}
+
+uint64_t tr__mpsc_peak(const tr_chan_t *ch) {
+  if (!ch->lf) return ch->peak;
+  uint64_t p = atomic_load_explicit(&ch->lf->peak, memory_order_relaxed);
+  return p > ch->peak ? p : ch->peak;
+}
+
+static void lf_note_peak(tr__lfring_t *r, uint64_t occ) {
+  uint64_t p = atomic_load_explicit(&r->peak, memory_order_relaxed);
+  while (occ > p && !atomic_compare_exchange_weak_explicit(
+                        &r->peak, &p, occ, memory_order_relaxed,
+                        memory_order_relaxed)) {
+  }
+}
+
+/* Pushes one value: 0, TR_EAGAIN (the ring holds cap values) or
+ * TR_ECLOSED. Any thread, with or without the lock. */
+static int lf_push(tr_chan_t *ch, tr__lfring_t *r, tr_msg_t *m,
+                   uint64_t dead_to) {
+  uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  uint64_t h;
+  for (;;) {
+    if (t & TR__LF_CLOSED) return TR_ECLOSED;
+    h = atomic_load_explicit(&r->head_seen, memory_order_relaxed);
+    /* signed: a stale t may lie behind the head another sender saw */
+    if ((int64_t)(t - h) >= (int64_t)ch->cap) {
+      h = atomic_load_explicit(&r->head, memory_order_acquire);
+      atomic_store_explicit(&r->head_seen, h, memory_order_relaxed);
+      if ((int64_t)(t - h) >= (int64_t)ch->cap) {
+        uint64_t t2 = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (t2 == t) return TR_EAGAIN;
+        t = t2;
+        continue;
+      }
+    }
+    if (atomic_compare_exchange_weak_explicit(&r->tail, &t, t + 1,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      break;
+  }
+  tr__lfslot_t *s = &r->slot[t & r->mask];
+  /* position t - slots was taken (it is behind the head we saw); the
+   * receiver's NULL may not have reached us yet */
+  while (tr__unlikely(atomic_load_explicit(&s->m, memory_order_acquire) != NULL))
+    tr__cpu_relax();
+  s->dead_to = dead_to;
+  atomic_store_explicit(&s->m, m, memory_order_release);
+  if (tr__unlikely(t + 1 - h > atomic_load_explicit(&r->peak,
+                                                    memory_order_relaxed))) {
+    /* a new peak by the head we saw: measure it against the real one */
+    h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (t + 1 > h) lf_note_peak(r, t + 1 - h);
+  }
+  return 0;
+}
+
+/* Takes the oldest value that is there (lock held). 0: none yet. */
+static int lf_pop(tr__lfring_t *r, tr__chan_ent_t *e) {
+  if (r->nstash) {
+    *e = r->stash[--r->nstash];
+    return 1;
+  }
+  uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+  tr__lfslot_t *s = &r->slot[h & r->mask];
+  tr_msg_t *m = atomic_load_explicit(&s->m, memory_order_acquire);
+  if (!m) return 0;
+  e->m = m;
+  e->dead_to = s->dead_to;
+  atomic_store_explicit(&s->m, NULL, memory_order_release);
+  atomic_store_explicit(&r->head, h + 1, memory_order_release);
+  return 1;
+}
+
+static int lf_unpop(tr__lfring_t *r, tr__chan_ent_t e) {
+  if (r->nstash == r->capstash) {
+    size_t nc = r->capstash ? r->capstash * 2 : 8;
+    tr__chan_ent_t *n = realloc(r->stash, nc * sizeof(*n));
+    if (!n) return TR_ENOMEM;
+    r->stash = n;
+    r->capstash = nc;
+  }
+  r->stash[r->nstash++] = e;
+  return 0;
+}
+
+/* Sets kick bits, then fences: the caller looks at the ring next. */
+static void lf_kick_or(tr__lfring_t *r, uint32_t bits) {
+  uint32_t k = atomic_load_explicit(&r->kick, memory_order_relaxed);
+  if ((k & bits) != bits)
+    atomic_store_explicit(&r->kick, k | bits, memory_order_seq_cst);
+  tr__fence();
+}
+
+/* The receiver side needs every send to come through the lock (a thread
+ * waits, an actor is paced, the channel closes). Lock held. */
+void tr__mpsc_kick_hold(tr_chan_t *ch) {
+  if (ch->lf) lf_kick_or(ch->lf, TR__KICK_HOLD);
+}
+
+/* A select pass found the channel empty: asks the next sender to mark
+ * the set. Returns 1 if the channel is still empty (armed), 0 if a value
+ * came or is on its way. Lock held. */
+int tr__mpsc_arm_empty(tr_chan_t *ch) {
+  if (!ch->lf) return ch->len == 0;
+  lf_kick_or(ch->lf, TR__KICK_SET);
+  return tr__mpsc_len(ch) == 0;
+}
+
+/* The channel closes (lock held): no position is reserved after this,
+ * and senders that reserved one before come through the lock. */
+void tr__mpsc_closing(tr_chan_t *ch) {
+  tr__lfring_t *r = ch->lf;
+  if (!r) return;
+  atomic_fetch_or_explicit(&r->tail, TR__LF_CLOSED, memory_order_seq_cst);
+  lf_kick_or(r, TR__KICK_HOLD);
+}
+
+/* Lock held: clears what no longer needs senders to come through. */
+static void lf_kick_settle(tr_chan_t *ch) {
+  uint32_t k = (ch->rx_kind == TR__RX_ACTOR || ch->recv_waiters ||
+                atomic_load_explicit(&ch->closed, memory_order_relaxed))
+                   ? TR__KICK_HOLD
+                   : 0;
+  if (atomic_load_explicit(&ch->lf->kick, memory_order_relaxed) != k)
+    atomic_store_explicit(&ch->lf->kick, k, memory_order_seq_cst);
+}
+
+void tr__mpsc_ring_free(tr_chan_t *ch) {
+  tr__lfring_t *r = ch->lf;
+  if (r) {
+    tr__chan_ent_t e;
+    while (lf_pop(r, &e)) tr_msg_free(e.m);
+    free(r->stash);
+    free(r);
+    ch->lf = NULL;
+  }
+  while (ch->len) {
+    tr__chan_ent_t e = ch->ring[ch->head];
+    if (++ch->head == ch->rcap) ch->head = 0;
+    ch->len--;
+    tr_msg_free(e.m);
+  }
+  free(ch->ring);
+  ch->ring = NULL;
+}
+
+/* ---- the locked ring ------------------------------------------------------ */
 
 static int ring_grow(tr_chan_t *ch) {
   size_t ncap = ch->rcap * 2;
@@ -56,7 +244,8 @@ static tr__chan_ent_t ring_pop(tr_chan_t *ch) {
  * are woken once the queue is down to the low-water mark: the hysteresis
  * turns one wake-up per freed slot into one per half a queue. */
 void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
-  if (ch->len + ch->inflight > ch->low_water) return;
+  if (!ch->send_waiters && !ch->writable) return;
+  if (tr__mpsc_len(ch) + ch->inflight > ch->low_water) return;
   if (ch->send_waiters) tr__waiters_wake(ch->send_waiters);
   if (ch->writable) {
     while (ch->writable) {
@@ -75,6 +264,7 @@ void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
 /* Puts a popped value back at the head (its delivery was refused for
  * now: a full bounded mailbox answered TR_EAGAIN). */
 int tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
+  if (ch->lf) return lf_unpop(ch->lf, e);
   /* senders may have refilled a bounded channel since the pop: it holds
    * more than its capacity until drained (they see it full meanwhile) */
   if (ch->len == ch->rcap && ring_grow(ch) != 0) return TR_ENOMEM;
@@ -84,19 +274,28 @@ int tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e) {
   return 0;
 }
 
-int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {
+/* Takes the oldest value there is (lock held); 0 if none is there yet. */
+static inline int q_pop(tr_chan_t *ch, tr__chan_ent_t *e) {
+  if (ch->lf) return lf_pop(ch->lf, e);
   if (!ch->len) return 0;
   *e = ring_pop(ch);
+  return 1;
+}
+
+int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {
+  if (!q_pop(ch, e)) return 0;
   ch->delivered++;
-  tr__mpsc_space(ch, d);
+  if (ch->send_waiters || ch->writable) tr__mpsc_space(ch, d);
   return 1;
 }
 
 /* The receiver is gone: everything queued is a dead letter. */
 void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d) {
-  int popped = ch->len != 0;
-  while (ch->len) {
-    tr__chan_ent_t e = ring_pop(ch);
+  /* a value still on its way is drained by its sender (see after_push) */
+  int popped = 0;
+  tr__chan_ent_t e;
+  while (q_pop(ch, &e)) {
+    popped = 1;
     tr__chan_dead_letter(ch, e.m, e.dead_to, reason, 0, d);
   }
   if (popped) tr__mpsc_space(ch, d);
@@ -124,8 +323,8 @@ void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
   if (ch->rx_kind != TR__RX_ACTOR) return;
   uint64_t win = window_of(ch);
   int popped = 0;
-  while (ch->len && ch->inflight < win) {
-    tr__chan_ent_t e = ring_pop(ch);
+  tr__chan_ent_t e;
+  while (ch->inflight < win && q_pop(ch, &e)) {
     popped = 1;
     tr_msg_t *m = e.m;
     tr_chan_item_t *it = NULL;
@@ -172,7 +371,7 @@ void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
   }
   if (popped) tr__mpsc_space(ch, d);
   int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
-  if (closed && !ch->len && !ch->rx_closed_sent &&
+  if (closed && !tr__mpsc_len(ch) && !ch->rx_closed_sent &&
       !(ch->kind == TR_CHAN_ONESHOT && closed == TR_CHAN_CLOSED_DONE)) {
     ch->rx_closed_sent = 1;
     tr__chan_send_closed(ch, ch->rx_ref, ch->rx_index, d, 1);
@@ -192,9 +391,62 @@ static void want_writable(tr_chan_t *ch, uint64_t ref) {
   ch->writable = n;
 }
 
+/* Unlocks after a send; the channel may only be held by the value's
+ * receiver by now, so deferred work keeps it alive until done. */
+static void unlock_run(tr_chan_t *ch, tr__defer_t *d) {
+  if (tr__defer_empty(d)) {
+    /* nothing deferred: the common send touches no reference count */
+    tr__mutex_unlock(&ch->mu);
+    return;
+  }
+  tr__chan_ref(ch);
+  tr__mutex_unlock(&ch->mu);
+  tr__defer_run(ch, d);
+  tr__chan_unref(ch);
+}
+
+/* A value went into a lock-free ring whose receiver side asked to be
+ * told (lock held): wake waiting threads, feed a paced actor, mark a
+ * select set that had found the channel empty, and drain a channel
+ * whose receiver is gone (the value raced with its close). */
+static void after_push(tr_chan_t *ch, tr__defer_t *d) {
+  uint32_t k = atomic_load_explicit(&ch->lf->kick, memory_order_relaxed);
+  if (ch->recv_waiters) tr__waiters_wake(ch->recv_waiters);
+  if (ch->rx_kind == TR__RX_ACTOR) {
+    tr__mpsc_pump(ch, d);
+  } else if (ch->rx_kind == TR__RX_SET && (k & TR__KICK_SET)) {
+    tr__set_mark(ch->rx_set, ch->rx_index);
+    if (!d->unpark_set && tr__set_is_parked(ch->rx_set)) {
+      tr__set_ref(ch->rx_set);
+      d->unpark_set = ch->rx_set;
+    }
+  }
+  int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
+  if (closed && (closed == TR_CHAN_CLOSED_RECEIVER ||
+                 (ch->owner_gone && ch->rx_kind == TR__RX_NONE)))
+    tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
+  lf_kick_settle(ch);
+}
+
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
                   int timeout_ms) {
   tr__defer_t d;
+  tr__lfring_t *r = ch->lf;
+  if (r && !(atomic_load_explicit(&r->kick, memory_order_relaxed) &
+             TR__KICK_HOLD)) {
+    /* the fast path: no lock unless the receiver side asked for it */
+    if (lf_push(ch, r, m, dead_to) == 0) {
+      tr__fence();
+      if (tr__likely(!atomic_load_explicit(&r->kick, memory_order_relaxed)))
+        return 0;
+      tr__defer_init(&d);
+      tr__mutex_lock(&ch->mu);
+      after_push(ch, &d);
+      unlock_run(ch, &d);
+      return 0;
+    }
+    /* full or closed: the policy is applied under the lock */
+  }
   tr__defer_init(&d);
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
@@ -210,7 +462,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     int full;
     if (!ch->cap) full = 0;
     else if (ch->overflow == TR_OVERFLOW_DROP_OLDEST) full = ch->len >= ch->cap;
-    else full = ch->len + ch->inflight >= ch->cap;
+    else full = tr__mpsc_len(ch) + ch->inflight >= ch->cap;
     if (full) {
       if (ch->overflow == TR_OVERFLOW_FAIL) {
         rc = TR_EAGAIN;
@@ -245,6 +497,14 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
         continue;
       }
     }
+    if (r) {
+      /* lock-free senders may have filled it since the count: look again */
+      if ((rc = lf_push(ch, r, m, dead_to)) == TR_EAGAIN) continue;
+      if (rc != 0) break;
+      lf_note_peak(r, tr__mpsc_len(ch) + ch->inflight);
+      after_push(ch, &d);
+      break;
+    }
     if ((rc = ring_push(ch, m, dead_to)) != 0) break;
     ch->sent++;
     if (ch->len + ch->inflight > ch->peak) ch->peak = ch->len + ch->inflight;
@@ -270,17 +530,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     rc = 0;
     break;
   }
-  if (tr__defer_empty(&d)) {
-    /* nothing deferred: the common send touches no reference count */
-    tr__mutex_unlock(&ch->mu);
-    return rc;
-  }
-  /* the channel may only be held by the value's receiver now: keep it
-   * alive until the deferred work is done */
-  tr__chan_ref(ch);
-  tr__mutex_unlock(&ch->mu);
-  tr__defer_run(ch, &d);
-  tr__chan_unref(ch);
+  unlock_run(ch, &d);
   return rc;
 }
 
@@ -341,11 +591,16 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
         *index = i;
         *out = e.m;
         rc = 0;
-      } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+      } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
+                 !tr__mpsc_len(ch)) {
         nclosed++;
       } else {
         tr__waiter_add(&ch->recv_waiters, &nodes[i]);
         listed[i] = 1;
+        /* senders that push without the lock come through it from now
+         * on; one that pushed before does not know we wait */
+        tr__mpsc_kick_hold(ch);
+        if (tr__mpsc_len(ch)) atomic_store_explicit(&word, 1, memory_order_relaxed);
       }
       tr__mutex_unlock(&ch->mu);
       tr__defer_run(ch, &d);
@@ -381,7 +636,7 @@ int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
   if (ch->rx_kind != TR__RX_NONE) {
     rc = TR_EBUSY;
   } else if (atomic_load_explicit(&ch->closed, memory_order_relaxed) &&
-             !ch->len) {
+             !tr__mpsc_len(ch)) {
     rc = TR_ECLOSED;
   } else {
     ch->rx_kind = TR__RX_ACTOR;
@@ -390,6 +645,7 @@ int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
     ch->rx_flags = flags;
     ch->rx_closed_sent = 0;
     ch->inflight = 0;
+    tr__mpsc_kick_hold(ch); /* every send now feeds the actor */
     tr__mpsc_pump(ch, &d);
   }
   tr__mutex_unlock(&ch->mu);

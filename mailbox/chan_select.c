@@ -329,6 +329,8 @@ void tr_chan_select_free(tr_chan_select_t *set) {
 
 /* Values one pass may take (bounded stack use). */
 #define TR__SET_BATCH 128
+/* Values whose headers are fetched ahead of the one handled. */
+#define TR__SET_AHEAD 4
 
 /* Puts popped values back at the heads of their channels, newest first,
  * so each channel gets its own order back. Set lock held. */
@@ -450,7 +452,8 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
     size_t got = 0;
     tr__mutex_lock(&ch->mu);
     while (got < take && tr__mpsc_pop(ch, &ents[total + got], &d)) got++;
-    if (!ch->len) {
+    /* empty: the next send marks the set (a lock-free ring is asked to) */
+    if (!tr__mpsc_len(ch) && tr__mpsc_arm_empty(ch)) {
       int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
       if (closed && !(ch->kind == TR_CHAN_ONESHOT &&
                       closed == TR_CHAN_CLOSED_DONE)) {
@@ -527,9 +530,15 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       tr__defer_run(ch, &d2);
     }
     tr__mutex_unlock(&set->mu);
+    /* each value was written on its sender's core: ask for the next few
+     * while this one is handled */
+    for (size_t j = 0; j < got && j < TR__SET_AHEAD; j++)
+      __builtin_prefetch(ents[order[j]].m);
     size_t done = 0;
     for (; done < got; done++) {
       tr__chan_ent_t *e = &ents[order[done]];
+      if (done + TR__SET_AHEAD < got)
+        __builtin_prefetch(ents[order[done + TR__SET_AHEAD]].m);
       tr_chan_item_t *it = set->lent;
       if (tr__unlikely(!it)) {
         it = tr_msg_new(&tr_chan_item_t__type);

@@ -8,7 +8,8 @@
  * by acks), the writable message that is an actor's backpressure, and a
  * stress run of many producer threads and actors into a bounded channel
  * whose peak queue length must stay under the bound, with nothing lost or
- * duplicated.
+ * duplicated. Bounded channels take sends without the lock: their
+ * counters, and closes that race with senders, are tested on their own.
  */
 #include <check.h>
 #include <pthread.h>
@@ -437,10 +438,11 @@ typedef struct prod {
   _Atomic uint64_t eagain, writable, done;
 } prod_t;
 
+/* The producer holds a sender reference of its own while it sends. */
 static int prod_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)ctx;
   *(prod_t **)state = arg;
-  return 0;
+  return tr_chan_sender_clone(((prod_t *)arg)->ch);
 }
 
 static int prod_pump(tr_ctx_t *ctx, void *state, void *msg) {
@@ -459,6 +461,7 @@ static int prod_pump(tr_ctx_t *ctx, void *state, void *msg) {
     if (rc) return rc;
     p->i++;
   }
+  tr_chan_sender_drop(p->ch);
   atomic_store(&p->done, 1);
   return 0;
 }
@@ -593,6 +596,120 @@ START_TEST(test_chan_stress_many_threads_fail) {
 }
 END_TEST
 
+/* ---- the lock-free ring of bounded channels ------------------------------ */
+
+/* Counters of a bounded channel (its queue takes sends without the lock):
+ * occupancy, peak and sent after sends, receives and refusals. */
+START_TEST(test_chan_bounded_counts) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_mpsc_new(rt, 128, TR_OVERFLOW_FAIL, &ch), 0);
+  for (uint64_t i = 0; i < 100; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
+  tr_chan_stats_t st;
+  ck_assert_int_eq(tr_chan_stats(ch, &st), 0);
+  ck_assert_uint_eq(st.len, 100);
+  ck_assert_uint_eq(st.peak, 100);
+  ck_assert_uint_eq(st.sent, 100);
+  for (uint64_t i = 0; i < 50; i++) ck_assert_uint_eq(recv_v(ch, 0), i);
+  for (uint64_t i = 100; i < 178; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
+  val_t *m = mkval(999, 0);
+  ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_EAGAIN); /* 128 queued */
+  tr_msg_free(m);
+  ck_assert_int_eq(tr_chan_stats(ch, &st), 0);
+  ck_assert_uint_eq(st.len, 128);
+  ck_assert_uint_eq(st.peak, 128);
+  ck_assert_uint_eq(st.sent, 178);
+  ck_assert_uint_eq(st.delivered, 50);
+  for (uint64_t i = 50; i < 178; i++) ck_assert_uint_eq(recv_v(ch, 0), i);
+  void *none;
+  ck_assert_int_eq(tr_chan_recv(ch, 0, &none), TR_ETIMEDOUT);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+typedef struct race_arg {
+  tr_chan_t *ch;
+  uint32_t id;
+  _Atomic uint64_t accepted;
+} race_arg_t;
+
+/* Sends until the channel closes; a refused value is offered again. */
+static void *race_sender(void *p) {
+  race_arg_t *a = p;
+  uint64_t i = 0;
+  val_t *m = mkval(0, a->id);
+  for (;;) {
+    int rc = tr_chan_send(NULL, a->ch, m);
+    if (rc == 0) {
+      m = mkval(++i, a->id);
+    } else if (rc == TR_ECLOSED) {
+      break;
+    } else {
+      ck_assert_int_eq(rc, TR_EAGAIN);
+      sched_yield();
+    }
+  }
+  tr_msg_free(m); /* a failed send left it with us */
+  atomic_store(&a->accepted, i);
+  return NULL;
+}
+
+/* Senders push without the lock while the receiver takes some values and
+ * goes away: every accepted value is received or counted as a dead
+ * letter, and each is freed exactly once. Many rounds, so that closes
+ * land between a sender's reservation and its value. */
+START_TEST(test_chan_close_races_senders) {
+  enum { P = 3 };
+  int rounds = (int)(40 * tu_stress_scale());
+  if (rounds < 10) rounds = 10;
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  for (int round = 0; round < rounds; round++) {
+    tr_chan_t *ch;
+    ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+    atomic_store(&val_freed, 0);
+    race_arg_t args[P];
+    pthread_t t[P];
+    for (int i = 0; i < P; i++) {
+      ck_assert_int_eq(tr_chan_sender_clone(ch), 0);
+      args[i] = (race_arg_t){.ch = ch, .id = (uint32_t)i};
+      atomic_init(&args[i].accepted, 0);
+      pthread_create(&t[i], NULL, race_sender, &args[i]);
+    }
+    tr_chan_sender_drop(ch); /* only the threads send */
+    uint64_t got = 0, next[P] = {0};
+    uint64_t want = 50 + (uint64_t)(round * 37) % 400;
+    while (got < want) {
+      void *v;
+      ck_assert_int_eq(tr_chan_recv(ch, 10000, &v), 0);
+      val_t *x = v;
+      ck_assert_uint_eq(x->v, next[x->producer]); /* per-sender order */
+      next[x->producer]++;
+      got++;
+      tr_msg_free(v);
+    }
+    tr_chan_free(ch); /* receiver gone: closes, the rest are dead */
+    uint64_t accepted = 0;
+    for (int i = 0; i < P; i++) {
+      pthread_join(t[i], NULL);
+      accepted += atomic_load(&args[i].accepted);
+    }
+    tr_chan_stats_t st;
+    ck_assert_int_eq(tr_chan_stats(ch, &st), 0);
+    ck_assert_uint_eq(st.sent, accepted);
+    ck_assert_uint_eq(got + st.dead_letters, accepted);
+    ck_assert_uint_eq(st.len, 0);
+    /* received, dead and the last refused value of each sender */
+    ck_assert_uint_eq(atomic_load(&val_freed), accepted + P);
+    for (int i = 0; i < P; i++) tr_chan_sender_drop(ch);
+  }
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_mpsc");
   TCase *tc = tcase_create("core");
@@ -612,6 +729,8 @@ int main(void) {
   tcase_add_test(tc, test_chan_actor_writable_backpressure);
   tcase_add_test(tc, test_chan_stress_bounded_slow_consumer);
   tcase_add_test(tc, test_chan_stress_many_threads_fail);
+  tcase_add_test(tc, test_chan_bounded_counts);
+  tcase_add_test(tc, test_chan_close_races_senders);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

@@ -22,7 +22,10 @@
  * gone") and a first sender's (released by tr_chan_sender_drop). Every
  * extra sender takes one with tr_chan_sender_clone. When the last sender
  * is dropped the channel closes ("all senders gone"); queued values can
- * still be received. Memory is released when every reference is gone.
+ * still be received. Memory is released when every reference is gone. Each
+ * sender holds its reference until its sends have returned: a value can
+ * reach the receiver before tr_chan_send returns, so the reference a send
+ * uses must not be the one another thread drops on receiving it.
  *
  * Nothing is lost silently: a value that was accepted but cannot be
  * delivered (the channel closed or the receiver went away with it queued,
