@@ -7,6 +7,41 @@
 #include "internal.h"
 #include "mem.h"
 
+#ifdef TR_HAVE_JEMALLOC
+#include <pthread.h>
+
+__thread tr__mcache_t tr__mc __attribute__((tls_model("initial-exec")));
+static pthread_key_t mc_key;
+static pthread_once_t mc_once = PTHREAD_ONCE_INIT;
+
+/* The thread exits: its cached blocks go back to jemalloc. */
+static void mc_flush(void *unused) {
+  (void)unused;
+  for (size_t c = 2; c < TR__MC_CLASSES; c++) {
+    void *p = tr__mc.head[c];
+    while (p) {
+      void *nx = *(void **)p;
+      sdallocx(p, c << 4, 0);
+      p = nx;
+    }
+    tr__mc.head[c] = NULL;
+    tr__mc.n[c] = 0;
+  }
+}
+
+static void mc_key_init(void) {
+  if (pthread_key_create(&mc_key, mc_flush) != 0) abort();
+}
+
+/* First block cached by this thread: arrange for mc_flush at its exit
+ * (pthread runs the destructor when the value is not NULL). */
+void tr__mc_register(void) {
+  pthread_once(&mc_once, mc_key_init);
+  tr__mc.registered = 1;
+  pthread_setspecific(mc_key, &tr__mc);
+}
+#endif
+
 const tr_msgtype_t tr__stop_type = {
     .name = "tr.stop", .size = sizeof(tr__stop_msg_t), .flags = TR_MSG_SYSTEM};
 const tr_msgtype_t tr__noreply_type = {
