@@ -424,9 +424,11 @@ static inline unsigned mbox_of(const tr_behavior_t *b, const tr__actor_t *a,
   return i < a->nmbox ? i : 0;
 }
 
+/* Muted senders go again once the count is below this: at least 1, so
+ * that a mailbox of capacity 1 lets them go when it is empty. */
 static inline size_t low_water(const tr_mailbox_spec_t *sp) {
-  return sp->low_water && sp->low_water < sp->capacity ? sp->low_water
-                                                       : sp->capacity / 2;
+  if (sp->low_water && sp->low_water < sp->capacity) return sp->low_water;
+  return sp->capacity / 2 ? sp->capacity / 2 : 1;
 }
 
 /* Reschedules every sender muted on a list. */

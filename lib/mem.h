@@ -10,6 +10,7 @@
 
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,9 @@
  * back to jemalloc when it exits. */
 #define TR__MC_CLASSES 9 /* index = (size + 15) / 16, 2..8 used */
 #define TR__MC_CAP 2048
+/* TR__MC_CAP once jemalloc's classes from 17 to 128 bytes were found to
+ * be 16 bytes apart (the default quantum), else 0: nothing is cached. */
+extern uint32_t tr__mc_cap;
 typedef struct tr__mcache {
   void *head[TR__MC_CLASSES];
   uint32_t n[TR__MC_CLASSES];
@@ -83,13 +87,16 @@ static inline void tr__free(void *p, size_t n) {
   if (!p) return;
   if (n > 16 && n <= 128) {
     size_t c = (n + 15) >> 4;
-    if (tr__mc.n[c] < TR__MC_CAP) {
+    if (tr__mc.n[c] < tr__mc_cap) {
       if (tr__unlikely_mc(!tr__mc.registered)) tr__mc_register();
       *(void **)p = tr__mc.head[c];
       tr__mc.head[c] = p;
       tr__mc.n[c]++;
       return;
     }
+    /* a cached block may have served a smaller request than its first:
+     * its class size is within what sdallocx accepts for it */
+    n = c << 4;
   }
   sdallocx(p, n, 0);
 }

@@ -11,10 +11,23 @@
 #include <pthread.h>
 
 __thread tr__mcache_t tr__mc __attribute__((tls_model("initial-exec")));
+uint32_t tr__mc_cap;
 static pthread_key_t mc_key;
 static pthread_once_t mc_once = PTHREAD_ONCE_INIT;
 
-/* The thread exits: its cached blocks go back to jemalloc. */
+/* The free lists hand a block of class c out for any size from
+ * 16(c-1)+1 to 16c: only right if jemalloc gives all of them the same
+ * class (a jemalloc built with an 8-byte quantum does not). */
+__attribute__((constructor)) static void mc_check_classes(void) {
+  for (size_t c = 2; c < TR__MC_CLASSES; c++)
+    if (nallocx(((c - 1) << 4) + 1, 0) != c << 4 || nallocx(c << 4, 0) != c << 4)
+      return;
+  tr__mc_cap = TR__MC_CAP;
+}
+
+/* The thread exits: its cached blocks go back to jemalloc, and what it
+ * frees from now on (other destructors may run after this one) goes
+ * straight there. */
 static void mc_flush(void *unused) {
   (void)unused;
   for (size_t c = 2; c < TR__MC_CLASSES; c++) {
@@ -25,7 +38,7 @@ static void mc_flush(void *unused) {
       p = nx;
     }
     tr__mc.head[c] = NULL;
-    tr__mc.n[c] = 0;
+    tr__mc.n[c] = UINT32_MAX;
   }
 }
 

@@ -68,18 +68,26 @@ typedef struct tr__chan_ent {
  *
  * `kick`, written only under the lock, tells a sender that after its
  * push it must take the lock and do what the receiver side needs:
- * TR__KICK_SET is armed by a select pass that left the channel empty
- * (the next value must mark the set and may bring its token back; the
- * first sender that sees it under the lock clears it); TR__KICK_HOLD
- * stays while a thread waits to receive, an actor subscriber is paced
- * through the channel, or the channel is closed, and sends it holds go
- * through the lock altogether. Whoever arms a bit does so with a seq_cst
- * store and fence and then looks at the ring again; a sender fences
- * between its push and its look at kick: one of the two sees the other.
+ * TR__KICK_SET is armed by a select pass that found nothing to take (the
+ * next value must mark the set and may bring its token back; the first
+ * sender that sees it under the lock clears it); TR__KICK_HOLD goes with
+ * TR__LF_HOLD in `tail`, set while a thread waits to receive, an actor
+ * subscriber is paced through the channel, values given back count
+ * against the capacity, or the channel is closed: no position is then
+ * reserved without the lock (the flag is in the word the reservation
+ * swaps), and a sender that reserved before stores its value and comes
+ * through the lock. Whoever arms a bit does so with a seq_cst store and
+ * fence and then looks at the ring again; a sender fences between
+ * storing its value and its look at kick: one of the two sees the other.
+ * A receiver that finds the head slot empty takes the channel for empty
+ * for now even if a position is reserved: that sender will come.
  *
  * Values given back to the channel (a select pass that stopped early, a
  * paced delivery refused) go to the stash, taken before the ring. */
 #define TR__LF_CLOSED (1ull << 63)
+#define TR__LF_HOLD (1ull << 62)
+#define TR__LF_POS (TR__LF_HOLD - 1)
+#define TR__LF_STASH 128 /* stash allocated with the ring */
 enum { TR__KICK_SET = 1u, TR__KICK_HOLD = 2u };
 
 typedef struct tr__lfslot {
@@ -247,6 +255,7 @@ struct tr_chan {
   /* mpsc / oneshot: a ring of queued values, or for bounded mpsc
    * channels that fail or block when full, the lock-free ring `lf` */
   tr__lfring_t *lf;
+  int rx_gone;                 /* the receiver went: values are dead */
   tr__chan_ent_t *ring;
   size_t rcap, head, len;
   int oneshot_used;
@@ -307,6 +316,7 @@ uint64_t tr__mpsc_peak(const tr_chan_t *ch);
 void tr__mpsc_closing(tr_chan_t *ch);
 void tr__mpsc_kick_hold(tr_chan_t *ch);
 int tr__mpsc_arm_empty(tr_chan_t *ch);
+int tr__mpsc_ready(tr_chan_t *ch);
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
                   int timeout_ms);
 void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);

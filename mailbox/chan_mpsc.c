@@ -36,6 +36,14 @@ int tr__mpsc_ring_new(tr_chan_t *ch) {
     memset(p, 0, bytes);
     tr__lfring_t *r = p;
     r->mask = n - 1;
+    /* room for what one select pass or one pump can give back, so that
+     * giving back does not allocate */
+    r->capstash = ch->cap < TR__LF_STASH ? ch->cap : TR__LF_STASH;
+    r->stash = malloc(r->capstash * sizeof(*r->stash));
+    if (!r->stash) {
+      free(r);
+      return TR_ENOMEM;
+    }
     ch->lf = r;
     return 0;
   }
@@ -45,7 +53,7 @@ int tr__mpsc_ring_new(tr_chan_t *ch) {
 }
 
 static inline uint64_t lf_tail(const tr__lfring_t *r) {
-  return atomic_load_explicit(&r->tail, memory_order_acquire) & ~TR__LF_CLOSED;
+  return atomic_load_explicit(&r->tail, memory_order_acquire) & TR__LF_POS;
 }
 
 /* Values queued, reserved ones included (lock held, or no sender left). */
@@ -55,6 +63,15 @@ size_t tr__mpsc_len(const tr_chan_t *ch) {
   return (size_t)(lf_tail(r) -
                   atomic_load_explicit(&r->head, memory_order_relaxed)) +
          r->nstash;
+}
+
+/* A value can be taken now (lock held): one reserved and not yet stored
+ * does not count, its sender comes through the lock once it is stored. */
+static inline int lf_ready(tr__lfring_t *r) {
+  if (r->nstash) return 1;
+  uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+  return atomic_load_explicit(&r->slot[h & r->mask].m,
+                              memory_order_acquire) != NULL;
 }
 
 uint64_t tr__mpsc_sent(const tr_chan_t *ch) {
@@ -75,44 +92,50 @@ static void lf_note_peak(tr__lfring_t *r, uint64_t occ) {
   }
 }
 
-/* Pushes one value: 0, TR_EAGAIN (the ring holds cap values) or
- * TR_ECLOSED. Any thread, with or without the lock. */
+/* Pushes one value: 0, TR_EAGAIN (the ring holds cap values), TR_ECLOSED,
+ * or TR_EBUSY when the receiver side holds sends to the lock and the
+ * caller does not have it (`locked`). */
 static int lf_push(tr_chan_t *ch, tr__lfring_t *r, tr_msg_t *m,
-                   uint64_t dead_to) {
+                   uint64_t dead_to, int locked) {
   uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-  uint64_t h;
+  uint64_t h, pos;
   for (;;) {
     if (t & TR__LF_CLOSED) return TR_ECLOSED;
+    if ((t & TR__LF_HOLD) && !locked) return TR_EBUSY;
+    pos = t & TR__LF_POS;
     h = atomic_load_explicit(&r->head_seen, memory_order_relaxed);
     /* signed: a stale t may lie behind the head another sender saw */
-    if ((int64_t)(t - h) >= (int64_t)ch->cap) {
+    if ((int64_t)(pos - h) >= (int64_t)ch->cap) {
       h = atomic_load_explicit(&r->head, memory_order_acquire);
       atomic_store_explicit(&r->head_seen, h, memory_order_relaxed);
-      if ((int64_t)(t - h) >= (int64_t)ch->cap) {
+      if ((int64_t)(pos - h) >= (int64_t)ch->cap) {
         uint64_t t2 = atomic_load_explicit(&r->tail, memory_order_relaxed);
         if (t2 == t) return TR_EAGAIN;
         t = t2;
         continue;
       }
     }
+    /* the flags travel in the same word: a hold or a close set since the
+     * load makes this fail */
     if (atomic_compare_exchange_weak_explicit(&r->tail, &t, t + 1,
                                               memory_order_relaxed,
                                               memory_order_relaxed))
       break;
   }
-  tr__lfslot_t *s = &r->slot[t & r->mask];
-  /* position t - slots was taken (it is behind the head we saw); the
+  tr__lfslot_t *s = &r->slot[pos & r->mask];
+  /* position pos - slots was taken (it is behind the head we saw); the
    * receiver's NULL may not have reached us yet */
   while (tr__unlikely(atomic_load_explicit(&s->m, memory_order_acquire) != NULL))
     tr__cpu_relax();
   s->dead_to = dead_to;
-  atomic_store_explicit(&s->m, m, memory_order_release);
-  if (tr__unlikely(t + 1 - h > atomic_load_explicit(&r->peak,
-                                                    memory_order_relaxed))) {
+  if (tr__unlikely(pos + 1 - h > atomic_load_explicit(&r->peak,
+                                                      memory_order_relaxed))) {
     /* a new peak by the head we saw: measure it against the real one */
-    h = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (t + 1 > h) lf_note_peak(r, t + 1 - h);
+    uint64_t h2 = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (h2 > h) h = h2;
+    if (pos + 1 > h) lf_note_peak(r, pos + 1 - h);
   }
+  atomic_store_explicit(&s->m, m, memory_order_release);
   return 0;
 }
 
@@ -133,6 +156,28 @@ static int lf_pop(tr__lfring_t *r, tr__chan_ent_t *e) {
   return 1;
 }
 
+/* Sets kick bits, then fences: the caller looks at the ring next. */
+static void lf_kick_or(tr__lfring_t *r, uint32_t bits) {
+  uint32_t k = atomic_load_explicit(&r->kick, memory_order_relaxed);
+  if ((k & bits) != bits)
+    atomic_store_explicit(&r->kick, k | bits, memory_order_seq_cst);
+  tr__fence();
+}
+
+/* Sends go through the lock from now on (lock held): no new reservation
+ * without it, and senders that reserved before come through it after
+ * storing their value. */
+static void lf_hold(tr__lfring_t *r) {
+  if (!(atomic_load_explicit(&r->tail, memory_order_relaxed) & TR__LF_HOLD))
+    atomic_fetch_or_explicit(&r->tail, TR__LF_HOLD, memory_order_seq_cst);
+  lf_kick_or(r, TR__KICK_HOLD);
+}
+
+/* A thread waits, an actor subscribed: sends come through the lock. */
+void tr__mpsc_kick_hold(tr_chan_t *ch) {
+  if (ch->lf) lf_hold(ch->lf);
+}
+
 static int lf_unpop(tr__lfring_t *r, tr__chan_ent_t e) {
   if (r->nstash == r->capstash) {
     size_t nc = r->capstash ? r->capstash * 2 : 8;
@@ -142,30 +187,26 @@ static int lf_unpop(tr__lfring_t *r, tr__chan_ent_t e) {
     r->capstash = nc;
   }
   r->stash[r->nstash++] = e;
+  /* what is given back counts against the capacity, which a sender
+   * without the lock does not see */
+  lf_hold(r);
   return 0;
 }
 
-/* Sets kick bits, then fences: the caller looks at the ring next. */
-static void lf_kick_or(tr__lfring_t *r, uint32_t bits) {
-  uint32_t k = atomic_load_explicit(&r->kick, memory_order_relaxed);
-  if ((k & bits) != bits)
-    atomic_store_explicit(&r->kick, k | bits, memory_order_seq_cst);
-  tr__fence();
-}
-
-/* The receiver side needs every send to come through the lock (a thread
- * waits, an actor is paced, the channel closes). Lock held. */
-void tr__mpsc_kick_hold(tr_chan_t *ch) {
-  if (ch->lf) lf_kick_or(ch->lf, TR__KICK_HOLD);
-}
-
-/* A select pass found the channel empty: asks the next sender to mark
- * the set. Returns 1 if the channel is still empty (armed), 0 if a value
- * came or is on its way. Lock held. */
+/* Nothing can be taken now (lock held): a select pass asks the next
+ * sender to mark the set, then looks again. 1: still nothing, and the
+ * sender of a value on its way will mark it; 0: a value is there. */
 int tr__mpsc_arm_empty(tr_chan_t *ch) {
-  if (!ch->lf) return ch->len == 0;
-  lf_kick_or(ch->lf, TR__KICK_SET);
-  return tr__mpsc_len(ch) == 0;
+  tr__lfring_t *r = ch->lf;
+  if (!r) return ch->len == 0;
+  if (lf_ready(r)) return 0;
+  lf_kick_or(r, TR__KICK_SET);
+  return !lf_ready(r);
+}
+
+/* A value can be taken now (lock held). */
+int tr__mpsc_ready(tr_chan_t *ch) {
+  return ch->lf ? lf_ready(ch->lf) : ch->len != 0;
 }
 
 /* The channel closes (lock held): no position is reserved after this,
@@ -174,17 +215,25 @@ void tr__mpsc_closing(tr_chan_t *ch) {
   tr__lfring_t *r = ch->lf;
   if (!r) return;
   atomic_fetch_or_explicit(&r->tail, TR__LF_CLOSED, memory_order_seq_cst);
-  lf_kick_or(r, TR__KICK_HOLD);
+  lf_hold(r);
 }
 
-/* Lock held: clears what no longer needs senders to come through. */
+/* Lock held, after a push that came through it: keeps sends on the lock
+ * while the receiver side needs them there, lets them go without it
+ * otherwise, and clears a select pass's request (it was just served). */
 static void lf_kick_settle(tr_chan_t *ch) {
-  uint32_t k = (ch->rx_kind == TR__RX_ACTOR || ch->recv_waiters ||
-                atomic_load_explicit(&ch->closed, memory_order_relaxed))
-                   ? TR__KICK_HOLD
-                   : 0;
-  if (atomic_load_explicit(&ch->lf->kick, memory_order_relaxed) != k)
-    atomic_store_explicit(&ch->lf->kick, k, memory_order_seq_cst);
+  tr__lfring_t *r = ch->lf;
+  int hold = ch->rx_kind == TR__RX_ACTOR || ch->recv_waiters ||
+             atomic_load_explicit(&ch->closed, memory_order_relaxed) ||
+             r->nstash || ch->inflight;
+  uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  if (hold && !(t & TR__LF_HOLD))
+    atomic_fetch_or_explicit(&r->tail, TR__LF_HOLD, memory_order_seq_cst);
+  else if (!hold && (t & TR__LF_HOLD))
+    atomic_fetch_and_explicit(&r->tail, ~TR__LF_HOLD, memory_order_seq_cst);
+  uint32_t k = hold ? TR__KICK_HOLD : 0;
+  if (atomic_load_explicit(&r->kick, memory_order_relaxed) != k)
+    atomic_store_explicit(&r->kick, k, memory_order_seq_cst);
 }
 
 void tr__mpsc_ring_free(tr_chan_t *ch) {
@@ -292,6 +341,7 @@ int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {
 /* The receiver is gone: everything queued is a dead letter. */
 void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d) {
   /* a value still on its way is drained by its sender (see after_push) */
+  ch->rx_gone = 1;
   int popped = 0;
   tr__chan_ent_t e;
   while (q_pop(ch, &e)) {
@@ -317,6 +367,13 @@ static uint64_t window_of(const tr_chan_t *ch) {
   return ch->overflow == TR_OVERFLOW_DROP_OLDEST ? 1 : ch->cap;
 }
 
+/* Puts a value the pump could not deliver back at the head; one that
+ * cannot go back (no memory) is a dead letter, never lost. */
+static void give_back(tr_chan_t *ch, tr__chan_ent_t e, tr__defer_t *d) {
+  if (tr__mpsc_unpop(ch, e) != 0)
+    tr__chan_dead_letter(ch, e.m, e.dead_to, TR_ENOMEM, 0, d);
+}
+
 /* Delivers queued values to the subscribed actor (under the lock, so they
  * arrive in channel order), then the closed notice once nothing is left. */
 void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
@@ -331,7 +388,7 @@ void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
     if (ch->rx_flags & TR_SUB_ENVELOPE) {
       it = tr__item_new(ch, ch->rx_index, e.m);
       if (!it) { /* retry on the next event */
-        tr__mpsc_unpop(ch, e);
+        give_back(ch, e, d);
         break;
       }
       m = &it->hdr;
@@ -346,7 +403,7 @@ void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d) {
         tr__defer_free(d, &it->hdr);
         tr__chan_unref(ch);
       }
-      tr__mpsc_unpop(ch, e);
+      give_back(ch, e, d);
       break;
     }
     if (rc != 0) {
@@ -421,10 +478,7 @@ static void after_push(tr_chan_t *ch, tr__defer_t *d) {
       d->unpark_set = ch->rx_set;
     }
   }
-  int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
-  if (closed && (closed == TR_CHAN_CLOSED_RECEIVER ||
-                 (ch->owner_gone && ch->rx_kind == TR__RX_NONE)))
-    tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
+  if (ch->rx_gone) tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
   lf_kick_settle(ch);
 }
 
@@ -432,10 +486,9 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
                   int timeout_ms) {
   tr__defer_t d;
   tr__lfring_t *r = ch->lf;
-  if (r && !(atomic_load_explicit(&r->kick, memory_order_relaxed) &
-             TR__KICK_HOLD)) {
+  if (r) {
     /* the fast path: no lock unless the receiver side asked for it */
-    if (lf_push(ch, r, m, dead_to) == 0) {
+    if (lf_push(ch, r, m, dead_to, 0) == 0) {
       tr__fence();
       if (tr__likely(!atomic_load_explicit(&r->kick, memory_order_relaxed)))
         return 0;
@@ -445,7 +498,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
       unlock_run(ch, &d);
       return 0;
     }
-    /* full or closed: the policy is applied under the lock */
+    /* full, closed or held: decided under the lock */
   }
   tr__defer_init(&d);
   _Atomic uint32_t word;
@@ -499,7 +552,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
     }
     if (r) {
       /* lock-free senders may have filled it since the count: look again */
-      if ((rc = lf_push(ch, r, m, dead_to)) == TR_EAGAIN) continue;
+      if ((rc = lf_push(ch, r, m, dead_to, 1)) == TR_EAGAIN) continue;
       if (rc != 0) break;
       lf_note_peak(r, tr__mpsc_len(ch) + ch->inflight);
       after_push(ch, &d);
@@ -600,7 +653,8 @@ int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
         /* senders that push without the lock come through it from now
          * on; one that pushed before does not know we wait */
         tr__mpsc_kick_hold(ch);
-        if (tr__mpsc_len(ch)) atomic_store_explicit(&word, 1, memory_order_relaxed);
+        if (tr__mpsc_ready(ch))
+          atomic_store_explicit(&word, 1, memory_order_relaxed);
       }
       tr__mutex_unlock(&ch->mu);
       tr__defer_run(ch, &d);

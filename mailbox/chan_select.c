@@ -452,11 +452,12 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
     size_t got = 0;
     tr__mutex_lock(&ch->mu);
     while (got < take && tr__mpsc_pop(ch, &ents[total + got], &d)) got++;
-    /* empty: the next send marks the set (a lock-free ring is asked to) */
-    if (!tr__mpsc_len(ch) && tr__mpsc_arm_empty(ch)) {
+    /* nothing to take: the next value marks the set (a lock-free ring
+     * is asked to; a value reserved and not yet stored will) */
+    if (tr__mpsc_arm_empty(ch)) {
       int closed = atomic_load_explicit(&ch->closed, memory_order_relaxed);
-      if (closed && !(ch->kind == TR_CHAN_ONESHOT &&
-                      closed == TR_CHAN_CLOSED_DONE)) {
+      if (closed && !tr__mpsc_len(ch) &&
+          !(ch->kind == TR_CHAN_ONESHOT && closed == TR_CHAN_CLOSED_DONE)) {
         if (got) { /* its notice goes after these, in the next pass */
           *more = 1;
           set->carry |= ready_bit(i);
@@ -583,7 +584,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
       more = 1;
       stop = 1;
     }
-    if (!more) break;
+    if (!more || !got) break; /* nothing taken: let others run first */
   }
   *used = k;
   if (rc < 0 || ctx->stop_req) {

@@ -677,6 +677,88 @@ START_TEST(test_select_set_forward_to_handle) {
 }
 END_TEST
 
+/* A select pass stopped by backpressure (its handler was muted by a full
+ * mailbox) gives the values it took back to a bounded channel: they still
+ * count against its capacity (a send without the lock must not fill the
+ * ring behind them), and they are handled first, in order, once the
+ * handler runs again. */
+static _Atomic int held_in, held_open;
+static tr_ref_t held_sink;
+static int held_sink_on(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_store(&held_in, 1);
+  for (int i = 0; i < 5000 && !atomic_load(&held_open); i++) tu_sleep_ms(1);
+  return 0;
+}
+static const tr_handler_t held_sink_handlers[] = {
+    {.type = TR_TYPE(val_t), .fn = held_sink_on}};
+static const tr_mailbox_spec_t held_sink_box[] = {
+    {.name = "in", .capacity = 1, .overflow = TR_MAILBOX_BACKPRESSURE}};
+static const tr_behavior_t held_sink_beh = {
+    .name = "select-held-sink",
+    .handlers = TR_HANDLERS(held_sink_handlers),
+    .mailboxes = held_sink_box,
+    .nmailboxes = 1};
+
+static uint64_t held_seen[32];
+static _Atomic uint64_t held_n;
+static int held_sel_on(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  tr_chan_item_t *it = msg;
+  uint64_t k = atomic_load(&held_n);
+  if (k < 32) held_seen[k] = ((val_t *)it->value)->v;
+  atomic_store(&held_n, k + 1);
+  /* the second forward finds the sink's mailbox full: muted */
+  return tr_send(ctx, held_sink, mkval(0));
+}
+static const tr_handler_t held_sel_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = held_sel_on}};
+static const tr_behavior_t held_sel_beh = {
+    .name = "select-held", .handlers = TR_HANDLERS(held_sel_handlers)};
+
+START_TEST(test_select_set_give_back_keeps_bound) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 0);
+  tr_chan_t *ch;
+  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
+  for (int i = 0; i < 8; i++)
+    ck_assert_int_eq(tr_chan_send(NULL, ch, mkval((uint64_t)i)), 0);
+  ck_assert_int_eq(tr_spawn(rt, &held_sink_beh, NULL, &held_sink), 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &held_sel_beh, NULL, &a), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), 0);
+  for (int i = 0; i < 5000 && !atomic_load(&held_in); i++) tu_sleep_ms(1);
+  ck_assert(atomic_load(&held_in));
+  ck_assert_uint_eq(atomic_load(&held_n), 2); /* then muted: 6 given back */
+  int accepted = 0;
+  for (int i = 0; i < 16; i++) {
+    val_t *m = mkval((uint64_t)(100 + i));
+    if (tr_chan_send(NULL, ch, m) == 0) accepted++;
+    else tr_msg_free(m);
+  }
+  tr_chan_stats_t st;
+  tr_chan_stats(ch, &st);
+  ck_assert_int_eq(accepted, 2);
+  ck_assert_uint_eq(st.len, 8);
+  ck_assert_uint_le(st.peak, 8);
+  atomic_store(&held_open, 1);
+  for (int i = 0; i < 5000 && atomic_load(&held_n) < 10; i++) tu_sleep_ms(1);
+  ck_assert_uint_eq(atomic_load(&held_n), 10);
+  for (uint64_t i = 0; i < 8; i++) ck_assert_uint_eq(held_seen[i], i);
+  ck_assert_uint_eq(held_seen[8], 100);
+  ck_assert_uint_eq(held_seen[9], 101);
+  tr_chan_select_free(set);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tr_actor_stop(a, 0);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_select");
   TCase *tc = tcase_create("core");
@@ -694,6 +776,7 @@ int main(void) {
   tcase_add_test(tc, test_select_set_give_back_refilled);
   tcase_add_test(tc, test_select_set_wide);
   tcase_add_test(tc, test_select_set_forward_to_handle);
+  tcase_add_test(tc, test_select_set_give_back_keeps_bound);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

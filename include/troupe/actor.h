@@ -134,7 +134,8 @@ typedef struct tr_mailbox_spec {
   size_t ntypes;
   size_t capacity;    /* 0 = unbounded */
   int overflow;       /* TR_MAILBOX_* */
-  size_t low_water;   /* backpressure: resume senders below; 0 = capacity/2 */
+  size_t low_water;   /* backpressure: resume senders below (0: half the
+                         capacity, at least 1) */
   unsigned weight;    /* TR_SELECT_WEIGHTED: messages per round; 0 = 1 */
 } tr_mailbox_spec_t;
 
