@@ -11,7 +11,9 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include <troupe.h>
@@ -759,6 +761,101 @@ START_TEST(test_select_set_give_back_keeps_bound) {
 }
 END_TEST
 
+/* A sender thread is stopped at a random point of its sending (a signal
+ * whose handler sleeps) while the channel is closed and its selecting
+ * actor stops. Whatever the sender got accepted is handled or a dead
+ * letter once it resumes, and nothing stays queued. (The stop rarely
+ * lands between a reservation of the lock-free ring and the store that
+ * fills it, the case where the sender itself must drain the value: this
+ * is a test of the accounting around close and stop, not of that race.) */
+static void stall_handler(int sig) {
+  (void)sig;
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+}
+
+typedef struct stall_arg {
+  tr_chan_t *ch;
+  _Atomic int started;
+  uint64_t accepted;
+} stall_arg_t;
+
+static void *stall_sender(void *p) {
+  stall_arg_t *a = p;
+  val_t *m = mkval(0);
+  atomic_store(&a->started, 1);
+  for (;;) {
+    int rc = tr_chan_send(NULL, a->ch, m);
+    if (rc == 0) {
+      a->accepted++;
+      m = mkval(a->accepted);
+    } else if (rc == TR_ECLOSED) {
+      break;
+    }
+  }
+  tr_msg_free(m);
+  return NULL;
+}
+
+static _Atomic uint64_t stall_handled;
+static int stall_on_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_fetch_add(&stall_handled, 1);
+  return 0;
+}
+static const tr_handler_t stall_handlers[] = {
+    {.type = TR_TYPE(tr_chan_item_t), .fn = stall_on_item}};
+static const tr_behavior_t stall_beh = {.name = "select-stall",
+                                        .handlers = TR_HANDLERS(stall_handlers)};
+
+START_TEST(test_select_set_close_while_sender_stalled) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = stall_handler;
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  int rounds = (int)(30 * tu_stress_scale());
+  if (rounds < 10) rounds = 10;
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  for (int round = 0; round < rounds; round++) {
+    tr_chan_t *ch;
+    ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+    atomic_store(&stall_handled, 0);
+    tr_ref_t a;
+    ck_assert_int_eq(tr_spawn(rt, &stall_beh, NULL, &a), 0);
+    tr_chan_select_t *set;
+    ck_assert_int_eq(tr_chan_select_new(rt, a, 16, 0, &set), 0);
+    ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
+    stall_arg_t arg = {.ch = ch};
+    atomic_init(&arg.started, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, stall_sender, &arg);
+    while (!atomic_load(&arg.started)) tu_sleep_ms(1);
+    tu_sleep_ms(1 + round % 3);
+    pthread_kill(t, SIGUSR1); /* the sender sleeps 20 ms where it is */
+    tu_sleep_ms(1);
+    ck_assert_int_eq(tr_chan_close(ch), 0);
+    ck_assert_int_eq(tr_actor_stop(a, 0), 0);
+    for (int k = 0; k < 5000 && tr_actor_alive(a); k++) tu_sleep_ms(1);
+    ck_assert(!tr_actor_alive(a));
+    pthread_join(t, NULL);
+    ck_assert_int_eq(tr_runtime_await_quiescent(rt, 5000), 0);
+    tr_chan_stats_t st;
+    ck_assert_int_eq(tr_chan_stats(ch, &st), 0);
+    ck_assert_uint_eq(st.sent, arg.accepted);
+    ck_assert_uint_eq(st.len, 0);
+    ck_assert_uint_eq(atomic_load(&stall_handled) + st.dead_letters,
+                      arg.accepted);
+    tr_chan_select_free(set);
+    tr_chan_sender_drop(ch);
+    tr_chan_free(ch);
+  }
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_select");
   TCase *tc = tcase_create("core");
@@ -777,6 +874,7 @@ int main(void) {
   tcase_add_test(tc, test_select_set_wide);
   tcase_add_test(tc, test_select_set_forward_to_handle);
   tcase_add_test(tc, test_select_set_give_back_keeps_bound);
+  tcase_add_test(tc, test_select_set_close_while_sender_stalled);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }
