@@ -34,11 +34,16 @@
 #define tr__unlikely(x) __builtin_expect(!!(x), 0)
 
 /* A full fence. ThreadSanitizer does not model fences, so its builds use
- * a sequentially consistent read-modify-write instead. */
+ * a sequentially consistent read-modify-write instead. On x86-64 a locked
+ * instruction on the stack does it, and costs a fraction of MFENCE on
+ * some cores (the send of a bounded channel pays one per value). */
 #ifdef TR_TSAN
 extern _Atomic int tr__fence_word;
 #define tr__fence_seq_cst()                                                  \
   ((void)atomic_fetch_add_explicit(&tr__fence_word, 0, memory_order_seq_cst))
+#elif defined(__x86_64__)
+#define tr__fence_seq_cst()                                                  \
+  __asm__ __volatile__("lock; orl $0, (%%rsp)" ::: "memory", "cc")
 #else
 #define tr__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
 #endif

@@ -60,26 +60,6 @@ static inline struct timespec tr__deadline_ts(int timeout_ms) {
   return dl;
 }
 
-/* A full fence between a store and a later load of another location
- * (the Dekker pattern: publish, then look whether to wake). On x86-64 a
- * locked instruction on the stack does it, and costs a fraction of
- * MFENCE on some cores; ThreadSanitizer is shown the C11 fence, which is
- * what it understands. */
-#if defined(__SANITIZE_THREAD__)
-#define TR__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TR__TSAN 1
-#endif
-#endif
-static inline void tr__fence(void) {
-#if defined(__x86_64__) && !defined(TR__TSAN)
-  __asm__ __volatile__("lock; orl $0, (%%rsp)" ::: "memory", "cc");
-#else
-  atomic_thread_fence(memory_order_seq_cst);
-#endif
-}
-
 static inline void tr__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

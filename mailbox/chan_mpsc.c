@@ -161,7 +161,7 @@ static void lf_kick_or(tr__lfring_t *r, uint32_t bits) {
   uint32_t k = atomic_load_explicit(&r->kick, memory_order_relaxed);
   if ((k & bits) != bits)
     atomic_store_explicit(&r->kick, k | bits, memory_order_seq_cst);
-  tr__fence();
+  tr__fence_seq_cst();
 }
 
 /* Sends go through the lock from now on (lock held): no new reservation
@@ -489,7 +489,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
   if (r) {
     /* the fast path: no lock unless the receiver side asked for it */
     if (lf_push(ch, r, m, dead_to, 0) == 0) {
-      tr__fence();
+      tr__fence_seq_cst();
       if (tr__likely(!atomic_load_explicit(&r->kick, memory_order_relaxed)))
         return 0;
       tr__defer_init(&d);
