@@ -245,6 +245,7 @@ struct tr__worker {
   int in_sleepers;
   TR__ALIGNED struct {
     _Atomic uint64_t runs, handled, steals, parks, injected;
+    _Atomic uint64_t spawned, stopped; /* actors, on this worker */
   } st;
 } TR__ALIGNED;
 
@@ -319,7 +320,7 @@ struct tr_runtime {
   tr__actor_t *free;
   tr__actor_t *limbo_head, *limbo_tail;
 
-  TR__ALIGNED _Atomic uint64_t live, spawned, stopped, dead_letters;
+  TR__ALIGNED _Atomic uint64_t spawned, stopped, dead_letters; /* off-worker */
   _Atomic uint64_t next_monitor;
   uint64_t shutdown_forced;
 };
