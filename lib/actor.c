@@ -356,7 +356,7 @@ int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *b, void *arg,
                         memory_order_release);
   /* counted per worker: a shared counter's cache line passed between
    * the workers on every spawn and stop (skynet: 1.1M of each) */
-  if (w) TR__STAT_ADD(w->st.spawned, 1);
+  if (w) tr__count_release(&w->st.spawned);
   else atomic_fetch_add_explicit(&rt->spawned, 1, memory_order_relaxed);
   tr_ref_t ref = tr__self_ref(a);
   if (opts && (opts->flags || opts->join)) {
@@ -549,7 +549,7 @@ void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
   a->qlen = 0;
   atomic_store_explicit(&a->kind, TR__KIND_FREE, memory_order_relaxed);
   tr__worker_t *cw = tr__current_worker(rt);
-  if (cw) TR__STAT_ADD(cw->st.stopped, 1);
+  if (cw) tr__count_release(&cw->st.stopped);
   else atomic_fetch_add_explicit(&rt->stopped, 1, memory_order_relaxed);
   tr__slot_retire(ctx->w, a);
 }

@@ -33,6 +33,16 @@
 #define tr__likely(x) __builtin_expect(!!(x), 1)
 #define tr__unlikely(x) __builtin_expect(!!(x), 0)
 
+/* A ThreadSanitizer build made without configure's option. */
+#if !defined(TR_TSAN) && defined(__SANITIZE_THREAD__)
+#define TR_TSAN 1
+#endif
+#if !defined(TR_TSAN) && defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TR_TSAN 1
+#endif
+#endif
+
 /* A full fence. ThreadSanitizer does not model fences, so its builds use
  * a sequentially consistent read-modify-write instead. On x86-64 a locked
  * instruction on the stack does it, and costs a fraction of MFENCE on
@@ -77,6 +87,12 @@ static inline void tr__spin_unlock(tr__spin_t *l) {
       &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),  \
       memory_order_relaxed)
 #define TR__LOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
+/* The same, for a count whose readers must see what came before it (the
+ * actors spawned and stopped: a stop read implies its spawn is seen). */
+static inline void tr__count_release(_Atomic uint64_t *c) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                        memory_order_release);
+}
 
 /* ---- refs --------------------------------------------------------------
  * id = runtime (8 bits) | generation (24 bits) | slot index (32 bits).

@@ -95,8 +95,9 @@ static inline void tr__free(void *p, size_t n) {
       return;
     }
     /* a cached block may have served a smaller request than its first:
-     * its class size is within what sdallocx accepts for it */
-    n = c << 4;
+     * its class size is within what sdallocx accepts for it (with the
+     * lists off, the block is the one mallocx gave for n) */
+    if (tr__mc_cap) n = c << 4;
   }
   sdallocx(p, n, 0);
 }

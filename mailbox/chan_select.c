@@ -447,6 +447,10 @@ static size_t set_take(tr_chan_select_t *set, size_t room,
     tr_chan_t *ch = set->chans[i];
     size_t take = total < room ? room - total : 0;
     if (take > q) take = q;
+    /* no more than a bounded channel holds: what a pass gives back must
+     * fit its stash, and the channel must not hold more than its
+     * capacity plus what the pass has in hand */
+    if (ch->cap && take > ch->cap) take = ch->cap;
     tr__defer_t d;
     tr__defer_init(&d);
     size_t got = 0;
