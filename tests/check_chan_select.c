@@ -856,6 +856,93 @@ START_TEST(test_select_set_close_while_sender_stalled) {
 }
 END_TEST
 
+/* A sender is held between reserving the head position of a bounded
+ * channel's ring and filling it (the TR_TEST_CHAN_STALL_MS knob), while a
+ * second value is stored behind it. The selecting actor takes nothing
+ * meanwhile and does not hold its worker (another actor on the only
+ * worker answers at once); then the channel is closed and the selector
+ * stops before the held value is stored: once stored, both values are
+ * dead letters, none stays queued. */
+static int stall_ping(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  (void)msg;
+  return tr_reply(ctx, val_t_new());
+}
+static const tr_handler_t stall_ping_handlers[] = {
+    {.type = TR_TYPE(val_t), .fn = stall_ping}};
+static const tr_behavior_t stall_ping_beh = {
+    .name = "select-stall-ping", .handlers = TR_HANDLERS(stall_ping_handlers)};
+
+typedef struct held_send {
+  tr_chan_t *ch;
+  int rc;
+  _Atomic int done;
+} held_send_t;
+
+static void *held_sender(void *p) {
+  held_send_t *h = p;
+  h->rc = tr_chan_send(NULL, h->ch, mkval(0));
+  atomic_store(&h->done, 1);
+  return NULL;
+}
+
+START_TEST(test_select_set_reserved_slot) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(setenv("TR_TEST_CHAN_STALL_MS", "400", 1), 0);
+  ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+  unsetenv("TR_TEST_CHAN_STALL_MS");
+  atomic_store(&stall_handled, 0);
+  tr_ref_t sel, ping;
+  ck_assert_int_eq(tr_spawn(rt, &stall_beh, NULL, &sel), 0);
+  ck_assert_int_eq(tr_spawn(rt, &stall_ping_beh, NULL, &ping), 0);
+  tr_chan_select_t *set;
+  ck_assert_int_eq(tr_chan_select_new(rt, sel, 16, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
+  ck_assert_int_eq(tr_chan_sender_clone(ch), 0); /* the thread's */
+  held_send_t hs = {.ch = ch};
+  atomic_init(&hs.done, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, held_sender, &hs);
+  tr_chan_stats_t st;
+  for (int k = 0; k < 2000; k++) { /* until the position is reserved */
+    tr_chan_stats(ch, &st);
+    if (st.sent == 1) break;
+    tu_sleep_ms(1);
+  }
+  ck_assert_uint_eq(st.sent, 1);
+  ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(1)), 0); /* behind it */
+  tr_handle_t *h;
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  uint64_t t0 = tu_now_ns();
+  void *rep = NULL;
+  ck_assert_int_eq(tr_handle_call(h, ping, val_t_new(), 5000, &rep), 0);
+  uint64_t waited_ms = (tu_now_ns() - t0) / 1000000u;
+  tr_msg_free(rep);
+  ck_assert_msg(!atomic_load(&hs.done) && waited_ms < 250,
+                "the worker was held %llu ms", (unsigned long long)waited_ms);
+  ck_assert_uint_eq(atomic_load(&stall_handled), 0); /* nothing taken yet */
+  ck_assert_int_eq(tr_chan_close(ch), 0);
+  ck_assert_int_eq(tr_actor_stop(sel, 0), 0);
+  for (int k = 0; k < 5000 && tr_actor_alive(sel); k++) tu_sleep_ms(1);
+  ck_assert(!tr_actor_alive(sel));
+  ck_assert(!atomic_load(&hs.done)); /* still held */
+  pthread_join(t, NULL);
+  ck_assert_int_eq(hs.rc, 0);
+  tr_chan_stats(ch, &st);
+  ck_assert_uint_eq(st.sent, 2);
+  ck_assert_uint_eq(st.len, 0);
+  ck_assert_uint_eq(st.delivered, 0);
+  ck_assert_uint_eq(st.dead_letters, 2);
+  tr_handle_free(h);
+  tr_chan_select_free(set);
+  tr_chan_sender_drop(ch);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_select");
   TCase *tc = tcase_create("core");
@@ -875,6 +962,7 @@ int main(void) {
   tcase_add_test(tc, test_select_set_forward_to_handle);
   tcase_add_test(tc, test_select_set_give_back_keeps_bound);
   tcase_add_test(tc, test_select_set_close_while_sender_stalled);
+  tcase_add_test(tc, test_select_set_reserved_slot);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }
