@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <troupe.h>
 #include <troupe/channel.h>
@@ -710,6 +711,57 @@ START_TEST(test_chan_close_races_senders) {
 }
 END_TEST
 
+/* A thread receiver facing a head position that is reserved and not yet
+ * filled (the TR_TEST_CHAN_STALL_MS knob holds its sender 300 ms) sleeps
+ * until the value is stored instead of spinning, and gets the values in
+ * order. */
+typedef struct held_arg {
+  tr_chan_t *ch;
+  int rc;
+} held_arg_t;
+
+static void *held_sender(void *p) {
+  held_arg_t *h = p;
+  h->rc = tr_chan_send(NULL, h->ch, mkval(0, 0));
+  return NULL;
+}
+
+START_TEST(test_chan_recv_waits_for_reserved) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_chan_t *ch;
+  ck_assert_int_eq(setenv("TR_TEST_CHAN_STALL_MS", "300", 1), 0);
+  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
+  unsetenv("TR_TEST_CHAN_STALL_MS");
+  held_arg_t ha = {.ch = ch};
+  pthread_t t;
+  pthread_create(&t, NULL, held_sender, &ha);
+  tr_chan_stats_t st;
+  for (int k = 0; k < 2000; k++) {
+    tr_chan_stats(ch, &st);
+    if (st.sent == 1) break;
+    tu_sleep_ms(1);
+  }
+  ck_assert_uint_eq(st.sent, 1);
+  ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(1, 0)), 0); /* behind it */
+  void *none;
+  ck_assert_int_eq(tr_chan_recv(ch, 0, &none), TR_ETIMEDOUT); /* not yet */
+  struct timespec c0, c1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+  ck_assert_uint_eq(recv_v(ch, 5000), 0);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+  uint64_t cpu_ms = (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000 +
+                               (c1.tv_nsec - c0.tv_nsec) / 1000000);
+  ck_assert_msg(cpu_ms < 100, "the receiver spun for %llu ms of CPU",
+                (unsigned long long)cpu_ms);
+  ck_assert_uint_eq(recv_v(ch, 0), 1);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(ha.rc, 0);
+  tr_chan_sender_drop(ch);
+  tr_chan_free(ch);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("chan_mpsc");
   TCase *tc = tcase_create("core");
@@ -731,6 +783,7 @@ int main(void) {
   tcase_add_test(tc, test_chan_stress_many_threads_fail);
   tcase_add_test(tc, test_chan_bounded_counts);
   tcase_add_test(tc, test_chan_close_races_senders);
+  tcase_add_test(tc, test_chan_recv_waits_for_reserved);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }
