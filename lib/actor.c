@@ -744,6 +744,11 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
     if (!m->tag) m->sender = 0;
   }
   if (tr__likely(w && ctx == &w->ctx && ctx->a)) {
+    /* a send is charged to the run's budget like a message handled: a
+     * handler that sends a thousand messages has used up its turn (as an
+     * Erlang process pays reductions for its sends), so its receivers
+     * get to run before it goes again */
+    ctx->charge++;
     /* inside a handler: batch sends to a plain actor */
     if (ctx->batch_to && to.id == ctx->batch_ref && m->type == ctx->batch_type) {
       /* same receiver and type as the last send: already checked */
@@ -1067,11 +1072,13 @@ int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m) {
   return rc;
 }
 
-/* Runs one batch of actor a on worker w: at most `budget` messages. */
+/* Runs one batch of actor a on worker w: until `budget` is spent by the
+ * messages handled and the messages its handlers sent. */
 void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   tr_ctx_t *ctx = &w->ctx;
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   unsigned budget = w->rt->cfg.budget, n = 0;
+  ctx->charge = 0;
   ctx->a = a;
   take_inbox(a);
   for (;;) {
@@ -1132,7 +1139,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       break;
     }
   next:
-    if (tr__unlikely(n >= budget)) {
+    if (tr__unlikely(n + ctx->charge >= budget)) {
       atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
       if (a->qlen >= TR__OVERLOAD_QLEN) {
         if (!atomic_load_explicit(&a->overloaded, memory_order_relaxed))

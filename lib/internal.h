@@ -226,6 +226,7 @@ struct tr_ctx {
   const tr_msgtype_t *batch_type;
   tr_msg_t *batch_head, *batch_tail;
   unsigned batch_n;
+  unsigned charge;     /* sends made in this run, charged to its budget */
 };
 
 struct tr__worker {

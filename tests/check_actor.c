@@ -922,6 +922,78 @@ START_TEST(test_tr_runtime_config_budget_no_starvation) {
 }
 END_TEST
 
+/* Sends are charged to the budget: a producer whose handler sends more
+ * than the budget and mails itself to go on yields after each handler,
+ * so its receiver runs between its chunks (without the charge it handled
+ * up to a budget's worth of its own continuations in a row). */
+enum { CHUNK_SENDS = 60, CHUNKS = 20, SEND_BUDGET = 50 };
+static char chunk_log[CHUNKS * (CHUNK_SENDS + 1) + 8];
+static _Atomic uint32_t chunk_idx;
+static tr_ref_t chunk_sink;
+
+static void chunk_note(char c) {
+  uint32_t i = atomic_fetch_add(&chunk_idx, 1);
+  if (i < sizeof(chunk_log)) chunk_log[i] = c;
+}
+
+static int chunk_go(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  num_t *go = msg;
+  chunk_note('P');
+  for (int i = 0; i < CHUNK_SENDS; i++) {
+    tagged_t *t = tagged_t_new();
+    t->who = 1;
+    ck_assert_int_eq(tr_send(ctx, chunk_sink, t), 0);
+  }
+  if (++go->v < CHUNKS) return tr_send(ctx, tr_self(ctx), go);
+  return 0;
+}
+static int chunk_item(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  chunk_note('R');
+  atomic_fetch_add(&handled, 1);
+  return 0;
+}
+static const tr_handler_t chunk_prod_handlers[] = {{.type = TR_TYPE(num_t), .fn = chunk_go}};
+static const tr_behavior_t chunk_prod = {.name = "chunk-producer",
+                                         .handlers = TR_HANDLERS(chunk_prod_handlers)};
+static const tr_handler_t chunk_sink_handlers[] = {{.type = TR_TYPE(tagged_t), .fn = chunk_item}};
+static const tr_behavior_t chunk_sink_beh = {.name = "chunk-sink",
+                                             .handlers = TR_HANDLERS(chunk_sink_handlers)};
+
+START_TEST(test_tr_runtime_config_budget_counts_sends) {
+  tr_runtime_t *rt = tu_runtime(1, SEND_BUDGET, 0);
+  reset();
+  atomic_store(&chunk_idx, 0);
+  tr_ref_t p;
+  ck_assert_int_eq(tr_spawn(rt, &chunk_sink_beh, NULL, &chunk_sink), 0);
+  ck_assert_int_eq(tr_spawn(rt, &chunk_prod, NULL, &p), 0);
+  num_t *go = num_t_new();
+  go->v = 0;
+  ck_assert_int_eq(tr_send(NULL, p, go), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), 0);
+  ck_assert(tu_wait_ge(&handled, CHUNKS * CHUNK_SENDS, 30000));
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
+  uint32_t n = atomic_load(&chunk_idx), in_row = 0, max_in_row = 0, ps = 0;
+  ck_assert_uint_eq(n, CHUNKS * (CHUNK_SENDS + 1));
+  for (uint32_t i = 0; i < n; i++) {
+    if (chunk_log[i] == 'P') {
+      ps++;
+      if (++in_row > max_in_row) max_in_row = in_row;
+    } else {
+      in_row = 0;
+    }
+  }
+  ck_assert_uint_eq(ps, CHUNKS);
+  ck_assert_msg(max_in_row == 1,
+                "the producer ran %u chunks in a row with budget %d",
+                max_in_row, SEND_BUDGET);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 static Suite *actor_suite(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_create("core");
@@ -945,6 +1017,7 @@ static Suite *actor_suite(void) {
   tcase_add_test(tc, test_tr_send_system_flag_first);
   tcase_add_test(tc, test_tr_actor_stats_counters);
   tcase_add_test(tc, test_tr_runtime_config_budget_no_starvation);
+  tcase_add_test(tc, test_tr_runtime_config_budget_counts_sends);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -26,7 +26,7 @@ typedef struct tr_handle tr_handle_t;
 typedef struct tr_runtime_config {
   unsigned workers;     /* worker threads; 0 = number of online CPUs */
   int pin_cpus;         /* nonzero: pin worker i to CPU i mod ncpu */
-  unsigned budget;      /* messages per actor run; 0 = 100 */
+  unsigned budget;      /* messages handled + sent per run; 0 = 100 */
   unsigned spin_us;     /* busy search before parking; 0 = 50 us (after
                            the first 5 us it yields the CPU between looks) */
 } tr_runtime_config_t;
