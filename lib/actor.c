@@ -1112,7 +1112,8 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       /* several handler calls, each counted against the budget (the
        * token itself is counted by the n++ below) */
       unsigned used = 0;
-      rc = tr__expand_run(ctx, m, budget > n ? budget - n : 1, &used);
+      unsigned spent = n + ctx->charge;
+      rc = tr__expand_run(ctx, m, budget > spent ? budget - spent : 1, &used);
       if (used > 1) {
         n += used - 1;
         TR__STAT_ADD(a->handled, used - 1);
