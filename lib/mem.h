@@ -17,8 +17,6 @@
 #ifdef TR_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
-#define tr__unlikely_mc(x) __builtin_expect(!!(x), 0)
-
 /* Each thread keeps the small blocks it frees (17 to 128 bytes, by
  * jemalloc's 16-byte classes) on a free list of its own, up to
  * TR__MC_CAP per class, and allocates from it first. jemalloc's thread
@@ -40,9 +38,14 @@ typedef struct tr__mcache {
 extern __thread tr__mcache_t tr__mc __attribute__((tls_model("initial-exec")));
 void tr__mc_register(void);
 
+/* The free list of size n: 2..8, or 0 for sizes kept by jemalloc alone. */
+static inline size_t tr__mc_class(size_t n) {
+  return n > 16 && n <= 128 ? (n + 15) >> 4 : 0;
+}
+
 static inline void *tr__mc_get(size_t n) {
-  if (n <= 16 || n > 128) return NULL;
-  size_t c = (n + 15) >> 4;
+  size_t c = tr__mc_class(n);
+  if (!c) return NULL;
   void *p = tr__mc.head[c];
   if (p) {
     tr__mc.head[c] = *(void **)p;
@@ -85,10 +88,10 @@ static inline void *tr__zalloc(size_t n) {
 }
 static inline void tr__free(void *p, size_t n) {
   if (!p) return;
-  if (n > 16 && n <= 128) {
-    size_t c = (n + 15) >> 4;
+  size_t c = tr__mc_class(n);
+  if (c) {
     if (tr__mc.n[c] < tr__mc_cap) {
-      if (tr__unlikely_mc(!tr__mc.registered)) tr__mc_register();
+      if (__builtin_expect(!tr__mc.registered, 0)) tr__mc_register();
       *(void **)p = tr__mc.head[c];
       tr__mc.head[c] = p;
       tr__mc.n[c]++;

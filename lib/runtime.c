@@ -678,11 +678,12 @@ static int remaining_ms(uint64_t deadline_ns) {
 }
 
 /* Actors spawned and stopped so far: the workers' counts and those of
- * threads outside them. Stops are read first: an actor's stop follows
- * its spawn, so a snapshot taken while actors come and go does not show
- * more stopped than spawned (live is clamped at 0 all the same). */
-static void actor_counts(tr_runtime_t *rt, uint64_t *spawned,
-                         uint64_t *stopped) {
+ * threads outside them; returns how many are alive. Stops are read
+ * first: an actor's stop follows its spawn, so a snapshot taken while
+ * actors come and go does not show more stopped than spawned (live is
+ * clamped at 0 all the same). */
+static uint64_t actor_counts(tr_runtime_t *rt, uint64_t *spawned,
+                             uint64_t *stopped) {
   uint64_t st = atomic_load_explicit(&rt->stopped, memory_order_acquire);
   for (unsigned i = 0; i < rt->nworkers; i++)
     st += atomic_load_explicit(&rt->workers[i].st.stopped, memory_order_acquire);
@@ -691,11 +692,6 @@ static void actor_counts(tr_runtime_t *rt, uint64_t *spawned,
     sp += atomic_load_explicit(&rt->workers[i].st.spawned, memory_order_acquire);
   *spawned = sp;
   *stopped = st;
-}
-
-static uint64_t actors_live(tr_runtime_t *rt) {
-  uint64_t sp, st;
-  actor_counts(rt, &sp, &st);
   return sp > st ? sp - st : 0;
 }
 
@@ -729,7 +725,8 @@ int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms) {
   }
   rt->shut = 1;
   /* single-threaded from here: stop what is left, counting its mail */
-  rt->shutdown_forced = actors_live(rt);
+  uint64_t sp, st;
+  rt->shutdown_forced = actor_counts(rt, &sp, &st);
   tr__actor_stop_all(rt);
   if (rt->shutdown_forced) rc = TR_ETIMEDOUT;
   return rc;
@@ -764,10 +761,8 @@ int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out) {
   if (!rt || !out) return TR_EINVAL;
   memset(out, 0, sizeof(*out));
   out->workers = rt->nworkers;
-  actor_counts(rt, &out->actors_spawned, &out->actors_stopped);
-  out->actors_live = out->actors_spawned > out->actors_stopped
-                         ? out->actors_spawned - out->actors_stopped
-                         : 0;
+  out->actors_live =
+      actor_counts(rt, &out->actors_spawned, &out->actors_stopped);
   out->dead_letters = atomic_load(&rt->dead_letters);
   out->shutdown_forced = rt->shut ? rt->shutdown_forced : 0;
   for (unsigned i = 0; i < rt->nworkers; i++) {

@@ -324,7 +324,13 @@ void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);
 void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d);
 int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d);
 int tr__mpsc_unpop(tr_chan_t *ch, tr__chan_ent_t e);
-void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d);
+void tr__mpsc_space_slow(tr_chan_t *ch, tr__defer_t *d);
+/* Room appeared: wakes blocked senders and refused actors once the queue
+ * is down to the low-water mark. Inline: a pop with nobody waiting (the
+ * common case) costs one test. */
+static inline void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
+  if (ch->send_waiters || ch->writable) tr__mpsc_space_slow(ch, d);
+}
 int tr__mpsc_subscribe(tr_chan_t *ch, tr_ref_t who, unsigned index,
                        unsigned flags);
 int tr__mpsc_unsubscribe(tr_chan_t *ch, tr_ref_t who);

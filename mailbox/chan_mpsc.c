@@ -252,25 +252,6 @@ static void lf_kick_settle(tr_chan_t *ch) {
     atomic_store_explicit(&r->kick, k, memory_order_seq_cst);
 }
 
-void tr__mpsc_ring_free(tr_chan_t *ch) {
-  tr__lfring_t *r = ch->lf;
-  if (r) {
-    tr__chan_ent_t e;
-    while (lf_pop(r, &e)) tr_msg_free(e.m);
-    free(r->stash);
-    free(r);
-    ch->lf = NULL;
-  }
-  while (ch->len) {
-    tr__chan_ent_t e = ch->ring[ch->head];
-    if (++ch->head == ch->rcap) ch->head = 0;
-    ch->len--;
-    tr_msg_free(e.m);
-  }
-  free(ch->ring);
-  ch->ring = NULL;
-}
-
 /* ---- the locked ring ------------------------------------------------------ */
 
 static int ring_grow(tr_chan_t *ch) {
@@ -308,8 +289,7 @@ static tr__chan_ent_t ring_pop(tr_chan_t *ch) {
 /* Room appeared (a pop or an ack). Blocked threads and refused actors
  * are woken once the queue is down to the low-water mark: the hysteresis
  * turns one wake-up per freed slot into one per half a queue. */
-void tr__mpsc_space(tr_chan_t *ch, tr__defer_t *d) {
-  if (!ch->send_waiters && !ch->writable) return;
+void tr__mpsc_space_slow(tr_chan_t *ch, tr__defer_t *d) {
   if (tr__mpsc_len(ch) + ch->inflight > ch->low_water) return;
   if (ch->send_waiters) tr__waiters_wake(ch->send_waiters);
   if (ch->writable) {
@@ -347,10 +327,23 @@ static inline int q_pop(tr_chan_t *ch, tr__chan_ent_t *e) {
   return 1;
 }
 
+/* Frees what is still queued and the ring (no sender or receiver left). */
+void tr__mpsc_ring_free(tr_chan_t *ch) {
+  tr__chan_ent_t e;
+  while (q_pop(ch, &e)) tr_msg_free(e.m);
+  if (ch->lf) {
+    free(ch->lf->stash);
+    free(ch->lf);
+    ch->lf = NULL;
+  }
+  free(ch->ring);
+  ch->ring = NULL;
+}
+
 int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d) {
   if (!q_pop(ch, e)) return 0;
   ch->delivered++;
-  if (ch->send_waiters || ch->writable) tr__mpsc_space(ch, d);
+  tr__mpsc_space(ch, d);
   return 1;
 }
 
@@ -478,6 +471,16 @@ static void unlock_run(tr_chan_t *ch, tr__defer_t *d) {
   tr__chan_unref(ch);
 }
 
+/* A value came to a channel its select set had found empty (lock held):
+ * mark it for the set's next pass and send back a parked token. */
+static void wake_set(tr_chan_t *ch, tr__defer_t *d) {
+  tr__set_mark(ch->rx_set, ch->rx_index);
+  if (!d->unpark_set && tr__set_is_parked(ch->rx_set)) {
+    tr__set_ref(ch->rx_set);
+    d->unpark_set = ch->rx_set;
+  }
+}
+
 /* A value went into a lock-free ring whose receiver side asked to be
  * told (lock held): wake waiting threads, feed a paced actor, mark a
  * select set that had found the channel empty, and drain a channel
@@ -488,11 +491,7 @@ static void after_push(tr_chan_t *ch, tr__defer_t *d) {
   if (ch->rx_kind == TR__RX_ACTOR) {
     tr__mpsc_pump(ch, d);
   } else if (ch->rx_kind == TR__RX_SET && (k & TR__KICK_SET)) {
-    tr__set_mark(ch->rx_set, ch->rx_index);
-    if (!d->unpark_set && tr__set_is_parked(ch->rx_set)) {
-      tr__set_ref(ch->rx_set);
-      d->unpark_set = ch->rx_set;
-    }
+    wake_set(ch, d);
   }
   if (ch->rx_gone) tr__mpsc_drain_dead(ch, TR_ECLOSED, d);
   lf_kick_settle(ch);
@@ -588,11 +587,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
        * to the next pass (set->carry), and the token parks only after a
        * pass that carried nothing, so whoever made the channel non-empty
        * marked it, and that mark outlives this push. */
-      tr__set_mark(ch->rx_set, ch->rx_index);
-      if (tr__set_is_parked(ch->rx_set)) {
-        tr__set_ref(ch->rx_set);
-        d.unpark_set = ch->rx_set;
-      }
+      wake_set(ch, &d);
     }
     if (ch->kind == TR_CHAN_ONESHOT)
       tr__chan_close_locked(ch, TR_CHAN_CLOSED_DONE, &d);
