@@ -117,7 +117,7 @@ static int advance(tr_ctx_t *ctx, sup_t *s) {
     }
   }
   if (s->phase == SUP_SHUTDOWN) {
-    tr_stop(ctx, s->exit_reason);
+    tr_actor_stop(tr_ctx_self(ctx), s->exit_reason);
     return 0;
   }
   return restart_marked(ctx, s);
@@ -218,7 +218,7 @@ static int sup_init(tr_ctx_t *ctx, void *state, void *arg) {
   s->stamps = calloc(s->nstamps, sizeof(uint64_t));
   if (!s->ch || !s->stamps) return TR_ENOMEM;
   for (size_t i = 0; i < s->n; i++) s->ch[i].spec = spec->children[i];
-  tr_trap_exit(ctx, 1);
+  tr_ctx_trap_exit(ctx, 1);
   for (size_t i = 0; i < s->n; i++) {
     int rc = start_child(ctx, &s->ch[i]);
     if (rc) {

@@ -45,7 +45,7 @@ static int sub_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
   c->n = s->n;
   c->lagged = s->lagged;
   BENCH_CHECK(tr_send(ctx, s->done, c));
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
   tr_handle_t *h;
   bench_runtime_start(workers, &rt, &h);
   tr_chan_t *ch;
-  BENCH_CHECK(tr_broadcast_new(rt, cap, &ch));
+  BENCH_CHECK(tr_chan_broadcast_new(rt, cap, &ch));
   tr_ref_t done = tr_handle_ref(h);
   for (uint64_t i = 0; i < r; i++) {
     tr_ref_t ref;

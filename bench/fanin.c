@@ -63,9 +63,9 @@ static int sender_on_more(tr_ctx_t *ctx, void *state, void *msg) {
   }
   s->left -= n;
   if (s->left > 0)
-    BENCH_CHECK(tr_send(ctx, tr_self(ctx), msg));
+    BENCH_CHECK(tr_send(ctx, tr_ctx_self(ctx), msg));
   else
-    tr_stop(ctx, TR_EXIT_NORMAL);
+    tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 

@@ -53,7 +53,7 @@ static int node_init(tr_ctx_t *ctx, void *state, void *arg) {
   n->done = a->done;
   n->next = a->next;
   if (a->actors > 0) {
-    ring_args_t sub = {.next = tr_self(ctx), .done = a->done};
+    ring_args_t sub = {.next = tr_ctx_self(ctx), .done = a->done};
     for (uint64_t i = 1; i < a->actors; i++)
       BENCH_CHECK(tr_spawn(tr_ctx_runtime(ctx), &node, &sub, &sub.next));
     n->next = sub.next;

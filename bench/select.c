@@ -5,7 +5,7 @@
  * backpressure); one consumer selects over the C channels. By default the
  * consumer is an actor with a select set (values arrive as tr_chan_item_t
  * messages, round-robin among ready channels); with -T 1 it is a thread
- * calling the blocking tr_chan_select. The consumer finishes when every
+ * calling the blocking tr_chan_recv_any. The consumer finishes when every
  * channel has closed (its producer dropped its sender).
  * Checksum: values received, C*K.
  *
@@ -53,7 +53,7 @@ static int consumer_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
     count_t *r = bench_msg_new(TR_TYPE(count_t));
     r->n = c->n;
     BENCH_CHECK(tr_send(ctx, c->done, r));
-    tr_stop(ctx, TR_EXIT_NORMAL);
+    tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   }
   return 0;
 }
@@ -97,7 +97,7 @@ static int aprod_run(tr_ctx_t *ctx, void *state, void *msg) {
   (void)msg;
   for (unsigned burst = 0; p->i < p->k; burst++) {
     if (burst == 256) {
-      BENCH_CHECK(tr_send(ctx, tr_self(ctx), bench_msg_new(TR_TYPE(go_t))));
+      BENCH_CHECK(tr_send(ctx, tr_ctx_self(ctx), bench_msg_new(TR_TYPE(go_t))));
       return 0;
     }
     item_t *it = p->held;
@@ -115,7 +115,7 @@ static int aprod_run(tr_ctx_t *ctx, void *state, void *msg) {
     p->i++;
   }
   tr_chan_sender_drop(p->ch);
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -159,14 +159,14 @@ int main(int argc, char **argv) {
   producer_t *prods = calloc(c, sizeof(*prods));
   if (!chans || !prods) bench_die("out of memory");
   for (uint64_t i = 0; i < c; i++)
-    BENCH_CHECK(tr_mpsc_new(rt, 1024, TR_OVERFLOW_BLOCK, &chans[i]));
+    BENCH_CHECK(tr_chan_mpsc_new(rt, 1024, TR_OVERFLOW_BLOCK, &chans[i]));
 
   tr_chan_select_t *set = NULL;
   if (!thread_mode) {
     consumer_t init = {.done = tr_handle_ref(h), .chans = c};
     tr_ref_t ref;
     BENCH_CHECK(tr_spawn(rt, &consumer, &init, &ref));
-    BENCH_CHECK(tr_chan_select_new(rt, ref, 256, 0, &set));
+    BENCH_CHECK(tr_chan_select_new(rt, ref, 256, TR_FOREVER, &set));
     for (uint64_t i = 0; i < c; i++)
       BENCH_CHECK(tr_chan_select_add(set, chans[i], NULL));
   }
@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
     for (;;) {
       size_t idx;
       void *m;
-      int rc = tr_chan_select(chans, c, (int)(timeout * 1000), &idx, &m);
+      int rc = tr_chan_recv_any(chans, c, (int)(timeout * 1000), &idx, &m);
       if (rc == TR_ECLOSED) break;
       BENCH_CHECK(rc);
       n++;

@@ -50,10 +50,10 @@ static int node_on_go(tr_ctx_t *ctx, void *state, void *msg) {
     sum_t *s = bench_msg_new(TR_TYPE(sum_t));
     s->value = n->num;
     BENCH_CHECK(tr_send(ctx, n->parent, s));
-    tr_stop(ctx, TR_EXIT_NORMAL);
+    tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
     return 0;
   }
-  node_t child = {.parent = tr_self(ctx), .size = n->size / FANOUT};
+  node_t child = {.parent = tr_ctx_self(ctx), .size = n->size / FANOUT};
   for (unsigned i = 0; i < FANOUT; i++) {
     tr_ref_t ref;
     child.num = n->num + i * child.size;
@@ -71,7 +71,7 @@ static int node_on_sum(tr_ctx_t *ctx, void *state, void *msg) {
   if (--n->pending == 0) {
     s->value = n->sum;
     BENCH_CHECK(tr_send(ctx, n->parent, s));
-    tr_stop(ctx, TR_EXIT_NORMAL);
+    tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   }
   return 0;
 }

@@ -24,7 +24,7 @@ typedef struct spawner {
 static int child_on_hello(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   BENCH_CHECK(tr_send(ctx, tr_msg_sender(msg), msg));
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -50,7 +50,7 @@ static int spawner_on_more(tr_ctx_t *ctx, void *state, void *msg) {
     BENCH_CHECK(tr_send(ctx, ref, bench_msg_new(TR_TYPE(hello_t))));
   }
   if (s->spawned < s->n)
-    BENCH_CHECK(tr_send(ctx, tr_self(ctx), msg));
+    BENCH_CHECK(tr_send(ctx, tr_ctx_self(ctx), msg));
   return 0;
 }
 

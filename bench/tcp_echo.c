@@ -49,7 +49,7 @@ static int conn_eof(tr_ctx_t *ctx, void *st, void *msg) {
 static int conn_closed(tr_ctx_t *ctx, void *st, void *msg) {
   (void)st;
   (void)msg;
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t conn_h[] = {

@@ -42,7 +42,7 @@ static int on_init(tr_ctx_t *ctx, void *st, void *arg) {
 }
 
 static void answered(tr_ctx_t *ctx, assets_t *a) {
-  if (--a->pending == 0) tr_stop(ctx, a->failed ? TR_EIO : 0);
+  if (--a->pending == 0) tr_actor_stop(tr_ctx_self(ctx), a->failed ? TR_EIO : 0);
 }
 
 static int on_prefetched(tr_ctx_t *ctx, void *st, void *msg) {

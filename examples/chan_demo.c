@@ -47,7 +47,7 @@ static int summer_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
   r->v = s->sum;
   if (tr_chan_send(ctx, s->result, r) != 0) tr_msg_free(r);
   tr_chan_sender_drop(s->result);
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -79,8 +79,8 @@ int main(void) {
 
   /* mpsc + oneshot: 100 numbers through a channel of 8, blocking main
    * whenever the actor falls behind; the answer comes back on a oneshot. */
-  if ((rc = tr_mpsc_new(rt, 8, TR_OVERFLOW_BLOCK, &in)) ||
-      (rc = tr_oneshot_new(rt, &result)))
+  if ((rc = tr_chan_mpsc_new(rt, 8, TR_OVERFLOW_BLOCK, &in)) ||
+      (rc = tr_chan_oneshot_new(rt, &result)))
     return fail("channels", rc);
   summer_t init = {.in = in, .result = result};
   if ((rc = tr_spawn(rt, &summer, &init, &ref)) ||
@@ -101,7 +101,7 @@ int main(void) {
 
   /* broadcast: two subscribers see the same three values, stored once. */
   tr_chan_sub_t *a, *b;
-  if ((rc = tr_broadcast_new(rt, 16, &news)) ||
+  if ((rc = tr_chan_broadcast_new(rt, 16, &news)) ||
       (rc = tr_chan_sub_new(news, &a)) || (rc = tr_chan_sub_new(news, &b)))
     return fail("broadcast", rc);
   for (long i = 0; i < 3; i++) {
@@ -123,7 +123,7 @@ int main(void) {
   tr_chan_free(news);
 
   /* watch: only the latest value matters. */
-  if ((rc = tr_watch_new(rt, &config)) != 0) return fail("watch", rc);
+  if ((rc = tr_chan_watch_new(rt, &config)) != 0) return fail("watch", rc);
   for (long i = 1; i <= 3; i++) {
     num_t *n = num_t_new();
     n->v = i;

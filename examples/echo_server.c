@@ -93,7 +93,7 @@ static int conn_eof(tr_ctx_t *ctx, void *state, void *msg) {
 static int conn_closed(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   (void)msg;
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 

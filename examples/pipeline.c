@@ -246,7 +246,7 @@ static int source_tick_self(tr_ctx_t *ctx) {
 
   if (t == NULL) return TR_ENOMEM;
   t->batch = BATCH;
-  return sent(source_ref_send_tick_t(ctx, source_ref_from(tr_self(ctx)), t),
+  return sent(source_ref_send_tick_t(ctx, source_ref_from(tr_ctx_self(ctx)), t),
               t);
 }
 
@@ -275,7 +275,7 @@ static int source_finish(tr_ctx_t *ctx, struct source *s) {
   if ((rc = sent(sink_ref_send_report_t(ctx, s->to.sink, rep), rep)) != 0)
     return rc;
 
-  tr_stop(ctx, TR_EXIT_NORMAL); /* after this handler returns */
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL); /* after this handler returns */
   return 0;
 }
 
@@ -358,7 +358,7 @@ static int parse_maybe_finish(tr_ctx_t *ctx, struct parse *p) {
   rep->rejected = p->rejected;
   if ((rc = sent(sink_ref_send_report_t(ctx, p->to.sink, rep), rep)) != 0)
     return rc;
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -446,7 +446,7 @@ static int worker_maybe_finish(tr_ctx_t *ctx, struct worker *w) {
   memcpy(rep->sensors, w->sensors, sizeof rep->sensors);
   if ((rc = sent(sink_ref_send_report_t(ctx, w->a.sink, rep), rep)) != 0)
     return rc;
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -535,7 +535,7 @@ static int sink_on_report(tr_ctx_t *ctx, void *state, void *msg) {
   if ((sum = summary_t_new()) == NULL) return TR_ENOMEM;
   sum->totals = s->acc;
   if ((rc = sent(tr_send(ctx, s->a.reply_to, sum), sum)) != 0) return rc;
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 

@@ -555,6 +555,14 @@ void tr__finalize(tr_ctx_t *ctx, tr__actor_t *a, int reason, int run_stop) {
 }
 
 int tr_actor_stop(tr_ref_t ref, int reason) {
+  /* An actor stopping itself from its handler or init: a flag the run loop
+   * (or spawn) reads when the handler returns, nothing to allocate. */
+  tr_ctx_t *c = tr__current_ctx();
+  if (c && c->a && tr__self_ref(c->a).id == ref.id) {
+    c->stop_req = 1;
+    c->stop_reason = reason;
+    return 0;
+  }
   tr__stop_msg_t *m = tr_msg_new(&tr__stop_type);
   if (!m) return TR_ENOMEM;
   m->reason = reason;
@@ -667,13 +675,13 @@ static inline int push_to(tr__worker_t *w, tr_ctx_t *sctx, tr__actor_t *a,
       tr__mbox_t *mb = &a->mbox[idx];
       uint64_t c = atomic_fetch_add_explicit(&mb->count, 1, memory_order_seq_cst);
       if (c >= sp->capacity) {
-        if (sp->overflow == TR_MAILBOX_FAIL ||
-            (sp->overflow == TR_MAILBOX_BACKPRESSURE &&
+        if (sp->overflow == TR_OVERFLOW_FAIL ||
+            (sp->overflow == TR_OVERFLOW_BLOCK &&
              !(sctx && sctx->a && sctx->w && !sctx->mute_on))) {
           atomic_fetch_sub_explicit(&mb->count, 1, memory_order_seq_cst);
           return TR_EAGAIN;
         }
-        if (sp->overflow == TR_MAILBOX_BACKPRESSURE) {
+        if (sp->overflow == TR_OVERFLOW_BLOCK) {
           sctx->mute_on = a;
           sctx->mute_box = idx;
         }
@@ -874,12 +882,8 @@ int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply) {
 
 /* ---- the run loop ----------------------------------------------------------- */
 
-tr_ref_t tr_self(const tr_ctx_t *ctx) { return tr__self_ref(ctx->a); }
+tr_ref_t tr_ctx_self(const tr_ctx_t *ctx) { return tr__self_ref(ctx->a); }
 tr_runtime_t *tr_ctx_runtime(const tr_ctx_t *ctx) { return ctx->rt; }
-void tr_stop(tr_ctx_t *ctx, int reason) {
-  ctx->stop_req = 1;
-  ctx->stop_reason = reason;
-}
 void tr_ctx_take(tr_ctx_t *ctx) { tr__ctx_disown(ctx); }
 
 static void dead_letter(tr_runtime_t *rt, tr__actor_t *a, tr_msg_t *m,
@@ -929,7 +933,7 @@ count:
     for (uint32_t i = 0; i < a->nmbox; i++) {
       const tr_mailbox_spec_t *sp = &b->mailboxes[i];
       tr__mbox_t *mb = &a->mbox[i];
-      while (sp->capacity && sp->overflow == TR_MAILBOX_DROP_OLDEST &&
+      while (sp->capacity && sp->overflow == TR_OVERFLOW_DROP_OLDEST &&
              mb->len > sp->capacity) {
         /* the oldest that is not a token: a token is a subscription
          * itself (its values lag instead), never dropped */
@@ -967,7 +971,7 @@ static inline tr_msg_t *mbox_pop(tr__worker_t *w, tr__actor_t *a, uint32_t i) {
     uint64_t c = atomic_fetch_sub_explicit(&mb->count, 1, memory_order_seq_cst) - 1;
     const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
     const tr_mailbox_spec_t *sp = &b->mailboxes[i];
-    if (sp->overflow == TR_MAILBOX_BACKPRESSURE && c < low_water(sp) &&
+    if (sp->overflow == TR_OVERFLOW_BLOCK && c < low_water(sp) &&
         atomic_load_explicit(&mb->muted, memory_order_seq_cst))
       unmute_all(w, mb);
   }

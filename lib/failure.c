@@ -173,7 +173,7 @@ static void send_down(tr__actor_t *from, uint64_t watcher, uint64_t target,
 
 /* ---- public calls ------------------------------------------------------------ */
 
-void tr_trap_exit(tr_ctx_t *ctx, int on) {
+void tr_ctx_trap_exit(tr_ctx_t *ctx, int on) {
   tr__ext_t *x = tr__ext_get(ctx->a);
   if (x) x->trap_exit = on != 0;
 }
@@ -295,7 +295,7 @@ static void join_deliver(tr_runtime_t *rt, struct tr_join *j) {
   }
 }
 
-int tr_set_result(tr_ctx_t *ctx, void *msg) {
+int tr_ctx_set_result(tr_ctx_t *ctx, void *msg) {
   if (!ctx || !ctx->a || !msg) return TR_EINVAL;
   tr__ext_t *x = tr__ext_get(ctx->a);
   if (!x) return TR_ENOMEM;
@@ -325,8 +325,10 @@ int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k, void *cookie) {
   return 0;
 }
 
-int tr_join_wait(tr_join_t *j, int timeout_ms, int *reason, void **result) {
-  if (!j) return TR_EINVAL;
+int tr_join_wait(tr_join_t *j, tr_duration_t timeout, int *reason,
+                 void **result) {
+  if (!j || TR__DURATION_BAD(timeout)) return TR_EINVAL;
+  int timeout_ms = tr__duration_int(timeout);
   struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&j->mu);
@@ -450,7 +452,7 @@ int tr__drain_sys(tr__actor_t *a, tr_msg_t *m, int reason) {
   return 1;
 }
 
-/* Runs a handler-level result: a negative rc or tr_stop ends the actor. */
+/* Runs a handler-level result: a negative rc or a stop of itself ends the actor. */
 static int after_handler(tr_ctx_t *ctx, tr__actor_t *a, int rc) {
   if (rc < 0 || ctx->stop_req) {
     tr__finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);

@@ -115,9 +115,8 @@ static int wait_mail(struct tr_handle *h, uint64_t deadline_ns) {
   }
 }
 
-static uint64_t deadline_of(int timeout_ms) {
-  return timeout_ms < 0 ? UINT64_MAX
-                        : tr__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+static uint64_t deadline_of(tr_duration_t timeout) {
+  return tr__deadline_ns(timeout);
 }
 
 /* Unlinks and returns the first message matching `want` (0: any message
@@ -145,8 +144,8 @@ static tr_msg_t *pick(struct tr_handle *h, uint64_t want) {
   return NULL;
 }
 
-int tr_handle_receive(tr_handle_t *h, int timeout_ms, void **msg) {
-  if (!h || !msg) return TR_EINVAL;
+int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
+  if (!h || !msg || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   uint64_t dl = deadline_of(timeout_ms);
   for (;;) {
     pull(h);
@@ -167,10 +166,11 @@ int tr_handle_receive(tr_handle_t *h, int timeout_ms, void **msg) {
   }
 }
 
-int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req, int timeout_ms,
-                   void **reply) {
+int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
+                   tr_duration_t timeout_ms, void **reply) {
   tr_msg_t *m = req;
-  if (!h || !m || !m->type || !reply) return TR_EINVAL;
+  if (!h || !m || !m->type || !reply || TR__DURATION_BAD(timeout_ms))
+    return TR_EINVAL;
   *reply = NULL;
   uint64_t tag = ++h->next_tag & ~TR__TAG_REPLY;
   if (!tag) tag = h->next_tag = 1;

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <troupe/common.h>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -42,6 +44,26 @@ static inline uint64_t tr__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The CLOCK_MONOTONIC time, in ns, at which a wait of d ends: UINT64_MAX
+ * for TR_FOREVER (and for durations too long to represent: saturating). */
+static inline uint64_t tr__deadline_ns(tr_duration_t d) {
+  if (d < 0) return UINT64_MAX;
+  uint64_t now = tr__now_ns();
+  if ((uint64_t)d > (UINT64_MAX - now) / 1000000ull) return UINT64_MAX;
+  return now + (uint64_t)d * 1000000ull;
+}
+
+/* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
+ * of milliseconds. */
+#define TR__DURATION_BAD(d) ((d) < TR_FOREVER)
+
+/* The int milliseconds of d for the waits that take one (TR_FOREVER stays
+ * -1; longer than INT_MAX ms saturates, about 24 days: callers loop). */
+static inline int tr__duration_int(tr_duration_t d) {
+  if (d < 0) return -1;
+  return d > 0x7fffffff ? 0x7fffffff : (int)d;
 }
 
 /* CLOCK_REALTIME deadline timeout_ms from now, for pthread_cond_timedwait

@@ -629,8 +629,9 @@ static int quiet_now(tr_runtime_t *rt) {
   return !io || !io->pending(io->arg);
 }
 
-int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms) {
-  if (!atomic_load(&rt->started)) return TR_EINVAL;
+int tr_runtime_await_quiescent(tr_runtime_t *rt, tr_duration_t timeout) {
+  if (!atomic_load(&rt->started) || TR__DURATION_BAD(timeout)) return TR_EINVAL;
+  int timeout_ms = tr__duration_int(timeout);
   struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&rt->sleep_mu);
@@ -695,11 +696,10 @@ static uint64_t actor_counts(tr_runtime_t *rt, uint64_t *spawned,
   return sp > st ? sp - st : 0;
 }
 
-int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms) {
-  if (rt->shut) return TR_EINVAL;
+int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline) {
+  if (rt->shut || TR__DURATION_BAD(deadline)) return TR_EINVAL;
   int rc = 0;
-  uint64_t dl = deadline_ms < 0 ? UINT64_MAX
-                                : tr__now_ns() + (uint64_t)deadline_ms * 1000000u;
+  uint64_t dl = tr__deadline_ns(deadline);
   if (atomic_load(&rt->started)) {
     /* 1: let the mail drain; 2: stop the roots top-down (supervisors stop
      * their children in order); 3: stop whatever is left. Each phase ends

@@ -453,8 +453,9 @@ int tr_chan_sub_new(tr_chan_t *ch, tr_chan_sub_t **out) {
   return rc;
 }
 
-int tr_chan_sub_recv(tr_chan_sub_t *s, int timeout_ms, tr_chan_view_t **out) {
-  if (!s || !out) return TR_EINVAL;
+int tr_chan_sub_recv(tr_chan_sub_t *s, tr_duration_t timeout_ms,
+                     tr_chan_view_t **out) {
+  if (!s || !out || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   *out = NULL;
   tr_chan_t *ch = s->ch;
   uint64_t dl = tr__deadline(timeout_ms);
@@ -650,7 +651,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
     return rc;
   }
   if (more) {
-    tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
+    tr__token_send(ctx->w, tr_ctx_self(ctx).id, m); /* after what came meanwhile */
     return rc;
   }
   tr__defer_t d;
@@ -673,7 +674,7 @@ int tr__bcast_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room,
   bcast_reclaim(ch, &d); /* publishers are not the only ones to look */
   tr__mutex_unlock(&ch->mu);
   tr__defer_run(ch, &d); /* the token's reference keeps s and ch */
-  if (requeue) tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
+  if (requeue) tr__token_send(ctx->w, tr_ctx_self(ctx).id, m); /* after what came meanwhile */
   else if (drop) tr_msg_free(m);
   return rc;
 }

@@ -77,9 +77,8 @@ void tr__lent_escape(tr_ctx_t *ctx) {
 
 /* ---- time and waiting ---------------------------------------------------- */
 
-uint64_t tr__deadline(int timeout_ms) {
-  return timeout_ms < 0 ? UINT64_MAX
-                        : tr__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+uint64_t tr__deadline(tr_duration_t timeout) {
+  return tr__deadline_ns(timeout);
 }
 
 /* A waiter's word: 0 waiting (awake), TR__WORD_SLEEPING asleep in the
@@ -213,7 +212,7 @@ void tr__defer_run(tr_chan_t *ch, tr__defer_t *d) {
     tr__sub_unref(s);
   }
   if (d->unpark_set) {
-    struct tr_chan_select *set = d->unpark_set;
+    struct tr_chan_recv_any *set = d->unpark_set;
     d->unpark_set = NULL;
     tr__set_unpark(set);
     tr__set_unref(set);
@@ -339,7 +338,6 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
   ch->kind = kind;
   atomic_init(&ch->refs, 2); /* the owner and the first sender */
   ch->senders = 1;
-  ch->send_timeout_ms = o.send_timeout_ms > 0 ? o.send_timeout_ms : -1;
   switch (kind) {
   case TR_CHAN_MPSC:
     ch->cap = o.capacity;
@@ -373,22 +371,22 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
   return 0;
 }
 
-int tr_mpsc_new(tr_runtime_t *rt, size_t capacity, tr_overflow_t overflow,
+int tr_chan_mpsc_new(tr_runtime_t *rt, size_t capacity, tr_overflow_t overflow,
                 tr_chan_t **out) {
   tr_chan_opts_t o = {.capacity = capacity, .overflow = overflow};
   return tr_chan_new(rt, TR_CHAN_MPSC, &o, out);
 }
 
-int tr_oneshot_new(tr_runtime_t *rt, tr_chan_t **out) {
+int tr_chan_oneshot_new(tr_runtime_t *rt, tr_chan_t **out) {
   return tr_chan_new(rt, TR_CHAN_ONESHOT, NULL, out);
 }
 
-int tr_broadcast_new(tr_runtime_t *rt, size_t capacity, tr_chan_t **out) {
+int tr_chan_broadcast_new(tr_runtime_t *rt, size_t capacity, tr_chan_t **out) {
   tr_chan_opts_t o = {.capacity = capacity};
   return tr_chan_new(rt, TR_CHAN_BROADCAST, &o, out);
 }
 
-int tr_watch_new(tr_runtime_t *rt, tr_chan_t **out) {
+int tr_chan_watch_new(tr_runtime_t *rt, tr_chan_t **out) {
   return tr_chan_new(rt, TR_CHAN_WATCH, NULL, out);
 }
 
@@ -494,7 +492,8 @@ int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
   return rc;
 }
 
-int tr_chan_closed_wait(tr_chan_t *ch, int timeout_ms) {
+int tr_chan_closed_wait(tr_chan_t *ch, tr_duration_t timeout_ms) {
+  if (TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   if (!ch) return TR_EINVAL;
   uint64_t dl = tr__deadline(timeout_ms);
   _Atomic uint32_t word;
@@ -528,9 +527,9 @@ tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch) { return ch->kind; }
 /* ---- sending (dispatch by kind) ------------------------------------------ */
 
 int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
-                    int timeout_ms) {
+                    tr_duration_t timeout_ms) {
   tr_msg_t *m = msg;
-  if (!ch || !m || !m->type) return TR_EINVAL;
+  if (!ch || !m || !m->type || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   if (!m->tag) m->sender = ctx ? tr__self_ref(ctx->a).id : 0;
   tr__ctx_publish(ctx, m);
   int rc = TR_EINVAL;
@@ -553,10 +552,10 @@ int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
 
 int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg) {
   if (!ch) return TR_EINVAL;
-  return tr_chan_send_ex(ctx, ch, msg, TR_REF_NULL, ch->send_timeout_ms);
+  return tr_chan_send_ex(ctx, ch, msg, TR_REF_NULL, TR_FOREVER);
 }
 
-int tr_chan_send_timeout(tr_chan_t *ch, void *msg, int timeout_ms) {
+int tr_chan_send_timeout(tr_chan_t *ch, void *msg, tr_duration_t timeout_ms) {
   return tr_chan_send_ex(NULL, ch, msg, TR_REF_NULL, timeout_ms);
 }
 

@@ -172,7 +172,7 @@ static inline int tr__lend(tr_ctx_t *ctx, tr_msg_t *m, int *escaped) {
 /* A select set's token (see chan_select.c); holds a reference on it. */
 typedef struct tr__set_tick {
   tr_msg_t hdr;
-  struct tr_chan_select *set;
+  struct tr_chan_recv_any *set;
 } tr__set_tick_t;
 extern const tr_msgtype_t tr__set_tick_type;
 int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room, unsigned *used);
@@ -189,7 +189,7 @@ typedef struct tr__defer {
   tr__defer_send_t *sends;      /* notifications to send, in order */
   size_t nsends, cap;
   tr__defer_send_t inl[8];
-  struct tr_chan_select *unpark_set; /* a set whose token to send back (one ref) */
+  struct tr_chan_recv_any *unpark_set; /* a set whose token to send back (one ref) */
   struct tr_chan_sub *unref_subs;  /* subscriptions to release */
   tr_msg_t *ticks;                 /* broadcast tokens to send (by next) */
   tr__shared_t *retire;            /* boxes past their grace period */
@@ -251,7 +251,6 @@ struct tr_chan {
   size_t cap;
   tr_overflow_t overflow;
   size_t low_water;
-  int send_timeout_ms;
 
   /* mpsc / oneshot: a ring of queued values, or for bounded mpsc
    * channels that fail or block when full, the lock-free ring `lf` */
@@ -265,7 +264,7 @@ struct tr_chan {
   unsigned rx_index, rx_flags;
   uint64_t inflight;           /* delivered to a paced actor, not acked */
   int rx_closed_sent;
-  struct tr_chan_select *rx_set;
+  struct tr_chan_recv_any *rx_set;
 
   tr__waiter_t *recv_waiters;  /* threads in recv / select / closed_wait */
   tr__waiter_t *send_waiters;  /* threads blocked in a BLOCK send */
@@ -304,7 +303,7 @@ void tr__chan_send_closed(tr_chan_t *ch, uint64_t to, unsigned index,
 void tr__waiters_wake(tr__waiter_t *list);
 void tr__waiter_add(tr__waiter_t **list, tr__waiter_t *w);
 void tr__waiter_del(tr__waiter_t **list, tr__waiter_t *w);
-uint64_t tr__deadline(int timeout_ms);
+uint64_t tr__deadline(tr_duration_t timeout);
 int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns);
 tr__worker_t *tr__chan_worker(tr_chan_t *ch);
 
@@ -319,7 +318,7 @@ void tr__mpsc_kick_hold(tr_chan_t *ch);
 int tr__mpsc_arm_empty(tr_chan_t *ch);
 int tr__mpsc_ready(tr_chan_t *ch);
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
-                  int timeout_ms);
+                  tr_duration_t timeout_ms);
 void tr__mpsc_pump(tr_chan_t *ch, tr__defer_t *d);
 void tr__mpsc_drain_dead(tr_chan_t *ch, int reason, tr__defer_t *d);
 int tr__mpsc_pop(tr_chan_t *ch, tr__chan_ent_t *e, tr__defer_t *d);
@@ -338,11 +337,11 @@ tr_chan_item_t *tr__item_new(tr_chan_t *ch, unsigned index, tr_msg_t *v);
 void tr__item_done_chan(tr_chan_item_t *it);
 
 /* chan_select.c */
-void tr__set_unpark(struct tr_chan_select *set);
-void tr__set_unref(struct tr_chan_select *set);
-void tr__set_ref(struct tr_chan_select *set);
-int tr__set_is_parked(struct tr_chan_select *set);
-void tr__set_mark(struct tr_chan_select *set, unsigned index);
+void tr__set_unpark(struct tr_chan_recv_any *set);
+void tr__set_unref(struct tr_chan_recv_any *set);
+void tr__set_ref(struct tr_chan_recv_any *set);
+int tr__set_is_parked(struct tr_chan_recv_any *set);
+void tr__set_mark(struct tr_chan_recv_any *set, unsigned index);
 void tr__item_done(tr_chan_item_t *it);
 
 /* chan_bcast.c */

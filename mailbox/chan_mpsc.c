@@ -2,7 +2,7 @@
 /*
  * mpsc and oneshot channels: a ring of queued values under the channel
  * lock (it grows for unbounded channels), the three overflow policies, the
- * thread receiver (tr_chan_recv and the blocking tr_chan_select), and the
+ * thread receiver (tr_chan_recv and the blocking tr_chan_recv_any), and the
  * actor receiver, which gets each value pushed into its mailbox and is
  * paced on bounded channels by acknowledgements. A oneshot is an mpsc of
  * capacity one that closes itself after its value.
@@ -498,7 +498,7 @@ static void after_push(tr_chan_t *ch, tr__defer_t *d) {
 }
 
 int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
-                  int timeout_ms) {
+                  tr_duration_t timeout_ms) {
   tr__defer_t d;
   tr__lfring_t *r = ch->lf;
   if (r) {
@@ -541,7 +541,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
         tr__chan_dead_letter(ch, e.m, e.dead_to, TR_ENOSPC, 1, &d);
       } else if (ctx) {
         /* an actor never blocks: it is told when to retry */
-        want_writable(ch, tr_self(ctx).id);
+        want_writable(ch, tr_ctx_self(ctx).id);
         rc = TR_EAGAIN;
         break;
       } else if (timeout_ms == 0) {
@@ -600,17 +600,18 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
 
 /* ---- receiving on threads ------------------------------------------------ */
 
-int tr_chan_recv(tr_chan_t *ch, int timeout_ms, void **out) {
+int tr_chan_recv(tr_chan_t *ch, tr_duration_t timeout_ms, void **out) {
   size_t i;
   if (!ch) return TR_EINVAL;
-  return tr_chan_select(&ch, 1, timeout_ms, &i, out);
+  return tr_chan_recv_any(&ch, 1, timeout_ms, &i, out);
 }
 
 static _Thread_local unsigned select_rot;
 
-int tr_chan_select(tr_chan_t *const *chans, size_t n, int timeout_ms,
-                   size_t *index, void **out) {
-  if (!chans || !n || !index || !out) return TR_EINVAL;
+int tr_chan_recv_any(tr_chan_t *const *chans, size_t n,
+                     tr_duration_t timeout_ms, size_t *index, void **out) {
+  if (!chans || !n || !index || !out || TR__DURATION_BAD(timeout_ms))
+    return TR_EINVAL;
   for (size_t i = 0; i < n; i++)
     if (!chans[i] || (chans[i]->kind != TR_CHAN_MPSC &&
                       chans[i]->kind != TR_CHAN_ONESHOT))

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct tr_chan_select {
+struct tr_chan_recv_any {
   tr_runtime_t *rt;
   tr__mutex_t mu;
   _Atomic uint64_t refs;
@@ -53,7 +53,7 @@ struct tr_chan_select {
   int freed, dead;
   _Atomic uint64_t last_ns;   /* last delivery (timeouts) */
   _Atomic int timeout_sent;
-  struct tr_chan_select *tnext; /* timer list */
+  struct tr_chan_recv_any *tnext; /* timer list */
   int timed;                  /* in the timer list (timer lock) */
 };
 
@@ -219,17 +219,21 @@ static void timer_del(tr_chan_select_t *set) {
 /* ---- the set ------------------------------------------------------------- */
 
 int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
-                       int timeout_ms, tr_chan_select_t **out) {
+                       tr_duration_t idle_timeout, tr_chan_select_t **out) {
   if (!out) return TR_EINVAL;
   *out = NULL;
-  if (!rt || tr_ref_is_null(who)) return TR_EINVAL;
+  /* an idle timeout of TR_NOWAIT would fire the moment the set is idle:
+   * refused, as is any negative duration but TR_FOREVER (none) */
+  if (!rt || tr_ref_is_null(who) || idle_timeout == TR_NOWAIT ||
+      TR__DURATION_BAD(idle_timeout))
+    return TR_EINVAL;
   tr_chan_select_t *set = calloc(1, sizeof(*set));
   if (!set) return TR_ENOMEM;
   tr__mutex_init(&set->mu);
   set->rt = rt;
   set->who = who.id;
   set->window = window ? window : 64;
-  set->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+  set->timeout_ms = idle_timeout > 0 ? tr__duration_int(idle_timeout) : 0;
   atomic_init(&set->refs, 2); /* the owner's and the token's */
   atomic_init(&set->last_ns, tr__now_ns());
   tr__set_tick_t *tk = tr_msg_new(&tr__set_tick_type);
@@ -596,7 +600,7 @@ int tr__set_run(tr_ctx_t *ctx, tr_msg_t *m, unsigned room_all,
     return rc;
   }
   if (more || k >= room_all) {
-    tr__token_send(ctx->w, tr_self(ctx).id, m); /* after what came meanwhile */
+    tr__token_send(ctx->w, tr_ctx_self(ctx).id, m); /* after what came meanwhile */
     return rc;
   }
   /* nothing ready: park, then look at the marks once more. Once parked

@@ -512,7 +512,7 @@ static int listener_ready(tr_ctx_t *ctx, void *state, void *msg) {
     }
     acc.arg = l->conn_arg;
     acc.wbuf_max = l->wmax;
-    acc.listener = tr_self(ctx);
+    acc.listener = tr_ctx_self(ctx);
     (void)tr_spawn(rt, l->conn_b, &acc, NULL); /* failure: closed below */
     if (acc.fd >= 0 && close(acc.fd) != 0) {
       /* the socket is gone either way */

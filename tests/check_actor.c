@@ -4,7 +4,7 @@
  * "Sending"): spawning with state and init (a failing init makes spawn fail
  * and leaks nothing), dispatch by message type, the fallback handler,
  * TR_EBADMSG for types not accepted (the caller keeps the message), stopping
- * by tr_stop/tr_actor_stop/a failing handler with on_stop seeing the
+ * by tr_actor_stop (itself or another)/a failing handler with on_stop seeing the
  * reason, TR_ENOACTOR for stopped, null and garbage refs, tr_ctx_take,
  * forwarding a received message, per-actor counters, and that the run
  * budget keeps an actor with a long mailbox from starving another.
@@ -134,7 +134,7 @@ static int probe_init(tr_ctx_t *ctx, void *state, void *arg) {
   atomic_store(&init_state_zero, zero);
   atomic_store(&init_state, state);
   atomic_store(&init_arg, arg);
-  atomic_store(&init_self, tr_self(ctx).id);
+  atomic_store(&init_self, tr_ctx_self(ctx).id);
   atomic_store(&init_rt, tr_ctx_runtime(ctx));
   atomic_fetch_add(&init_calls, 1);
   /* Dirty the state: the next actor must still get zeroed state. */
@@ -148,7 +148,7 @@ static int probe_on_num(tr_ctx_t *ctx, void *state, void *msg) {
   atomic_store(&seen_n, s->n);
   atomic_store(&handler_state, state);
   atomic_store(&seen_value, ((num_t *)msg)->v);
-  if (!tr_ref_eq(tr_self(ctx), (tr_ref_t){atomic_load(&init_self)}))
+  if (!tr_ref_eq(tr_ctx_self(ctx), (tr_ref_t){atomic_load(&init_self)}))
     atomic_fetch_add(&errors, 1);
   atomic_fetch_add(&handled, 1);
   return 0;
@@ -198,7 +198,7 @@ static int failinit_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)arg;
   atomic_fetch_add(&init_calls, 1);
   /* Mail to itself must be dropped (and freed) when spawn fails. */
-  atomic_store(&init_send_rc, tr_send(ctx, tr_self(ctx), num_new(1)));
+  atomic_store(&init_send_rc, tr_send(ctx, tr_ctx_self(ctx), num_new(1)));
   return TR_EPERM;
 }
 
@@ -338,8 +338,8 @@ END_TEST
 
 static int stopper_on_stopme(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
-  tr_stop(ctx, ((stopme_t *)msg)->reason);
-  /* tr_stop takes effect after the handler returns. */
+  tr_actor_stop(tr_ctx_self(ctx), ((stopme_t *)msg)->reason);
+  /* a stop of itself takes effect after the handler returns. */
   atomic_fetch_add(&after_stop_ran, 1);
   return 0;
 }
@@ -362,7 +362,7 @@ static void assert_send_enoactor(tr_ref_t r) {
   tr_msg_free(m);
 }
 
-START_TEST(test_tr_stop_from_handler) {
+START_TEST(test_tr_actor_stop_self_from_handler) {
   tr_runtime_t *rt = tu_runtime(2, 0, 0);
   tr_runtime_stats_t st;
   stopme_t *sm = stopme_t_new();
@@ -672,7 +672,7 @@ END_TEST
 static int selfsend_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)state;
   /* init may send: to itself and to another actor (arg). */
-  if (tr_send(ctx, tr_self(ctx), num_new(1)) != 0)
+  if (tr_send(ctx, tr_ctx_self(ctx), num_new(1)) != 0)
     return TR_EFAILED;
   if (tr_send(ctx, *(const tr_ref_t *)arg, num_new(2)) != 0)
     return TR_EFAILED;
@@ -945,7 +945,7 @@ static int chunk_go(tr_ctx_t *ctx, void *state, void *msg) {
     t->who = 1;
     ck_assert_int_eq(tr_send(ctx, chunk_sink, t), 0);
   }
-  if (++go->v < CHUNKS) return tr_send(ctx, tr_self(ctx), go);
+  if (++go->v < CHUNKS) return tr_send(ctx, tr_ctx_self(ctx), go);
   return 0;
 }
 static int chunk_item(tr_ctx_t *ctx, void *state, void *msg) {
@@ -1003,7 +1003,7 @@ static Suite *actor_suite(void) {
   tcase_add_test(tc, test_tr_send_dispatch_by_type);
   tcase_add_test(tc, test_tr_send_fallback);
   tcase_add_test(tc, test_tr_send_not_accepted);
-  tcase_add_test(tc, test_tr_stop_from_handler);
+  tcase_add_test(tc, test_tr_actor_stop_self_from_handler);
   tcase_add_test(tc, test_tr_actor_stop_reason);
   tcase_add_test(tc, test_tr_actor_stop_overtakes_data);
   tcase_add_test(tc, test_tr_send_handler_error_stops);

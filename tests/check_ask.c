@@ -79,7 +79,7 @@ static void asker_k(tr_ctx_t *ctx, void *state, int status, void *reply,
   uintptr_t c = (uintptr_t)cookie;
   s->calls++;
   atomic_store(&asker_state_seen, state);
-  if (tr_self(ctx).id != atomic_load(&expect_self))
+  if (tr_ctx_self(ctx).id != atomic_load(&expect_self))
     atomic_fetch_add(&errors, 1);
   if (c < 0xc0de0000u || c > 0xc0de0000u + 1000)
     atomic_fetch_add(&errors, 1);
@@ -233,7 +233,7 @@ static int srv_stop_on_req(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   (void)msg;
   atomic_fetch_add(&srv_handled, 1);
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -480,7 +480,7 @@ START_TEST(test_tr_actor_stop_queued_requests_enoreply) {
 }
 END_TEST
 
-START_TEST(test_tr_stop_queued_requests_enoreply) {
+START_TEST(test_tr_actor_stop_queued_requests_enoreply) {
   tr_runtime_t *rt = tu_runtime(2, 0, 0);
   go_t spec;
   tr_ref_t s;
@@ -534,7 +534,7 @@ static Suite *ask_suite(void) {
   tcase_add_test(tc, test_tr_ask_dead_target);
   tcase_add_test(tc, test_tr_reply_to_deferred);
   tcase_add_test(tc, test_tr_actor_stop_queued_requests_enoreply);
-  tcase_add_test(tc, test_tr_stop_queued_requests_enoreply);
+  tcase_add_test(tc, test_tr_actor_stop_queued_requests_enoreply);
   tcase_add_test(tc, test_tr_reply_to_asker_gone);
   suite_add_tcase(s, tc);
   return s;

@@ -46,7 +46,7 @@ static int user_done(tr_ctx_t *ctx, void *st, void *msg) {
   ck_assert_int_eq(d->result, (int64_t)(intptr_t)d->arg * 2);
   ck_assert_uint_eq(d->cookie, (uint64_t)(intptr_t)d->arg + 1000);
   atomic_fetch_add(&sum, (uint64_t)d->result);
-  if (atomic_fetch_add(&results, 1) + 1 == NJOBS) tr_stop(ctx, 0);
+  if (atomic_fetch_add(&results, 1) + 1 == NJOBS) tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t user_h[] = {{&tr_blocking_done_t__type, user_done}};
@@ -100,7 +100,7 @@ static int qfull_init(tr_ctx_t *ctx, void *st, void *arg) {
   for (int i = 0; i < 10 && rc == 0; i++)
     rc = tr_blocking_run(ctx, slow, NULL, 0, NULL);
   atomic_store(&qfull_rc, rc);
-  tr_stop(ctx, 0); /* results for a stopped actor are dropped */
+  tr_actor_stop(tr_ctx_self(ctx), 0); /* results for a stopped actor are dropped */
   return 0;
 }
 static const tr_behavior_t qfull_b = {.name = "qfull", .init = qfull_init};

@@ -38,7 +38,7 @@ static val_t *mkval(uint64_t v) {
 START_TEST(test_bcast_every_subscriber_in_order) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 16, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 16, &ch), 0);
   tr_chan_sub_t *s[3];
   for (int i = 0; i < 3; i++) ck_assert_int_eq(tr_chan_sub_new(ch, &s[i]), 0);
   atomic_store(&val_freed, 0);
@@ -71,7 +71,7 @@ END_TEST
 START_TEST(test_bcast_lag_is_reported) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 4, &ch), 0);
   tr_chan_sub_t *s;
   ck_assert_int_eq(tr_chan_sub_new(ch, &s), 0);
   atomic_store(&val_freed, 0);
@@ -115,7 +115,7 @@ END_TEST
 START_TEST(test_bcast_no_subscriber) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 4, &ch), 0);
   val_t *m = mkval(1);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_ENOENT);
   tr_msg_free(m);
@@ -170,7 +170,7 @@ START_TEST(test_bcast_lag_exact_concurrent_publishers) {
   uint64_t n = (uint64_t)(3000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 16, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 16, &ch), 0);
   reader_arg_t ra[R];
   pthread_t rt_[R], pt[P];
   for (int i = 0; i < R; i++) {
@@ -255,7 +255,7 @@ START_TEST(test_bcast_actor_subscribers) {
   uint64_t m = (uint64_t)(2000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, m, &ch), 0); /* no lag possible */
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, m, &ch), 0); /* no lag possible */
   obs_t o = {.expect = m};
   tr_ref_t refs[R];
   for (int i = 0; i < R; i++) {
@@ -286,7 +286,7 @@ START_TEST(test_bcast_actor_lag_exact) {
   uint64_t m = (uint64_t)(5000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 8, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 8, &ch), 0);
   obs_t o = {.expect = UINT64_MAX};
   tr_ref_t refs[R];
   for (int i = 0; i < R; i++) {
@@ -319,7 +319,7 @@ START_TEST(test_bcast_actor_concurrent_publishers) {
   uint64_t n = (uint64_t)(3000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 8, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 8, &ch), 0);
   obs_t o = {.expect = UINT64_MAX};
   tr_ref_t refs[R];
   for (int i = 0; i < R; i++) {
@@ -351,7 +351,7 @@ END_TEST
 START_TEST(test_bcast_dead_subscriber_dropped) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 8, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 8, &ch), 0);
   obs_t o = {.expect = 0};
   tr_ref_t a, b;
   ck_assert_int_eq(tr_spawn(rt, &sub_beh, &o, &a), 0);
@@ -441,7 +441,7 @@ START_TEST(test_bcast_actor_keeps_and_forwards_views) {
   enum { M = 2000 };
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 4, &ch), 0);
   keep_obs_t o = {0};
   tr_ref_t sink, keeper;
   ck_assert_int_eq(tr_spawn(rt, &sink_beh, &o, &sink), 0);
@@ -494,7 +494,7 @@ START_TEST(test_bcast_failing_subscriber_leaves) {
   enum { M = 100 };
   tr_runtime_t *rt = tu_runtime(1, 0, 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, M, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, M, &ch), 0);
   obs_t o = {.expect = M};
   tr_ref_t good, bad;
   ck_assert_int_eq(tr_spawn(rt, &sub_beh, &o, &good), 0);
@@ -583,7 +583,7 @@ START_TEST(test_bcast_mailbox_routing_and_budget) {
   enum { M = 20000 };
   tr_runtime_t *rt = tu_runtime(1, 4, 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, M, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, M, &ch), 0);
   mb_state_t o = {0};
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &mb_beh, &o, &a), 0);
@@ -637,7 +637,7 @@ static const tr_behavior_t unsub_beh = {.name = "bcast-unsub",
 START_TEST(test_bcast_unsubscribe_stops_views) {
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, UNSUB_M, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, UNSUB_M, &ch), 0);
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &unsub_beh, NULL, &a), 0);
   ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);
@@ -687,7 +687,7 @@ static int shed_on_view(tr_ctx_t *ctx, void *state, void *msg) {
 static const tr_msgtype_t *const shed_view_types[] = {TR_TYPE(tr_chan_view_t)};
 static const tr_mailbox_spec_t shed_boxes[] = {
     {.name = "views", .types = shed_view_types, .ntypes = 1, .capacity = 1,
-     .overflow = TR_MAILBOX_DROP_OLDEST},
+     .overflow = TR_OVERFLOW_DROP_OLDEST},
     {.name = "other"}};
 static const tr_handler_t shed_handlers[] = {
     {.type = TR_TYPE(tr_chan_view_t), .fn = shed_on_view},
@@ -703,7 +703,7 @@ START_TEST(test_bcast_token_never_shed) {
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &shed_beh, NULL, &a), 0);
   for (int i = 0; i < 2; i++) {
-    ck_assert_int_eq(tr_broadcast_new(rt, 16, &c[i]), 0);
+    ck_assert_int_eq(tr_chan_broadcast_new(rt, 16, &c[i]), 0);
     ck_assert_int_eq(tr_chan_subscribe(c[i], a, (unsigned)i, 0), 0);
   }
   ck_assert_int_eq(tr_send(NULL, a, busy_t_new()), 0);
@@ -734,7 +734,7 @@ END_TEST
 START_TEST(test_bcast_other_runtime_refused) {
   tr_runtime_t *rt1 = tu_runtime(1, 0, 1), *rt2 = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt1, 4, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt1, 4, &ch), 0);
   obs_t o = {.expect = 0};
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt2, &sub_beh, &o, &a), 0);
@@ -766,7 +766,7 @@ START_TEST(test_bcast_forward_view_to_handle) {
   ck_assert_int_eq(tr_handle_new(rt, &h), 0);
   vfwd_to = tr_handle_ref(h);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_broadcast_new(rt, 4, &ch), 0);
+  ck_assert_int_eq(tr_chan_broadcast_new(rt, 4, &ch), 0);
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &vfwd_beh, NULL, &a), 0);
   ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);

@@ -51,7 +51,7 @@ static uint64_t recv_v(tr_chan_t *ch, int timeout_ms) {
 START_TEST(test_chan_send_recv_fifo) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   for (uint64_t i = 0; i < 100; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
   for (uint64_t i = 0; i < 100; i++) ck_assert_uint_eq(recv_v(ch, 0), i);
@@ -69,7 +69,7 @@ END_TEST
 START_TEST(test_chan_bounded_fail_keeps_msg) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 4, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 4, TR_OVERFLOW_FAIL, &ch), 0);
   for (uint64_t i = 0; i < 4; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
   val_t *extra = mkval(99, 0);
@@ -90,7 +90,7 @@ START_TEST(test_chan_drop_oldest_counts_and_returns) {
   tr_handle_t *h;
   ck_assert_int_eq(tr_handle_new(rt, &h), 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 3, TR_OVERFLOW_DROP_OLDEST, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 3, TR_OVERFLOW_DROP_OLDEST, &ch), 0);
   for (uint64_t i = 0; i < 5; i++)
     ck_assert_int_eq(
         tr_chan_send_ex(NULL, ch, mkval(i, 0), tr_handle_ref(h), 0), 0);
@@ -119,7 +119,7 @@ END_TEST
 START_TEST(test_chan_block_timeout) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 1, TR_OVERFLOW_BLOCK, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 1, TR_OVERFLOW_BLOCK, &ch), 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(1, 0)), 0);
   val_t *m = mkval(2, 0);
   uint64_t t0 = tu_now_ms();
@@ -160,7 +160,7 @@ static void *sender_thread(void *p) {
 START_TEST(test_chan_block_wakes_sender) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 2, TR_OVERFLOW_BLOCK, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 2, TR_OVERFLOW_BLOCK, &ch), 0);
   sender_arg_t a = {.ch = ch, .id = 1, .n = 50, .timeout_ms = 5000};
   pthread_t t;
   pthread_create(&t, NULL, sender_thread, &a);
@@ -198,7 +198,7 @@ static void *recv_thread(void *p) {
 START_TEST(test_chan_close_wakes_receiver) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   recv_arg_t a = {.ch = ch, .rc = 1};
   pthread_t t;
   pthread_create(&t, NULL, recv_thread, &a);
@@ -222,7 +222,7 @@ END_TEST
 START_TEST(test_chan_close_wakes_blocked_sender) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 1, TR_OVERFLOW_BLOCK, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 1, TR_OVERFLOW_BLOCK, &ch), 0);
   sender_arg_t a = {.ch = ch, .id = 1, .n = 3, .timeout_ms = 5000};
   pthread_t t;
   pthread_create(&t, NULL, sender_thread, &a);
@@ -243,7 +243,7 @@ END_TEST
 START_TEST(test_chan_senders_gone_closes) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   ck_assert_int_eq(tr_chan_sender_clone(ch), 0);
   ck_assert_int_eq(tr_chan_sender_clone(ch), 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(7, 0)), 0);
@@ -267,7 +267,7 @@ END_TEST
 START_TEST(test_chan_recv_timeout) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   void *m;
   uint64_t t0 = tu_now_ms();
   ck_assert_int_eq(tr_chan_recv(ch, 0, &m), TR_ETIMEDOUT);
@@ -286,7 +286,7 @@ START_TEST(test_chan_receiver_gone_dead_letters) {
   tr_handle_t *h;
   ck_assert_int_eq(tr_handle_new(rt, &h), 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   for (uint64_t i = 0; i < 5; i++)
     ck_assert_int_eq(tr_chan_send_ex(NULL, ch, mkval(i, 0),
                                      i < 3 ? tr_handle_ref(h) : TR_REF_NULL,
@@ -377,7 +377,7 @@ static const tr_behavior_t sink_beh = {.name = "sink",
 START_TEST(test_chan_actor_subscriber) {
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   sink_t s = {.ch = ch, .expect = 1000};
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &sink_beh, &s, &a), 0);
@@ -406,7 +406,7 @@ START_TEST(test_chan_subscriber_dies_dead_letter) {
   tr_handle_t *h;
   ck_assert_int_eq(tr_handle_new(rt, &h), 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &ch), 0);
   sink_t s = {.ch = ch, .expect = 0};
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &sink_beh, &s, &a), 0);
@@ -508,7 +508,7 @@ START_TEST(test_chan_stress_bounded_slow_consumer) {
   uint64_t n = (uint64_t)(4000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, CAP, TR_OVERFLOW_BLOCK, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, CAP, TR_OVERFLOW_BLOCK, &ch), 0);
   sink_t s = {.ch = ch, .ack = 1, .spin_us = 2, .expect = P * n};
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &sink_beh, &s, &a), 0);
@@ -569,7 +569,7 @@ START_TEST(test_chan_stress_many_threads_fail) {
   uint64_t n = (uint64_t)(5000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 32, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 32, TR_OVERFLOW_FAIL, &ch), 0);
   fail_arg_t args[P];
   pthread_t t[P];
   for (int i = 0; i < P; i++) {
@@ -604,7 +604,7 @@ END_TEST
 START_TEST(test_chan_bounded_counts) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 128, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 128, TR_OVERFLOW_FAIL, &ch), 0);
   for (uint64_t i = 0; i < 100; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
   tr_chan_stats_t st;
@@ -670,7 +670,7 @@ START_TEST(test_chan_close_races_senders) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   for (int round = 0; round < rounds; round++) {
     tr_chan_t *ch;
-    ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+    ck_assert_int_eq(tr_chan_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
     atomic_store(&val_freed, 0);
     race_arg_t args[P];
     pthread_t t[P];
@@ -730,7 +730,7 @@ START_TEST(test_chan_recv_waits_for_reserved) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
   ck_assert_int_eq(setenv("TR_TEST_CHAN_STALL_MS", "300", 1), 0);
-  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
   unsetenv("TR_TEST_CHAN_STALL_MS");
   held_arg_t ha = {.ch = ch};
   pthread_t t;

@@ -29,7 +29,7 @@ static val_t *mkval(uint64_t v) {
 START_TEST(test_oneshot_send_twice) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(42)), 0);
   val_t *second = mkval(43);
   ck_assert_int_eq(tr_chan_send(NULL, ch, second), TR_ECLOSED);
@@ -53,7 +53,7 @@ END_TEST
 START_TEST(test_oneshot_sender_dropped) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   tr_chan_sender_drop(ch);
   void *m;
   ck_assert_int_eq(tr_chan_recv(ch, 1000, &m), TR_ECLOSED);
@@ -105,7 +105,7 @@ static const tr_behavior_t obs = {.name = "observer",
 START_TEST(test_oneshot_receiver_dropped_tells_sender) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   atomic_store(&closed_seen, 0);
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &obs, NULL, &a), 0);
@@ -132,7 +132,7 @@ END_TEST
 START_TEST(test_oneshot_close_while_waiting) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   waiter_arg_t w = {.ch = ch, .rc = 1};
   pthread_t t;
   pthread_create(&t, NULL, recv_waiter, &w);
@@ -149,7 +149,7 @@ END_TEST
 START_TEST(test_oneshot_wakes_waiting_receiver) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   waiter_arg_t w = {.ch = ch, .rc = 1};
   pthread_t t;
   pthread_create(&t, NULL, recv_waiter, &w);
@@ -166,7 +166,7 @@ END_TEST
 START_TEST(test_oneshot_actor_receiver) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   atomic_store(&closed_seen, 0);
   atomic_store(&vals_seen, 0);
   tr_ref_t a;
@@ -201,7 +201,7 @@ START_TEST(test_oneshot_race_one_winner) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   for (int round = 0; round < 20; round++) {
     tr_chan_t *ch;
-    ck_assert_int_eq(tr_oneshot_new(rt, &ch), 0);
+    ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
     _Atomic int wins = 0;
     race_arg_t a = {.ch = ch, .wins = &wins};
     pthread_t t[4];

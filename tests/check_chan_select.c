@@ -46,7 +46,7 @@ static val_t *mkval(uint64_t v) {
 
 static void mk_chans(tr_runtime_t *rt, tr_chan_t **c, size_t n) {
   for (size_t i = 0; i < n; i++)
-    ck_assert_int_eq(tr_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &c[i]), 0);
+    ck_assert_int_eq(tr_chan_mpsc_new(rt, 0, TR_OVERFLOW_FAIL, &c[i]), 0);
 }
 
 static void free_chans(tr_chan_t **c, size_t n) {
@@ -63,7 +63,7 @@ START_TEST(test_select_fires_right_channel) {
   ck_assert_int_eq(tr_chan_send(NULL, c[2], mkval(22)), 0);
   size_t idx = 99;
   void *m;
-  ck_assert_int_eq(tr_chan_select(c, 3, 0, &idx, &m), 0);
+  ck_assert_int_eq(tr_chan_recv_any(c, 3, 0, &idx, &m), 0);
   ck_assert_uint_eq(idx, 2);
   ck_assert_uint_eq(((val_t *)m)->v, 22);
   tr_msg_free(m);
@@ -92,7 +92,7 @@ START_TEST(test_select_blocks_until_value) {
   pthread_create(&t, NULL, late_sender, &a);
   size_t idx;
   void *m;
-  ck_assert_int_eq(tr_chan_select(c, 4, 5000, &idx, &m), 0);
+  ck_assert_int_eq(tr_chan_recv_any(c, 4, 5000, &idx, &m), 0);
   ck_assert_uint_eq(idx, 1);
   tr_msg_free(m);
   pthread_join(t, NULL);
@@ -108,17 +108,17 @@ START_TEST(test_select_timeout_and_closed) {
   size_t idx;
   void *m;
   uint64_t t0 = tu_now_ms();
-  ck_assert_int_eq(tr_chan_select(c, 2, 40, &idx, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_recv_any(c, 2, 40, &idx, &m), TR_ETIMEDOUT);
   ck_assert_uint_ge(tu_now_ms() - t0, 35);
   tr_chan_close(c[0]);
-  ck_assert_int_eq(tr_chan_select(c, 2, 0, &idx, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_recv_any(c, 2, 0, &idx, &m), TR_ETIMEDOUT);
   ck_assert_int_eq(tr_chan_send(NULL, c[1], mkval(1)), 0);
   tr_chan_close(c[1]);
-  ck_assert_int_eq(tr_chan_select(c, 2, 1000, &idx, &m), 0);
+  ck_assert_int_eq(tr_chan_recv_any(c, 2, 1000, &idx, &m), 0);
   ck_assert_uint_eq(idx, 1);
   tr_msg_free(m);
-  ck_assert_int_eq(tr_chan_select(c, 2, 1000, &idx, &m), TR_ECLOSED);
-  ck_assert_int_eq(tr_chan_select(NULL, 2, 0, &idx, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_chan_recv_any(c, 2, 1000, &idx, &m), TR_ECLOSED);
+  ck_assert_int_eq(tr_chan_recv_any(NULL, 2, 0, &idx, &m), TR_EINVAL);
   free_chans(c, 2);
   tu_runtime_finish(rt);
 }
@@ -136,7 +136,7 @@ START_TEST(test_select_fair_threads) {
   for (int k = 0; k < EACH; k++) {
     size_t idx;
     void *m;
-    ck_assert_int_eq(tr_chan_select(c, N, 0, &idx, &m), 0);
+    ck_assert_int_eq(tr_chan_recv_any(c, N, 0, &idx, &m), 0);
     hits[idx]++;
     tr_msg_free(m);
   }
@@ -221,7 +221,7 @@ START_TEST(test_select_set_fair_round_robin) {
   atomic_store(&gate_open, 0);
   ck_assert_int_eq(tr_send(NULL, a, gate_t_new()), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 1, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 1, TR_FOREVER, &set), 0);
   for (int i = 0; i < N; i++) {
     unsigned idx;
     ck_assert_int_eq(tr_chan_select_add(set, c[i], &idx), 0);
@@ -263,7 +263,7 @@ START_TEST(test_select_set_batch_round_robin) {
   atomic_store(&gate_open, 0);
   ck_assert_int_eq(tr_send(NULL, a, gate_t_new()), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, TR_FOREVER, &set), 0);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
   for (int i = 0; i < N; i++) tr_chan_close(c[i]); /* after their values */
@@ -339,12 +339,12 @@ START_TEST(test_select_set_stress_producers) {
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *c[N];
   for (int i = 0; i < N; i++)
-    ck_assert_int_eq(tr_mpsc_new(rt, 64, TR_OVERFLOW_BLOCK, &c[i]), 0);
+    ck_assert_int_eq(tr_chan_mpsc_new(rt, 64, TR_OVERFLOW_BLOCK, &c[i]), 0);
   selobs_t *o = calloc(1, sizeof(*o));
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &sel_beh, o, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 16, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 16, TR_FOREVER, &set), 0);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
   pthread_t t[N];
@@ -456,7 +456,7 @@ START_TEST(test_select_set_kept_items) {
   keeper_arg_t ka = {.o = &o, .sink = sink};
   ck_assert_int_eq(tr_spawn(rt, &keeper_beh, &ka, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, TR_FOREVER, &set), 0);
   for (int i = 0; i < KEEP_N; i++)
     ck_assert_int_eq(tr_chan_select_add(set, keep_chans[i], NULL), 0);
   for (int k = 0; k < KEEP_EACH; k++)
@@ -503,7 +503,7 @@ START_TEST(test_select_set_failing_actor) {
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &failer_beh, NULL, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 4, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 4, TR_FOREVER, &set), 0);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
   uint64_t accepted = 0;
@@ -567,13 +567,13 @@ static const tr_behavior_t refill_beh = {.name = "select-refill",
 
 START_TEST(test_select_set_give_back_refilled) {
   tr_runtime_t *rt = tu_runtime(1, 0, 0);
-  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &refill_ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &refill_ch), 0);
   for (int i = 0; i < 8; i++)
     ck_assert_int_eq(tr_chan_send(NULL, refill_ch, mkval((uint64_t)i)), 0);
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &refill_beh, NULL, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, TR_FOREVER, &set), 0);
   ck_assert_int_eq(tr_chan_select_add(set, refill_ch, NULL), 0);
   ck_assert_int_eq(tr_runtime_start(rt), 0);
   for (int k = 0; k < 5000 && tr_actor_alive(a); k++) tu_sleep_ms(1);
@@ -617,7 +617,7 @@ START_TEST(test_select_set_wide) {
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &wide_beh, NULL, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 64, TR_FOREVER, &set), 0);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(tr_chan_select_add(set, c[i], NULL), 0);
   /* nothing to do: the token parks and the workers go to sleep */
@@ -660,7 +660,7 @@ START_TEST(test_select_set_forward_to_handle) {
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &fwd_beh, NULL, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, TR_FOREVER, &set), 0);
   ck_assert_int_eq(tr_chan_select_add(set, c[0], NULL), 0);
   for (uint64_t i = 0; i < n; i++) {
     ck_assert_int_eq(tr_chan_send(NULL, c[0], mkval(i)), 0);
@@ -697,7 +697,7 @@ static int held_sink_on(tr_ctx_t *ctx, void *state, void *msg) {
 static const tr_handler_t held_sink_handlers[] = {
     {.type = TR_TYPE(val_t), .fn = held_sink_on}};
 static const tr_mailbox_spec_t held_sink_box[] = {
-    {.name = "in", .capacity = 1, .overflow = TR_MAILBOX_BACKPRESSURE}};
+    {.name = "in", .capacity = 1, .overflow = TR_OVERFLOW_BLOCK}};
 static const tr_behavior_t held_sink_beh = {
     .name = "select-held-sink",
     .handlers = TR_HANDLERS(held_sink_handlers),
@@ -723,14 +723,14 @@ static const tr_behavior_t held_sel_beh = {
 START_TEST(test_select_set_give_back_keeps_bound) {
   tr_runtime_t *rt = tu_runtime(1, 0, 0);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 8, TR_OVERFLOW_FAIL, &ch), 0);
   for (int i = 0; i < 8; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval((uint64_t)i)), 0);
   ck_assert_int_eq(tr_spawn(rt, &held_sink_beh, NULL, &held_sink), 0);
   tr_ref_t a;
   ck_assert_int_eq(tr_spawn(rt, &held_sel_beh, NULL, &a), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, a, 8, TR_FOREVER, &set), 0);
   ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
   ck_assert_int_eq(tr_runtime_start(rt), 0);
   for (int i = 0; i < 5000 && !atomic_load(&held_in); i++) tu_sleep_ms(1);
@@ -821,12 +821,12 @@ START_TEST(test_select_set_close_while_sender_stalled) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   for (int round = 0; round < rounds; round++) {
     tr_chan_t *ch;
-    ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+    ck_assert_int_eq(tr_chan_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
     atomic_store(&stall_handled, 0);
     tr_ref_t a;
     ck_assert_int_eq(tr_spawn(rt, &stall_beh, NULL, &a), 0);
     tr_chan_select_t *set;
-    ck_assert_int_eq(tr_chan_select_new(rt, a, 16, 0, &set), 0);
+    ck_assert_int_eq(tr_chan_select_new(rt, a, 16, TR_FOREVER, &set), 0);
     ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
     stall_arg_t arg = {.ch = ch};
     atomic_init(&arg.started, 0);
@@ -890,14 +890,14 @@ START_TEST(test_select_set_reserved_slot) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
   ck_assert_int_eq(setenv("TR_TEST_CHAN_STALL_MS", "400", 1), 0);
-  ck_assert_int_eq(tr_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 16, TR_OVERFLOW_FAIL, &ch), 0);
   unsetenv("TR_TEST_CHAN_STALL_MS");
   atomic_store(&stall_handled, 0);
   tr_ref_t sel, ping;
   ck_assert_int_eq(tr_spawn(rt, &stall_beh, NULL, &sel), 0);
   ck_assert_int_eq(tr_spawn(rt, &stall_ping_beh, NULL, &ping), 0);
   tr_chan_select_t *set;
-  ck_assert_int_eq(tr_chan_select_new(rt, sel, 16, 0, &set), 0);
+  ck_assert_int_eq(tr_chan_select_new(rt, sel, 16, TR_FOREVER, &set), 0);
   ck_assert_int_eq(tr_chan_select_add(set, ch, NULL), 0);
   ck_assert_int_eq(tr_chan_sender_clone(ch), 0); /* the thread's */
   held_send_t hs = {.ch = ch};

@@ -34,7 +34,7 @@ static cfg_t *mkcfg(uint64_t v) {
 START_TEST(test_watch_latest_only) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_watch_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_watch_new(rt, &ch), 0);
   tr_chan_view_t *v;
   ck_assert_int_eq(tr_chan_watch_borrow(ch, &v), TR_ENOENT);
   tr_chan_sub_t *s;
@@ -92,7 +92,7 @@ static void *waiter(void *p) {
 START_TEST(test_watch_close_wakes_thread) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_watch_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_watch_new(rt, &ch), 0);
   wait_arg_t a = {.rc = 1};
   ck_assert_int_eq(tr_chan_sub_new(ch, &a.s), 0);
   pthread_t t;
@@ -151,7 +151,7 @@ START_TEST(test_watch_slow_actor_sees_latest) {
   uint64_t n = (uint64_t)(5000 * tu_stress_scale());
   tr_runtime_t *rt = tu_runtime(2, 0, 1);
   tr_chan_t *ch;
-  ck_assert_int_eq(tr_watch_new(rt, &ch), 0);
+  ck_assert_int_eq(tr_chan_watch_new(rt, &ch), 0);
   wobs_t o[R];
   tr_ref_t refs[R];
   for (int i = 0; i < R; i++) {

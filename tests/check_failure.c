@@ -50,22 +50,22 @@ static int probe_cmd(tr_ctx_t *ctx, void *state, void *msg) {
   cmd_t *c = msg;
   switch (c->op) {
   case OP_FAIL: return c->arg;
-  case OP_STOP: tr_stop(ctx, c->arg); return 0;
+  case OP_STOP: tr_actor_stop(tr_ctx_self(ctx), c->arg); return 0;
   case OP_LINK: {
     int rc = tr_link(ctx, c->ref);
-    note(ctx, p->report, N_REPLY, rc, tr_self(ctx), 0);
+    note(ctx, p->report, N_REPLY, rc, tr_ctx_self(ctx), 0);
     return 0;
   }
-  case OP_UNLINK: note(ctx, p->report, N_REPLY, tr_unlink(ctx, c->ref), tr_self(ctx), 0); return 0;
+  case OP_UNLINK: note(ctx, p->report, N_REPLY, tr_unlink(ctx, c->ref), tr_ctx_self(ctx), 0); return 0;
   case OP_MONITOR: {
     uint64_t id = 0;
     int rc = tr_monitor(ctx, c->ref, &id);
     p->last_monitor = id;
-    note(ctx, p->report, N_REPLY, rc, tr_self(ctx), id);
+    note(ctx, p->report, N_REPLY, rc, tr_ctx_self(ctx), id);
     return 0;
   }
-  case OP_DEMONITOR: note(ctx, p->report, N_REPLY, tr_demonitor(ctx, p->last_monitor), tr_self(ctx), 0); return 0;
-  case OP_TRAP: tr_trap_exit(ctx, c->arg); note(ctx, p->report, N_REPLY, 0, tr_self(ctx), 0); return 0;
+  case OP_DEMONITOR: note(ctx, p->report, N_REPLY, tr_demonitor(ctx, p->last_monitor), tr_ctx_self(ctx), 0); return 0;
+  case OP_TRAP: tr_ctx_trap_exit(ctx, c->arg); note(ctx, p->report, N_REPLY, 0, tr_ctx_self(ctx), 0); return 0;
   case OP_SPAWN_LINKED: {
     tr_spawn_opts_t o = {.flags = TR_SPAWN_LINK};
     tr_ref_t child;
@@ -76,7 +76,7 @@ static int probe_cmd(tr_ctx_t *ctx, void *state, void *msg) {
   case OP_RESULT: {
     val_t *v = val_t_new();
     v->v = c->arg;
-    tr_set_result(ctx, v);
+    tr_ctx_set_result(ctx, v);
     return 0;
   }
   default: return 0;
@@ -99,7 +99,7 @@ static int probe_down(tr_ctx_t *ctx, void *state, void *msg) {
 
 static void probe_stop(tr_ctx_t *ctx, void *state, int reason) {
   probe_t *p = state;
-  note(ctx, p->report, N_STOPPED, reason, tr_self(ctx), 0);
+  note(ctx, p->report, N_STOPPED, reason, tr_ctx_self(ctx), 0);
 }
 
 static const tr_handler_t probe_h[] = {
@@ -482,7 +482,7 @@ static void on_joined(tr_ctx_t *ctx, void *state, int status, void *reply,
   note(ctx, w->report, N_JOIN, status, TR_REF_NULL,
        reply ? (uint64_t)((val_t *)reply)->v : 0);
   tr_join_free(w->j);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
 }
 
 static int waiter_init(tr_ctx_t *ctx, void *state, void *arg) {

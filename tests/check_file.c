@@ -75,13 +75,13 @@ static int f_done(tr_ctx_t *ctx, void *st, void *msg) {
     for (size_t i = 0; i < PIECE; i++)
       if (b[i] != pattern(d->cookie * PIECE + i)) {
         atomic_store(&verdict, -1);
-        tr_stop(ctx, 0);
+        tr_actor_stop(tr_ctx_self(ctx), 0);
         return 0;
       }
   }
   if (++f->reads == NPIECES + 1) {
     atomic_store(&verdict, 1);
-    tr_stop(ctx, 0);
+    tr_actor_stop(tr_ctx_self(ctx), 0);
   }
   return 0;
 }
@@ -215,7 +215,7 @@ static int pf_done(tr_ctx_t *ctx, void *st, void *msg) {
   ck_assert_ptr_null(d->data);
   atomic_store(&pf_result, d->result);
   atomic_fetch_add(&pf_calls, 1);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t pf_h[] = {{&tr_file_done_t__type, pf_done}};
@@ -230,7 +230,7 @@ static int pf_quit_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)st;
   ck_assert_int_eq(tr_file_map_prefetch(ctx, arg, 7), 0);
   tr_file_map_unref(arg);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_behavior_t pf_quit_b = {.name = "pf_quit",

@@ -313,7 +313,7 @@ static int tmr_fired(tr_ctx_t *ctx, void *st, void *msg) {
   tr_timer_fired_t *f = msg;
   ck_assert_uint_eq(f->cookie, 7);
   atomic_store(&fired_at, tu_now_ns());
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t tmr_h[] = {{&tr_timer_fired_t__type, tmr_fired}};
@@ -352,7 +352,7 @@ static int echo_eof(tr_ctx_t *ctx, void *st, void *msg) {
 static int echo_closed(tr_ctx_t *ctx, void *st, void *msg) {
   (void)st;
   (void)msg;
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t echo_h[] = {
@@ -387,7 +387,7 @@ static int cli_connected(tr_ctx_t *ctx, void *st, void *msg) {
   ck_assert_uint_eq(m->cookie, 5);
   if (m->status) {
     atomic_store(&cli_result, m->status);
-    tr_stop(ctx, 0);
+    tr_actor_stop(tr_ctx_self(ctx), 0);
     return 0;
   }
   for (int i = 0; i < 1000; i++) {
@@ -405,7 +405,7 @@ static int cli_data(tr_ctx_t *ctx, void *st, void *msg) {
   if (c->got + d->len > c->total ||
       memcmp(c->expect + c->got, d->data, d->len) != 0) {
     atomic_store(&cli_result, -1000);
-    tr_stop(ctx, 0);
+    tr_actor_stop(tr_ctx_self(ctx), 0);
     return 0;
   }
   c->got += d->len;
@@ -416,7 +416,7 @@ static int cli_eof(tr_ctx_t *ctx, void *st, void *msg) {
   cli_t *c = st;
   (void)msg;
   atomic_store(&cli_result, c->got == c->total ? 1 : -2000);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t cli_h[] = {
@@ -535,7 +535,7 @@ static int file_done(tr_ctx_t *ctx, void *st, void *msg) {
   ck_assert_int_eq(d->result, 4);
   ck_assert_uint_eq(d->len, 4);
   atomic_store(&file_result, memcmp(d->data, "file", 4) == 0 ? 1 : -1);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t file_h[] = {{&tr_file_done_t__type, file_done}};

@@ -127,7 +127,7 @@ END_TEST
 
 START_TEST(test_mailbox_bounded_fail) {
   static const tr_mailbox_spec_t boxes[] = {
-      {.name = "in", .capacity = 8, .overflow = TR_MAILBOX_FAIL}};
+      {.name = "in", .capacity = 8, .overflow = TR_OVERFLOW_FAIL}};
   static const tr_behavior_t b = {.name = "bounded", .handlers = TR_HANDLERS(handlers),
                                   .mailboxes = boxes, .nmailboxes = 1};
   tr_runtime_t *rt = unstarted();
@@ -148,7 +148,7 @@ END_TEST
 
 START_TEST(test_mailbox_bounded_drop_oldest) {
   static const tr_mailbox_spec_t boxes[] = {
-      {.name = "in", .capacity = 4, .overflow = TR_MAILBOX_DROP_OLDEST}};
+      {.name = "in", .capacity = 4, .overflow = TR_OVERFLOW_DROP_OLDEST}};
   static const tr_behavior_t b = {.name = "lossy", .handlers = TR_HANDLERS(handlers),
                                   .mailboxes = boxes, .nmailboxes = 1};
   tr_runtime_t *rt = unstarted();
@@ -189,13 +189,13 @@ static int produce(tr_ctx_t *ctx, void *st, void *msg) {
   item_t *m = item_t_new();
   m->v = g->left;
   ck_assert_int_eq(tr_send(ctx, consumer, m), 0);
-  if (--g->left > 0) return tr_send(ctx, tr_self(ctx), g); /* one per run */
+  if (--g->left > 0) return tr_send(ctx, tr_ctx_self(ctx), g); /* one per run */
   return 0;
 }
 
 static const tr_handler_t slow_h[] = {{TR_TYPE(item_t), slow_item}};
 static const tr_mailbox_spec_t bp_boxes[] = {
-    {.name = "in", .capacity = CAP, .overflow = TR_MAILBOX_BACKPRESSURE}};
+    {.name = "in", .capacity = CAP, .overflow = TR_OVERFLOW_BLOCK}};
 static const tr_behavior_t slow_b = {.name = "slow", .handlers = TR_HANDLERS(slow_h),
                                      .mailboxes = bp_boxes, .nmailboxes = 1};
 static const tr_handler_t prod_h[] = {{TR_TYPE(go_t), produce}};

@@ -48,7 +48,7 @@ static int flooder_on_work(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   atomic_fetch_add(&per_class[((work_t *)msg)->cls], 1);
   if (atomic_load(&flood_on))
-    (void)tr_send(ctx, tr_self(ctx), msg);
+    (void)tr_send(ctx, tr_ctx_self(ctx), msg);
   return 0;
 }
 

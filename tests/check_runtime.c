@@ -90,7 +90,7 @@ static const tr_behavior_t slow = {
 static int looper_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   atomic_fetch_add(&handled, 1);
-  (void)tr_send(ctx, tr_self(ctx), msg);
+  (void)tr_send(ctx, tr_ctx_self(ctx), msg);
   return 0;
 }
 static const tr_handler_t looper_handlers[] = {

@@ -87,7 +87,7 @@ static int fan_actor_on_chunk(tr_ctx_t *ctx, void *state, void *msg) {
   for (; c->next < end; c->next++)
     if (send_seq(ctx, c->sink, c->sender, c->next) != 0)
       atomic_fetch_add(&errors, 1);
-  if (c->next < c->count && tr_send(ctx, tr_self(ctx), c) != 0)
+  if (c->next < c->count && tr_send(ctx, tr_ctx_self(ctx), c) != 0)
     atomic_fetch_add(&errors, 1);
   return 0;
 }
@@ -265,7 +265,7 @@ static int churn_on_ping(tr_ctx_t *ctx, void *state, void *msg) {
 static int churn_on_poison(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   (void)msg;
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
@@ -399,7 +399,7 @@ static int race_on_ping(tr_ctx_t *ctx, void *state, void *msg) {
 static int race_on_poison(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   (void)msg;
-  tr_stop(ctx, TR_EXIT_NORMAL);
+  tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 

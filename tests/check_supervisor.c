@@ -53,7 +53,7 @@ static int worker_work(tr_ctx_t *ctx, void *state, void *msg) {
   atomic_fetch_add(&handled, 1);
   switch (m->op) {
   case W_FAIL: return m->arg ? m->arg : TR_EFAILED;
-  case W_STOP: tr_stop(ctx, m->arg); return 0;
+  case W_STOP: tr_actor_stop(tr_ctx_self(ctx), m->arg); return 0;
   case W_PING: event(ctx, E_PONG, w->id, 0); return 0;
   default: return 0;
   }
@@ -373,7 +373,7 @@ END_TEST
 static int stubborn_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)state;
   (void)arg;
-  tr_trap_exit(ctx, 1);
+  tr_ctx_trap_exit(ctx, 1);
   event(ctx, E_START, 99, 0);
   return 0;
 }

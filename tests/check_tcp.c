@@ -73,7 +73,7 @@ static int dialer_init(tr_ctx_t *ctx, void *st, void *arg) {
   if (rc) {
     atomic_store(&conn_status, rc);
     atomic_fetch_add(&conn_msgs, 1);
-    tr_stop(ctx, 0);
+    tr_actor_stop(tr_ctx_self(ctx), 0);
   }
   return 0;
 }
@@ -84,13 +84,13 @@ static int dialer_connected(tr_ctx_t *ctx, void *st, void *msg) {
   atomic_store(&conn_status, m->status);
   atomic_fetch_add(&conn_msgs, 1);
   if (m->status == 0) tr_tcp_close(ctx, m->conn);
-  else tr_stop(ctx, 0);
+  else tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static int dialer_closed(tr_ctx_t *ctx, void *st, void *msg) {
   (void)st;
   (void)msg;
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t dialer_h[] = {
@@ -223,7 +223,7 @@ static int sconn_closed(tr_ctx_t *ctx, void *st, void *msg) {
   tr_tcp_closed_t *m = msg;
   atomic_store(&srv_closed_status, m->status);
   atomic_fetch_add(&srv_closes, 1);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t sconn_h[] = {

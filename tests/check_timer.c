@@ -54,7 +54,7 @@ static int spin(tr_ctx_t *ctx, void *st, void *msg) {
   if (atomic_load(&load_stop)) return 0;
   spin_t *n = spin_t_new();
   n->n = m->n + 1;
-  return tr_send(ctx, tr_self(ctx), n);
+  return tr_send(ctx, tr_ctx_self(ctx), n);
 }
 static const tr_handler_t spin_h[] = {{TR_TYPE(spin_t), spin}};
 static const tr_behavior_t spin_b = {.name = "spin",
@@ -80,7 +80,7 @@ static int acc_fired(tr_ctx_t *ctx, void *st, void *msg) {
   if (el < want) atomic_fetch_add(&acc_early, 1);
   else atomic_store(&acc_late[a->slot], (el - want) / 1000000ull);
   atomic_fetch_add(&acc_done, 1);
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t acc_h[] = {{&tr_timer_fired_t__type, acc_fired}};
@@ -151,7 +151,7 @@ static int drift_fired(tr_ctx_t *ctx, void *st, void *msg) {
     atomic_store(&drift_seq, f->seq);
     atomic_store(&drift_end_ns, tu_now_ns() - d->start_ns);
     ck_assert_int_eq(tr_timer_cancel(tr_ctx_runtime(ctx), d->id), 0);
-    tr_stop(ctx, 0);
+    tr_actor_stop(tr_ctx_self(ctx), 0);
   }
   return 0;
 }
@@ -239,7 +239,7 @@ static int dl_fired(tr_ctx_t *ctx, void *st, void *msg) {
   tr_timer_fired_t *f = msg;
   ck_assert_uint_eq(f->cookie, 9);
   atomic_store(&dl_fired_ns, tu_now_ns());
-  tr_stop(ctx, 0);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t dl_h[] = {{&tr_timer_fired_t__type, dl_fired}};
@@ -317,14 +317,14 @@ static int stopper_init(tr_ctx_t *ctx, void *st, void *arg) {
   ck_assert_int_eq(tr_timer_start(ctx, 5, 5, 0, NULL), 0);
   ck_assert_int_eq(tr_timer_start(ctx, 100000, 0, 0, NULL), 0);
   note_t *n = note_t_new();
-  ck_assert_int_eq(tr_timer_send_after(ctx, tr_self(ctx), 100000, n, NULL), 0);
+  ck_assert_int_eq(tr_timer_send_after(ctx, tr_ctx_self(ctx), 100000, n, NULL), 0);
   return 0;
 }
 static _Atomic uint64_t stopper_ticks;
 static int stopper_tick(tr_ctx_t *ctx, void *st, void *msg) {
   (void)st;
   (void)msg;
-  if (atomic_fetch_add(&stopper_ticks, 1) + 1 == 3) tr_stop(ctx, 0);
+  if (atomic_fetch_add(&stopper_ticks, 1) + 1 == 3) tr_actor_stop(tr_ctx_self(ctx), 0);
   return 0;
 }
 static const tr_handler_t stopper_h[] = {
@@ -362,13 +362,13 @@ static int spread_arm(tr_ctx_t *ctx, void *st, void *msg) {
   arm_t *m = msg;
   note_t *n = note_t_new();
   tr_timer_id_t id = 0;
-  ck_assert_int_eq(tr_timer_send_after(ctx, tr_self(ctx), 100000, n, &id), 0);
+  ck_assert_int_eq(tr_timer_send_after(ctx, tr_ctx_self(ctx), 100000, n, &id), 0);
   atomic_store(&spread_ids[*slot][m->left], id);
   atomic_fetch_add(&spread_armed, 1);
   if (m->left == 0) return 0;
   arm_t *next = arm_t_new();
   next->left = m->left - 1;
-  return tr_send(ctx, tr_self(ctx), next);
+  return tr_send(ctx, tr_ctx_self(ctx), next);
 }
 static int spread_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)ctx;
@@ -455,7 +455,7 @@ static int srv_q(tr_ctx_t *ctx, void *st, void *msg) {
   tr_ctx_take(ctx);
   later_t *l = later_t_new();
   l->req = q;
-  return tr_timer_send_after(ctx, tr_self(ctx), (uint64_t)q->delay_ms, l,
+  return tr_timer_send_after(ctx, tr_ctx_self(ctx), (uint64_t)q->delay_ms, l,
                              NULL);
 }
 static int srv_later(tr_ctx_t *ctx, void *st, void *msg) {

@@ -46,12 +46,15 @@ TR_EXTERN int tr_runtime_new(const tr_runtime_config_t *cfg,
 TR_EXTERN int tr_runtime_start(tr_runtime_t *rt);
 
 /* Blocks until the runtime is quiescent: no actor has mail or is running,
- * no worker has work and no timer is armed. timeout_ms < 0 waits forever.
- * Returns 0, TR_ETIMEDOUT, or TR_EINVAL if the runtime was not started.
+ * no worker has work and no timer is armed, or until timeout passes
+ * (TR_FOREVER: no limit). Returns 0, TR_ETIMEDOUT, or TR_EINVAL (the
+ * runtime was not started; a negative timeout other than TR_FOREVER).
  * Call from outside the workers. */
-TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms);
+TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt,
+                                          tr_duration_t timeout);
 
-/* Graceful shutdown, top-down, within deadline_ms (< 0: no deadline):
+/* Graceful shutdown, top-down, within deadline (TR_FOREVER: no deadline;
+ * TR_NOWAIT: nothing is waited for, what is alive is stopped by force):
  *  1. lets actors drain their mailboxes until the runtime is quiescent;
  *  2. asks the roots of the spawn tree (actors spawned from outside the
  *     runtime, or whose parent is gone) to stop with TR_EXIT_SHUTDOWN; a
@@ -63,7 +66,7 @@ TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt, int timeout_ms);
  * tr_runtime_stats_t.dead_letters, and requests among them get TR_ENOREPLY
  * replies. Returns 0 if the mail drained and every actor stopped in time,
  * TR_ETIMEDOUT otherwise. Call from outside the workers, once. */
-TR_EXTERN int tr_runtime_shutdown(tr_runtime_t *rt, int deadline_ms);
+TR_EXTERN int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline);
 
 /* Starts the runtime (if needed), waits for quiescence, shuts down. */
 TR_EXTERN int tr_runtime_run(tr_runtime_t *rt);
@@ -116,24 +119,13 @@ typedef struct tr_handler {
  * mailbox (stop requests, exits, downs, replies of the runtime, timers,
  * I/O) is separate, unbounded, and always served first. */
 
-/* What a bounded mailbox does when it is full (values shared with the
- * channel system's tr_overflow_t). */
-#define TR_MAILBOX_FAIL 0        /* the send fails with TR_EAGAIN; the
-                                    caller keeps the message */
-#define TR_MAILBOX_DROP_OLDEST 1 /* the oldest queued message is dropped
-                                    (counted as a dead letter) */
-#define TR_MAILBOX_BACKPRESSURE 2 /* the message is accepted and a sending
-                                    actor is descheduled until the mailbox
-                                    drains below low_water (as Pony mutes
-                                    senders); a sender outside the runtime
-                                    gets TR_EAGAIN instead */
-
 typedef struct tr_mailbox_spec {
   const char *name;
   const tr_msgtype_t *const *types; /* the types routed here */
   size_t ntypes;
   size_t capacity;    /* 0 = unbounded */
-  int overflow;       /* TR_MAILBOX_* */
+  tr_overflow_t overflow; /* when full (<troupe/mailbox.h>); a thread
+                         outside the runtime gets TR_EAGAIN for BLOCK */
   size_t low_water;   /* backpressure: resume senders below (0: half the
                          capacity, at least 1) */
   unsigned weight;    /* TR_SELECT_WEIGHTED: messages per round; 0 = 1 */
@@ -197,9 +189,12 @@ TR_EXTERN int tr_spawn_ex(tr_runtime_t *rt, const tr_behavior_t *behavior,
                           void *arg, const tr_spawn_opts_t *opts,
                           tr_ref_t *out);
 
-/* Asks an actor to stop with the given reason. The request is a system
- * message: it overtakes data messages already queued, which become dead
- * letters. Returns 0, TR_ENOACTOR, or TR_ENOMEM. */
+/* Stops an actor with the given reason: the one call for stopping an
+ * actor, itself or another. Called by an actor's handler (or init) for
+ * that actor itself (tr_actor_stop(tr_ctx_self(ctx), reason)), the actor
+ * stops when the handler returns; this cannot fail. Otherwise the request
+ * is a system message: it overtakes data messages already queued, which
+ * become dead letters. Returns 0, TR_ENOACTOR, or TR_ENOMEM. */
 TR_EXTERN int tr_actor_stop(tr_ref_t ref, int reason);
 
 /* Whether ref names a live actor (racy by nature: for diagnostics). */
@@ -207,11 +202,8 @@ TR_EXTERN int tr_actor_alive(tr_ref_t ref);
 
 /* ---- Inside a handler ------------------------------------------------- */
 
-TR_EXTERN tr_ref_t tr_self(const tr_ctx_t *ctx);
+TR_EXTERN tr_ref_t tr_ctx_self(const tr_ctx_t *ctx);
 TR_EXTERN tr_runtime_t *tr_ctx_runtime(const tr_ctx_t *ctx);
-
-/* Stops the calling actor after the current handler returns. */
-TR_EXTERN void tr_stop(tr_ctx_t *ctx, int reason);
 
 /* Keeps the message being handled: the runtime will not free it; the
  * handler now owns it (and must free or send it later). */
@@ -225,6 +217,25 @@ TR_EXTERN void tr_ctx_take(tr_ctx_t *ctx);
  * actor), TR_EBADMSG (the receiver does not accept the type), TR_EINVAL.
  * On failure the caller still owns msg. */
 TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
+
+/* Typed references. TR_TYPED_REF(R) declares a ref type R that wraps a
+ * tr_ref_t; each TR_ACCEPTS(R, T) adds
+ *   int R_send_T(tr_ctx_t *ctx, R to, T *msg);
+ * so that sending a message type R does not accept does not compile. */
+#define TR_TYPED_REF(R)                                                      \
+  typedef struct R {                                                         \
+    tr_ref_t ref;                                                            \
+  } R;                                                                       \
+  static inline R R##_from(tr_ref_t r) {                                    \
+    R x;                                                                     \
+    x.ref = r;                                                               \
+    return x;                                                                \
+  }
+
+#define TR_ACCEPTS(R, T)                                                     \
+  static inline int R##_send_##T(tr_ctx_t *ctx, R to, T *msg) {            \
+    return tr_send(ctx, to.ref, &msg->hdr);                                  \
+  }
 
 /* Options of tr_send_ex. */
 #define TR_SEND_RETURN_DEAD 0x1u /* if the message is dropped undelivered
@@ -302,7 +313,7 @@ TR_MESSAGE_DECLARE(tr_down_t)
 /* Turns exit trapping on or off for the calling actor. While on, exits of
  * linked actors and stop requests (except TR_EXIT_KILLED) arrive as
  * tr_exit_t messages instead of stopping the actor. */
-TR_EXTERN void tr_trap_exit(tr_ctx_t *ctx, int on);
+TR_EXTERN void tr_ctx_trap_exit(tr_ctx_t *ctx, int on);
 
 /* Links the calling actor and `other` (both directions): when one stops
  * with a reason other than TR_EXIT_NORMAL, the other stops with the same
@@ -327,7 +338,7 @@ TR_EXTERN int tr_demonitor(tr_ctx_t *ctx, uint64_t id);
 /* Sets the result the calling actor's join handle delivers when it stops
  * (replacing an earlier one, which is freed). Takes ownership of msg.
  * Returns 0 or TR_EINVAL. */
-TR_EXTERN int tr_set_result(tr_ctx_t *ctx, void *msg);
+TR_EXTERN int tr_ctx_set_result(tr_ctx_t *ctx, void *msg);
 
 /* Awaits a join handle from an actor: k runs once on the caller with
  * status = the child's exit reason and reply = its result (or NULL), owned
@@ -336,11 +347,11 @@ TR_EXTERN int tr_set_result(tr_ctx_t *ctx, void *msg);
 TR_EXTERN int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k,
                             void *cookie);
 
-/* Blocks (outside the runtime) until the actor has stopped or timeout_ms
- * passes. On 0, *reason has the exit reason and *result the result (or
+/* Blocks (outside the runtime) until the actor has stopped or timeout
+ * passes (TR_NOWAIT: only looks; TR_FOREVER: no limit). On 0, *reason has the exit reason and *result the result (or
  * NULL), now owned by the caller. Returns 0, TR_ETIMEDOUT, TR_EBUSY
  * (awaited by an actor or already taken). */
-TR_EXTERN int tr_join_wait(tr_join_t *j, int timeout_ms, int *reason,
+TR_EXTERN int tr_join_wait(tr_join_t *j, tr_duration_t timeout, int *reason,
                            void **result);
 
 /* Releases the caller's join handle (an untaken result is freed). */
@@ -362,16 +373,18 @@ TR_EXTERN int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id);
 /* Sends with the handle as sender (replies come back to the handle). */
 TR_EXTERN int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg);
 
-/* Waits up to timeout_ms (< 0 forever) for the next message and hands it
- * over in *msg. Returns 0 or TR_ETIMEDOUT. */
-TR_EXTERN int tr_handle_receive(tr_handle_t *h, int timeout_ms, void **msg);
+/* Waits up to timeout (TR_NOWAIT: only looks; TR_FOREVER: no limit) for
+ * the next message and hands it over in *msg. Returns 0, TR_ETIMEDOUT, or
+ * TR_EINVAL (NULL argument, a negative timeout other than TR_FOREVER). */
+TR_EXTERN int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout,
+                                void **msg);
 
-/* Sends req as a request and waits up to timeout_ms for its reply.
+/* Sends req as a request and waits up to timeout for its reply.
  * Returns 0 with the reply in *reply, TR_ETIMEDOUT, TR_ENOREPLY, or the
  * codes of tr_send. Other messages arriving meanwhile stay queued for
  * tr_handle_receive. */
 TR_EXTERN int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
-                             int timeout_ms, void **reply);
+                             tr_duration_t timeout, void **reply);
 
 /* ---- Counters --------------------------------------------------------- */
 

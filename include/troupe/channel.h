@@ -14,7 +14,7 @@
  * A value is an ordinary message (a struct that starts with a tr_msg_t).
  * A successful send moves it into the channel; a failed send leaves it with
  * the caller. The receiver is either an outside thread (blocking receive
- * with a timeout, or tr_chan_select over several channels) or an actor that
+ * with a timeout, or tr_chan_recv_any over several channels) or an actor that
  * subscribed: then each value arrives in its mailbox as a message.
  *
  * Handles and lifetime: tr_*_new returns a channel holding two references:
@@ -49,7 +49,7 @@ TR_BEGIN_DECLS
 
 typedef struct tr_chan tr_chan_t;
 typedef struct tr_chan_sub tr_chan_sub_t;
-typedef struct tr_chan_select tr_chan_select_t;
+typedef struct tr_chan_recv_any tr_chan_select_t;
 
 /* The kind of a channel, fixed at creation. */
 typedef enum tr_chan_kind {
@@ -58,26 +58,6 @@ typedef enum tr_chan_kind {
   TR_CHAN_BROADCAST = 2,
   TR_CHAN_WATCH = 3
 } tr_chan_kind_t;
-
-/* What a send into a full bounded mpsc channel does (see doc/overflow.md).
- *   TR_OVERFLOW_FAIL         the send returns TR_EAGAIN; the caller keeps
- *                            the message.
- *   TR_OVERFLOW_DROP_OLDEST  the oldest queued value is dropped (counted in
- *                            stats.dropped, returned if its sender asked)
- *                            and the new one is queued.
- *   TR_OVERFLOW_BLOCK        backpressure. A thread blocks until there is
- *                            room, the timeout passes (TR_ETIMEDOUT) or the
- *                            channel closes (TR_ECLOSED). An actor cannot
- *                            block: its send returns TR_EAGAIN and the
- *                            channel remembers it; once the queue drains to
- *                            the low-water mark the actor receives one
- *                            tr_chan_writable_t message and retries. This
- *                            is the actor form of backpressure. */
-typedef enum tr_overflow {
-  TR_OVERFLOW_FAIL = 0,
-  TR_OVERFLOW_DROP_OLDEST = 1,
-  TR_OVERFLOW_BLOCK = 2
-} tr_overflow_t;
 
 /* Why a channel closed (tr_chan_closed_t.reason, tr_chan_stats_t). */
 typedef enum tr_chan_close_reason {
@@ -96,8 +76,6 @@ typedef struct tr_chan_opts {
   tr_overflow_t overflow; /* bounded mpsc only */
   size_t low_water;       /* BLOCK: queue length at which waiting actor
                              senders are told writable; 0 = capacity/2 */
-  int send_timeout_ms;    /* BLOCK: how long tr_chan_send blocks a thread;
-                             0 = forever (tr_chan_send_timeout overrides) */
 } tr_chan_opts_t;
 
 /* ---- Message types the channel system delivers -------------------------
@@ -198,13 +176,13 @@ static inline void *tr_chan_dead_take(tr_chan_dead_t *d) {
 TR_EXTERN int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
                           const tr_chan_opts_t *opts, tr_chan_t **out);
 
-/* Shorthands for tr_chan_new. tr_mpsc_new: capacity 0 = unbounded. */
-TR_EXTERN int tr_mpsc_new(tr_runtime_t *rt, size_t capacity,
+/* Shorthands for tr_chan_new. tr_chan_mpsc_new: capacity 0 = unbounded. */
+TR_EXTERN int tr_chan_mpsc_new(tr_runtime_t *rt, size_t capacity,
                           tr_overflow_t overflow, tr_chan_t **out);
-TR_EXTERN int tr_oneshot_new(tr_runtime_t *rt, tr_chan_t **out);
-TR_EXTERN int tr_broadcast_new(tr_runtime_t *rt, size_t capacity,
+TR_EXTERN int tr_chan_oneshot_new(tr_runtime_t *rt, tr_chan_t **out);
+TR_EXTERN int tr_chan_broadcast_new(tr_runtime_t *rt, size_t capacity,
                                tr_chan_t **out);
-TR_EXTERN int tr_watch_new(tr_runtime_t *rt, tr_chan_t **out);
+TR_EXTERN int tr_chan_watch_new(tr_runtime_t *rt, tr_chan_t **out);
 
 /* Adds a sender reference (give it to one more producer). Returns 0 or
  * TR_ECLOSED if the channel is already closed (no reference is taken). */
@@ -238,10 +216,9 @@ TR_EXTERN void tr_chan_free(tr_chan_t *ch);
 TR_EXTERN int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who,
                                     unsigned index);
 
-/* Blocks the calling thread until ch is closed or timeout_ms passes (< 0
- * forever): how a thread sender learns that the receiver dropped.
+/* Blocks the calling thread until ch is closed or timeout passes: how a thread sender learns that the receiver dropped.
  * Returns 0 (closed) or TR_ETIMEDOUT. Not from a handler. */
-TR_EXTERN int tr_chan_closed_wait(tr_chan_t *ch, int timeout_ms);
+TR_EXTERN int tr_chan_closed_wait(tr_chan_t *ch, tr_duration_t timeout);
 
 /* Whether ch is closed (racy by nature). */
 TR_EXTERN int tr_chan_is_closed(const tr_chan_t *ch);
@@ -256,38 +233,44 @@ TR_EXTERN tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch);
  * Returns 0, TR_EINVAL, TR_ECLOSED (closed; a oneshot that already has
  * its value), TR_EAGAIN (bounded and full: FAIL policy, or BLOCK policy
  * from an actor, which will get a tr_chan_writable_t later),
- * TR_ETIMEDOUT (BLOCK policy from a thread, opts.send_timeout_ms passed),
+ * (BLOCK policy: a thread blocks without limit; tr_chan_send_timeout
+ * bounds it),
  * TR_ENOENT (broadcast with no subscriber), TR_ENOMEM.
  * Broadcast never blocks: slow subscribers lag instead. Watch replaces the
  * current value (the old one is released when no view holds it). */
 TR_EXTERN int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg);
 
-/* tr_chan_send with an explicit blocking timeout for a thread (timeout_ms
- * < 0 forever, 0 = do not block) under TR_OVERFLOW_BLOCK. */
-TR_EXTERN int tr_chan_send_timeout(tr_chan_t *ch, void *msg, int timeout_ms);
+/* tr_chan_send from a thread with a bound on how long a TR_OVERFLOW_BLOCK
+ * channel blocks it (TR_NOWAIT: TR_EAGAIN at once if full; TR_FOREVER: no
+ * limit, as tr_chan_send). Adds TR_ETIMEDOUT to tr_chan_send's codes. */
+TR_EXTERN int tr_chan_send_timeout(tr_chan_t *ch, void *msg,
+                                   tr_duration_t timeout);
 
 /* The full form. dead_to: where to return the value as a tr_chan_dead_t
- * if it is accepted but cannot be delivered (an actor's tr_self, a
- * handle's tr_handle_ref), or TR_REF_NULL to only count it. timeout_ms as
+ * if it is accepted but cannot be delivered (an actor's tr_ctx_self, a
+ * handle's tr_handle_ref), or TR_REF_NULL to only count it. timeout as
  * in tr_chan_send_timeout (ignored when ctx is not NULL). */
 TR_EXTERN int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg,
-                              tr_ref_t dead_to, int timeout_ms);
+                              tr_ref_t dead_to, tr_duration_t timeout);
 
 /* ---- Receiving on a thread (mpsc, oneshot) ------------------------------- */
 
-/* Takes the next value, waiting up to timeout_ms (< 0 forever, 0 poll).
+/* Takes the next value, waiting up to timeout (TR_NOWAIT: only looks;
+ * TR_FOREVER: no limit).
  * Returns 0 with the value in *out (the caller owns it), TR_ETIMEDOUT,
  * TR_ECLOSED (closed and empty), TR_EBUSY (an actor subscribed), or
  * TR_EINVAL (not an mpsc/oneshot channel). Blocking; one receiver. */
-TR_EXTERN int tr_chan_recv(tr_chan_t *ch, int timeout_ms, void **out);
+TR_EXTERN int tr_chan_recv(tr_chan_t *ch, tr_duration_t timeout,
+                           void **out);
 
-/* Waits up to timeout_ms for a value on any of the n channels (mpsc or
+/* A thread's select: waits up to timeout for a value on any of the n channels (mpsc or
  * oneshot). Returns 0 with *index = the channel that fired and *out = its
  * value (owned by the caller); TR_ECLOSED when every channel is closed and
  * empty; TR_ETIMEDOUT; TR_EINVAL. Fairness: the channels are tried from a
  * start index that rotates on every call, so no ready channel starves. */
-TR_EXTERN int tr_chan_select(tr_chan_t *const *chans, size_t n,
-                             int timeout_ms, size_t *index, void **out);
+TR_EXTERN int tr_chan_recv_any(tr_chan_t *const *chans, size_t n,
+                               tr_duration_t timeout, size_t *index,
+                               void **out);
 
 /* ---- Actors as receivers ----------------------------------------------- */
 
@@ -332,11 +315,12 @@ TR_EXTERN void tr_chan_ack(tr_chan_t *ch, unsigned n);
  * first view). Returns 0, TR_EINVAL, TR_ECLOSED, TR_ENOMEM. */
 TR_EXTERN int tr_chan_sub_new(tr_chan_t *ch, tr_chan_sub_t **out);
 
-/* Waits up to timeout_ms (< 0 forever, 0 poll) for the next view (the
+/* Waits up to timeout (TR_NOWAIT: only looks; TR_FOREVER: no limit) for
+ * the next view (the
  * caller frees it with tr_msg_free, which releases the shared value).
  * Returns 0, TR_ETIMEDOUT, or TR_ECLOSED (closed and nothing left).
  * One thread per subscription. */
-TR_EXTERN int tr_chan_sub_recv(tr_chan_sub_t *sub, int timeout_ms,
+TR_EXTERN int tr_chan_sub_recv(tr_chan_sub_t *sub, tr_duration_t timeout,
                                tr_chan_view_t **out);
 
 /* Ends a thread subscription. Views already received stay valid. */
@@ -355,12 +339,14 @@ TR_EXTERN int tr_chan_watch_borrow(tr_chan_t *ch, tr_chan_view_t **out);
  * valid during the call; keep it (tr_ctx_take) or forward it and it holds
  * its value and channel until freed. If the actor stops, the channels
  * lose their receiver: they close, and what they hold is dead. A channel that closes sends a
- * tr_chan_closed_t with its index. If timeout_ms > 0 and no value arrives
- * for that long while the set is idle, the actor gets a tr_chan_item_t
- * with status TR_ETIMEDOUT (once per idle period).
- * tr_chan_select_new returns 0, TR_EINVAL, TR_ENOMEM. */
+ * tr_chan_closed_t with its index. If idle_timeout is not TR_FOREVER and
+ * no value arrives for that long while the set is idle, the actor gets a
+ * tr_chan_item_t with status TR_ETIMEDOUT (once per idle period).
+ * tr_chan_select_new returns 0, TR_ENOMEM, or TR_EINVAL (idle_timeout
+ * TR_NOWAIT or negative other than TR_FOREVER). The thread's select is
+ * tr_chan_recv_any. */
 TR_EXTERN int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who,
-                                 unsigned window, int timeout_ms,
+                                 unsigned window, tr_duration_t idle_timeout,
                                  tr_chan_select_t **out);
 
 /* Adds ch (takes a subscription on it, like tr_chan_subscribe) under the

@@ -4,9 +4,8 @@
  * tr_msg_t header. Each message type is declared once with TR_MESSAGE_TYPE
  * (in a header) and defined once with TR_MESSAGE_DEFINE (in one .c file);
  * the pair yields a type descriptor (name, size, destructor, msgpack
- * encode/decode), an allocation helper T_new(), and with TR_TYPED_REF and
- * TR_ACCEPTS typed references whose send helpers only compile for the
- * message types the receiver accepts.
+ * encode/decode) and an allocation helper T_new(). Typed references
+ * (TR_TYPED_REF, TR_ACCEPTS) are in <troupe/actor.h>, beside tr_send.
  *
  * Ownership: a message is allocated by its sender (T_new / tr_msg_new). A
  * successful send hands it over; a failed send leaves it with the caller,
@@ -39,6 +38,28 @@ static inline int tr_ref_eq(tr_ref_t a, tr_ref_t b) { return a.id == b.id; }
 static inline int tr_ref_is_null(tr_ref_t a) { return a.id == 0; }
 
 typedef struct tr_msgtype tr_msgtype_t;
+
+/* What a bounded queue does when it is full: the one overflow vocabulary
+ * of bounded mailboxes (tr_mailbox_spec_t) and bounded mpsc channels
+ * (tr_chan_opts_t); doc/overflow.md compares them.
+ *   TR_OVERFLOW_FAIL         the send fails with TR_EAGAIN.
+ *   TR_OVERFLOW_DROP_OLDEST  the oldest queued message is dropped (counted
+ *                            as a dead letter, returned to its sender if it
+ *                            asked) and the new one is queued.
+ *   TR_OVERFLOW_BLOCK        backpressure. A sending actor is never blocked:
+ *                            a mailbox accepts the message and deschedules
+ *                            the sender until the mailbox drains below its
+ *                            low-water mark (as Pony mutes senders); a
+ *                            channel refuses with TR_EAGAIN and sends the
+ *                            actor one tr_chan_writable_t once it drained.
+ *                            A thread outside the runtime blocks on a
+ *                            channel (up to its timeout) and gets TR_EAGAIN
+ *                            from a mailbox. */
+typedef enum tr_overflow {
+  TR_OVERFLOW_FAIL = 0,
+  TR_OVERFLOW_DROP_OLDEST = 1,
+  TR_OVERFLOW_BLOCK = 2
+} tr_overflow_t;
 
 /* The header every message struct starts with. The fields are maintained by
  * the runtime; read them through the accessors below. */
@@ -83,15 +104,10 @@ struct tr_msgtype {
 
 /* Declares the descriptor and helpers of a message struct T defined by
  * hand (its first member must be a tr_msg_t named hdr). */
-#if defined(__GNUC__)
-#define TR__MAYBE_UNUSED __attribute__((unused))
-#else
-#define TR__MAYBE_UNUSED
-#endif
 
 #define TR_MESSAGE_DECLARE(T)                                                \
   extern TR_EXTERN const tr_msgtype_t T##__type;                             \
-  static inline TR__MAYBE_UNUSED T *T##_new(void) {                          \
+  static inline T *T##_new(void) {                                          \
     return (T *)tr_msg_new(&T##__type);                                      \
   }
 
@@ -104,26 +120,6 @@ struct tr_msgtype {
 
 /* The descriptor of message type T. */
 #define TR_TYPE(T) (&T##__type)
-
-/* Typed references. TR_TYPED_REF(R) declares a ref type R that wraps a
- * tr_ref_t; each TR_ACCEPTS(R, T) adds
- *   int R_send_T(tr_ctx_t *ctx, R to, T *msg);
- * so that sending a message type R does not accept does not compile. */
-#define TR_TYPED_REF(R)                                                      \
-  typedef struct R {                                                         \
-    tr_ref_t ref;                                                            \
-  } R;                                                                       \
-  static inline TR__MAYBE_UNUSED R R##_from(tr_ref_t r) {                   \
-    R x;                                                                     \
-    x.ref = r;                                                               \
-    return x;                                                                \
-  }
-
-#define TR_ACCEPTS(R, T)                                                     \
-  static inline TR__MAYBE_UNUSED int R##_send_##T(struct tr_ctx *ctx, R to, \
-                                                   T *msg) {                 \
-    return tr_send(ctx, to.ref, &msg->hdr);                                  \
-  }
 
 /* Allocates a zeroed message of the given type (the memory comes from
  * jemalloc's thread cache). Returns NULL when out of memory. */
@@ -156,9 +152,6 @@ TR_EXTERN int tr_msg_encode(const void *msg, struct msgpack_sbuffer *sbuf);
 TR_EXTERN int tr_msg_decode(const char *data, size_t len,
                             const tr_msgtype_t *const *types, size_t n,
                             void **out);
-
-struct tr_ctx;
-TR_EXTERN int tr_send(struct tr_ctx *ctx, tr_ref_t to, void *msg);
 
 TR_END_DECLS
 
