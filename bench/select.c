@@ -105,9 +105,10 @@ static int aprod_run(tr_ctx_t *ctx, void *state, void *msg) {
       it = bench_msg_new(TR_TYPE(item_t));
       it->seq = p->i;
     }
-    int rc = tr_chan_send(ctx, p->ch, it);
+    int rc = tr_chan_send_ex(ctx, p->ch, it, TR_REF_NULL, TR_NOWAIT,
+                             TR_SEND_KEEP);
     if (rc == TR_EAGAIN) {
-      p->held = it;
+      p->held = it; /* kept: sent again on tr_chan_writable_t */
       return 0;
     }
     BENCH_CHECK(rc);

@@ -45,7 +45,7 @@ static int summer_on_closed(tr_ctx_t *ctx, void *state, void *msg) {
   (void)msg;
   if (!r) return TR_ENOMEM;
   r->v = s->sum;
-  if (tr_chan_send(ctx, s->result, r) != 0) tr_msg_free(r);
+  (void)tr_chan_send(ctx, s->result, r); /* consumed, sent or not */
   tr_chan_sender_drop(s->result);
   tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;

@@ -27,7 +27,7 @@ static int greeter_on_greet(tr_ctx_t *ctx, void *state, void *msg) {
   snprintf(rep->text, sizeof rep->text, "hello, %s", req->name);
   /* A successful reply hands the message over; a failed one leaves it
    * with us. */
-  if ((rc = tr_reply(ctx, rep)) != 0) tr_msg_free(rep);
+  rc = tr_reply(ctx, rep); /* consumes rep, sent or not */
   return rc;
 }
 

@@ -209,10 +209,10 @@ TR_ACCEPTS(worker_ref, eos_t)
 TR_TYPED_REF(sink_ref)
 TR_ACCEPTS(sink_ref, report_t)
 
-/* A failed send leaves the message with the sender: free it, and return
- * the error so that the handler fails the actor with it. */
+/* A send consumes its message even when it fails (the failed send frees
+ * it); the error is returned so that the handler fails the actor with it. */
 static int sent(int rc, void *msg) {
-  if (rc != 0) tr_msg_free(msg);
+  (void)msg;
   return rc;
 }
 

@@ -136,7 +136,7 @@ static int square(tr_handle_t *h, tr_ref_t worker, int x, int *out) {
     *out = ((job_t *)r)->output;
     tr_msg_free(r);
   } else if (rc != TR_ENOREPLY) {
-    tr_msg_free(j); /* not sent: still ours */
+    /* the failed call freed the request */
   }
   return rc;
 }

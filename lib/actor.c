@@ -732,11 +732,35 @@ int tr__send_raw(tr__worker_t *w, tr_ctx_t *sctx, tr_ref_t to, tr_msg_t *m,
   return rc;
 }
 
+/* The ownership rule of every call that takes a message: it is consumed,
+ * handed over on success and freed here on failure (a request among them
+ * gets its TR_ENOREPLY, as any request dropped unanswered), unless the
+ * caller asked to keep it. The message a handler is handling stays with
+ * the runtime, which frees it after the handler. */
+int tr__msg_drop_failed(tr_ctx_t *ctx, void *msg, int rc) {
+  tr_msg_t *m = msg;
+  if (!m || !m->type) return rc;
+  if (ctx && m == ctx->cur && ctx->cur_owned) return rc;
+  tr__ctx_publish(ctx, m);
+  tr_msg_free(m);
+  return rc;
+}
+
+static int send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags);
+
 int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
-  return tr_send_ex(ctx, to, msg, 0);
+  int rc = send_ex(ctx, to, msg, 0);
+  return tr__unlikely(rc != 0) ? tr__msg_drop_failed(ctx, msg, rc) : 0;
 }
 
 int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
+  int rc = send_ex(ctx, to, msg, flags);
+  if (tr__unlikely(rc != 0) && !(flags & TR_SEND_KEEP))
+    return tr__msg_drop_failed(ctx, msg, rc);
+  return rc;
+}
+
+static int send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   tr_msg_t *m = msg;
   if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
   tr__ctx_publish(ctx, m);
@@ -804,7 +828,16 @@ int tr__pending_register(tr__actor_t *a, tr_reply_fn k, void *cookie,
   return rc;
 }
 
+static int ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k,
+               void *cookie);
+
 int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k, void *cookie) {
+  int rc = ask(ctx, to, req, k, cookie);
+  return rc ? tr__msg_drop_failed(ctx, req, rc) : 0;
+}
+
+static int ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k,
+               void *cookie) {
   tr_msg_t *m = req;
   if (!ctx || !m || !m->type || !k) return TR_EINVAL;
   tr__actor_t *a = ctx->a;
@@ -849,7 +882,14 @@ static int reply_common(tr_ctx_t *ctx, tr_msg_t *req, tr_msg_t *rep) {
   return 0;
 }
 
+static int reply_cur(tr_ctx_t *ctx, void *reply);
+
 int tr_reply(tr_ctx_t *ctx, void *reply) {
+  int rc = reply_cur(ctx, reply);
+  return rc ? tr__msg_drop_failed(ctx, reply, rc) : 0;
+}
+
+static int reply_cur(tr_ctx_t *ctx, void *reply) {
   if (!ctx || !ctx->cur) return TR_EINVAL;
   if (reply == ctx->cur) {
     /* replying with the request itself: it becomes the reply */
@@ -877,7 +917,7 @@ int tr_reply_to(tr_ctx_t *ctx, void *req, void *reply) {
     if (ctx && req == ctx->cur) tr__ctx_disown(ctx);
     tr__msg_release(req);
   }
-  return rc;
+  return rc ? tr__msg_drop_failed(ctx, reply, rc) : 0;
 }
 
 /* ---- the run loop ----------------------------------------------------------- */

@@ -76,9 +76,11 @@ int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id) {
 
 int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg) {
   tr_msg_t *m = msg;
-  if (!h || !m || !m->type) return TR_EINVAL;
+  if (!m || !m->type) return TR_EINVAL;
+  if (!h) return tr__msg_drop_failed(NULL, m, TR_EINVAL);
   if (!m->tag) m->sender = tr__self_ref(h->a).id;
-  return tr__send_raw(NULL, NULL, to, m, 1);
+  int rc = tr__send_raw(NULL, NULL, to, m, 1);
+  return rc ? tr__msg_drop_failed(NULL, m, rc) : 0;
 }
 
 /* Moves arrived mail to the handle's private list. */
@@ -169,8 +171,9 @@ int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
 int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
                    tr_duration_t timeout_ms, void **reply) {
   tr_msg_t *m = req;
-  if (!h || !m || !m->type || !reply || TR__DURATION_BAD(timeout_ms))
-    return TR_EINVAL;
+  if (!m || !m->type) return TR_EINVAL;
+  if (!h || !reply || TR__DURATION_BAD(timeout_ms))
+    return tr__msg_drop_failed(NULL, m, TR_EINVAL);
   *reply = NULL;
   uint64_t tag = ++h->next_tag & ~TR__TAG_REPLY;
   if (!tag) tag = h->next_tag = 1;
@@ -179,7 +182,7 @@ int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
   int rc = tr__send_raw(NULL, NULL, to, m, 1);
   if (rc) {
     m->tag = 0;
-    return rc;
+    return tr__msg_drop_failed(NULL, m, rc);
   }
   uint64_t want = tag | TR__TAG_REPLY, dl = deadline_of(timeout_ms);
   for (;;) {

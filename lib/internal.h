@@ -437,6 +437,10 @@ static inline void tr__ctx_publish(tr_ctx_t *ctx, tr_msg_t *m) {
     tr__lent_escape(ctx);
 }
 
+/* Frees a message whose send failed with rc (see the ownership rule in
+ * actor.c) and returns rc. */
+int tr__msg_drop_failed(tr_ctx_t *ctx, void *msg, int rc);
+
 /* The handler gives up ctx->cur (takes, forwards or replies with it). */
 static inline void tr__ctx_disown(tr_ctx_t *ctx) {
   ctx->cur_owned = 0;

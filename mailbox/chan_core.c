@@ -526,8 +526,8 @@ tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch) { return ch->kind; }
 
 /* ---- sending (dispatch by kind) ------------------------------------------ */
 
-int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
-                    tr_duration_t timeout_ms) {
+static int chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
+                     tr_duration_t timeout_ms) {
   tr_msg_t *m = msg;
   if (!ch || !m || !m->type || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   if (!m->tag) m->sender = ctx ? tr__self_ref(ctx->a).id : 0;
@@ -550,13 +550,21 @@ int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
   return rc;
 }
 
+/* A failed send frees the value unless the caller keeps it (the rule of
+ * every send: lib/actor.c, tr__msg_drop_failed). */
+int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg, tr_ref_t dead_to,
+                    tr_duration_t timeout_ms, unsigned flags) {
+  int rc = chan_send(ctx, ch, msg, dead_to, timeout_ms);
+  if (rc && !(flags & TR_SEND_KEEP)) return tr__msg_drop_failed(ctx, msg, rc);
+  return rc;
+}
+
 int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg) {
-  if (!ch) return TR_EINVAL;
-  return tr_chan_send_ex(ctx, ch, msg, TR_REF_NULL, TR_FOREVER);
+  return tr_chan_send_ex(ctx, ch, msg, TR_REF_NULL, TR_FOREVER, 0);
 }
 
 int tr_chan_send_timeout(tr_chan_t *ch, void *msg, tr_duration_t timeout_ms) {
-  return tr_chan_send_ex(NULL, ch, msg, TR_REF_NULL, timeout_ms);
+  return tr_chan_send_ex(NULL, ch, msg, TR_REF_NULL, timeout_ms, 0);
 }
 
 /* ---- counters ----------------------------------------------------------- */

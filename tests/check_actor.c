@@ -315,8 +315,8 @@ START_TEST(test_tr_send_not_accepted) {
   ck_assert_ptr_nonnull(o);
   o->x = 4242;
   ck_assert_int_eq(tr_spawn(rt, &nofb, NULL, &r), 0);
-  ck_assert_int_eq(tr_send(NULL, r, o), TR_EBADMSG);
-  /* The caller still owns an intact message and may send it elsewhere. */
+  ck_assert_int_eq(tr_send_ex(NULL, r, o, TR_SEND_KEEP), TR_EBADMSG);
+  /* Kept as asked: an intact message the caller may send elsewhere. */
   ck_assert_int_eq(o->x, 4242);
   ck_assert_ptr_eq(tr_msg_type(o), TR_TYPE(other_t));
   ck_assert_uint_eq(atomic_load(&other_freed), 0);
@@ -325,6 +325,11 @@ START_TEST(test_tr_send_not_accepted) {
   ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
   ck_assert_uint_eq(atomic_load(&other_handled), 1);
   ck_assert_uint_eq(atomic_load(&other_freed), 1);
+  /* A plain send that fails consumes the message at once. */
+  o = other_t_new();
+  ck_assert_ptr_nonnull(o);
+  ck_assert_int_eq(tr_send(NULL, r, o), TR_EBADMSG);
+  ck_assert_uint_eq(atomic_load(&other_freed), 2);
   /* The rejecting actor is unharmed. */
   ck_assert(tr_actor_alive(r));
   ck_assert_uint_eq(atomic_load(&stops), 0);
@@ -354,12 +359,14 @@ static const tr_behavior_t stopper = {
     .handlers = TR_HANDLERS(stopper_handlers),
 };
 
+/* A failed send with TR_SEND_KEEP leaves the message intact with the
+ * caller; a plain one consumes it (the handle-side tests count frees). */
 static void assert_send_enoactor(tr_ref_t r) {
   num_t *m = num_new(99);
-  ck_assert_int_eq(tr_send(NULL, r, m), TR_ENOACTOR);
+  ck_assert_int_eq(tr_send_ex(NULL, r, m, TR_SEND_KEEP), TR_ENOACTOR);
   ck_assert_uint_eq(m->v, 99);
   ck_assert_ptr_eq(tr_msg_type(m), TR_TYPE(num_t));
-  tr_msg_free(m);
+  ck_assert_int_eq(tr_send(NULL, r, m), TR_ENOACTOR);
 }
 
 START_TEST(test_tr_actor_stop_self_from_handler) {
@@ -727,10 +734,8 @@ static int parent_on_spawnreq(tr_ctx_t *ctx, void *state, void *msg) {
   if (n == NULL)
     return TR_ENOMEM;
   n->v = ((spawnreq_t *)msg)->v;
-  if (tr_send(ctx, kid, n) != 0) {
+  if (tr_send(ctx, kid, n) != 0)
     atomic_fetch_add(&errors, 1);
-    tr_msg_free(n);
-  }
   return 0;
 }
 

@@ -118,7 +118,6 @@ START_TEST(test_bcast_no_subscriber) {
   ck_assert_int_eq(tr_chan_broadcast_new(rt, 4, &ch), 0);
   val_t *m = mkval(1);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_ENOENT);
-  tr_msg_free(m);
   tr_chan_sender_drop(ch);
   tr_chan_free(ch);
   tu_runtime_finish(rt);

@@ -73,8 +73,10 @@ START_TEST(test_chan_bounded_fail_keeps_msg) {
   for (uint64_t i = 0; i < 4; i++)
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
   val_t *extra = mkval(99, 0);
-  ck_assert_int_eq(tr_chan_send(NULL, ch, extra), TR_EAGAIN);
-  ck_assert_uint_eq(extra->v, 99); /* still ours */
+  ck_assert_int_eq(tr_chan_send_ex(NULL, ch, extra, TR_REF_NULL, TR_NOWAIT,
+                                   TR_SEND_KEEP),
+                   TR_EAGAIN);
+  ck_assert_uint_eq(extra->v, 99); /* kept, as asked */
   ck_assert_uint_eq(recv_v(ch, 0), 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, extra), 0);
   for (uint64_t i = 1; i < 4; i++) ck_assert_uint_eq(recv_v(ch, 0), i);
@@ -93,7 +95,7 @@ START_TEST(test_chan_drop_oldest_counts_and_returns) {
   ck_assert_int_eq(tr_chan_mpsc_new(rt, 3, TR_OVERFLOW_DROP_OLDEST, &ch), 0);
   for (uint64_t i = 0; i < 5; i++)
     ck_assert_int_eq(
-        tr_chan_send_ex(NULL, ch, mkval(i, 0), tr_handle_ref(h), 0), 0);
+        tr_chan_send_ex(NULL, ch, mkval(i, 0), tr_handle_ref(h), 0, 0), 0);
   for (uint64_t i = 2; i < 5; i++) ck_assert_uint_eq(recv_v(ch, 0), i);
   tr_chan_stats_t st;
   tr_chan_stats(ch, &st);
@@ -123,9 +125,12 @@ START_TEST(test_chan_block_timeout) {
   ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(1, 0)), 0);
   val_t *m = mkval(2, 0);
   uint64_t t0 = tu_now_ms();
-  ck_assert_int_eq(tr_chan_send_timeout(ch, m, 50), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_send_ex(NULL, ch, m, TR_REF_NULL, 50, TR_SEND_KEEP),
+                   TR_ETIMEDOUT);
   ck_assert_uint_ge(tu_now_ms() - t0, 45);
-  ck_assert_int_eq(tr_chan_send_timeout(ch, m, 0), TR_EAGAIN);
+  ck_assert_int_eq(
+      tr_chan_send_ex(NULL, ch, m, TR_REF_NULL, TR_NOWAIT, TR_SEND_KEEP),
+      TR_EAGAIN);
   ck_assert_uint_eq(recv_v(ch, 0), 1);
   ck_assert_int_eq(tr_chan_send_timeout(ch, m, 0), 0);
   ck_assert_uint_eq(recv_v(ch, 0), 2);
@@ -149,7 +154,6 @@ static void *sender_thread(void *p) {
     val_t *m = mkval(i, a->id);
     int rc = tr_chan_send_timeout(a->ch, m, a->timeout_ms);
     if (rc) {
-      tr_msg_free(m);
       atomic_store(&a->rc, rc);
       break;
     }
@@ -212,7 +216,6 @@ START_TEST(test_chan_close_wakes_receiver) {
   ck_assert_uint_lt(tu_now_ms() - t0, 1000);
   val_t *m = mkval(1, 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_ECLOSED);
-  tr_msg_free(m);
   tr_chan_sender_drop(ch);
   tr_chan_free(ch);
   tu_runtime_finish(rt);
@@ -290,7 +293,7 @@ START_TEST(test_chan_receiver_gone_dead_letters) {
   for (uint64_t i = 0; i < 5; i++)
     ck_assert_int_eq(tr_chan_send_ex(NULL, ch, mkval(i, 0),
                                      i < 3 ? tr_handle_ref(h) : TR_REF_NULL,
-                                     0),
+                                     0, 0),
                      0);
   atomic_store(&val_freed, 0);
   tr_chan_free(ch); /* the receiver is gone; we still hold a sender ref */
@@ -312,7 +315,6 @@ START_TEST(test_chan_receiver_gone_dead_letters) {
   }
   val_t *m = mkval(9, 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_ECLOSED);
-  tr_msg_free(m);
   tr_chan_sender_drop(ch);
   tr_handle_free(h);
   tu_runtime_finish(rt);
@@ -413,7 +415,7 @@ START_TEST(test_chan_subscriber_dies_dead_letter) {
   ck_assert_int_eq(tr_chan_subscribe(ch, a, 0, 0), 0);
   ck_assert_int_eq(tr_actor_stop(a, 0), 0);
   while (tr_actor_alive(a)) tu_sleep_ms(1);
-  ck_assert_int_eq(tr_chan_send_ex(NULL, ch, mkval(5, 0), tr_handle_ref(h), 0),
+  ck_assert_int_eq(tr_chan_send_ex(NULL, ch, mkval(5, 0), tr_handle_ref(h), 0, 0),
                    0);
   void *m;
   ck_assert_int_eq(tr_handle_receive(h, 1000, &m), 0);
@@ -455,7 +457,6 @@ static int prod_pump(tr_ctx_t *ctx, void *state, void *msg) {
     val_t *v = mkval(p->i, 0);
     int rc = tr_chan_send(ctx, p->ch, v);
     if (rc == TR_EAGAIN) {
-      tr_msg_free(v);
       atomic_fetch_add(&p->eagain, 1);
       return 0; /* a tr_chan_writable_t will come */
     }
@@ -558,7 +559,6 @@ static void *fail_sender(void *p) {
   while (i < a->n) {
     val_t *m = mkval(i, a->id);
     if (tr_chan_send(NULL, a->ch, m) == 0) i++;
-    else tr_msg_free(m);
   }
   atomic_store(&a->accepted, i);
   return NULL;
@@ -617,7 +617,6 @@ START_TEST(test_chan_bounded_counts) {
     ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(i, 0)), 0);
   val_t *m = mkval(999, 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_EAGAIN); /* 128 queued */
-  tr_msg_free(m);
   ck_assert_int_eq(tr_chan_stats(ch, &st), 0);
   ck_assert_uint_eq(st.len, 128);
   ck_assert_uint_eq(st.peak, 128);
@@ -644,7 +643,8 @@ static void *race_sender(void *p) {
   uint64_t i = 0;
   val_t *m = mkval(0, a->id);
   for (;;) {
-    int rc = tr_chan_send(NULL, a->ch, m);
+    int rc = tr_chan_send_ex(NULL, a->ch, m, TR_REF_NULL, TR_FOREVER,
+                             TR_SEND_KEEP);
     if (rc == 0) {
       m = mkval(++i, a->id);
     } else if (rc == TR_ECLOSED) {
@@ -654,7 +654,7 @@ static void *race_sender(void *p) {
       sched_yield();
     }
   }
-  tr_msg_free(m); /* a failed send left it with us */
+  tr_msg_free(m); /* kept by the failed send, as asked */
   atomic_store(&a->accepted, i);
   return NULL;
 }

@@ -32,9 +32,11 @@ START_TEST(test_oneshot_send_twice) {
   ck_assert_int_eq(tr_chan_oneshot_new(rt, &ch), 0);
   ck_assert_int_eq(tr_chan_send(NULL, ch, mkval(42)), 0);
   val_t *second = mkval(43);
-  ck_assert_int_eq(tr_chan_send(NULL, ch, second), TR_ECLOSED);
-  ck_assert_uint_eq(second->v, 43); /* still ours */
-  tr_msg_free(second);
+  ck_assert_int_eq(tr_chan_send_ex(NULL, ch, second, TR_REF_NULL, TR_NOWAIT,
+                                   TR_SEND_KEEP),
+                   TR_ECLOSED);
+  ck_assert_uint_eq(second->v, 43); /* kept, as asked */
+  ck_assert_int_eq(tr_chan_send(NULL, ch, second), TR_ECLOSED); /* freed */
   void *m;
   ck_assert_int_eq(tr_chan_recv(ch, 0, &m), 0);
   ck_assert_uint_eq(((val_t *)m)->v, 42);
@@ -122,7 +124,6 @@ START_TEST(test_oneshot_receiver_dropped_tells_sender) {
   ck_assert_int_eq(atomic_load(&closed_reason), TR_CHAN_CLOSED_RECEIVER);
   val_t *m = mkval(1);
   ck_assert_int_eq(tr_chan_send(NULL, ch, m), TR_ECLOSED);
-  tr_msg_free(m);
   tr_chan_sender_drop(ch);
   tr_actor_stop(a, 0);
   tu_runtime_finish(rt);
@@ -193,7 +194,6 @@ static void *racer(void *p) {
   race_arg_t *a = p;
   val_t *m = mkval(1);
   if (tr_chan_send(NULL, a->ch, m) == 0) atomic_fetch_add(a->wins, 1);
-  else tr_msg_free(m);
   return NULL;
 }
 

@@ -325,7 +325,8 @@ static void *producer(void *p) {
   for (uint64_t i = 0; i < a->n; i++) {
     val_t *m = mkval(i);
     int rc;
-    while ((rc = tr_chan_send_timeout(a->ch, m, 10000)) == TR_EAGAIN) {
+    while ((rc = tr_chan_send_ex(NULL, a->ch, m, TR_REF_NULL, 10000,
+                                 TR_SEND_KEEP)) == TR_EAGAIN) {
     }
     if (rc) abort();
   }
@@ -527,7 +528,6 @@ START_TEST(test_select_set_failing_actor) {
     ck_assert(tr_chan_is_closed(c[i]));
     val_t *v = mkval(1);
     ck_assert_int_eq(tr_chan_send(NULL, c[i], v), TR_ECLOSED);
-    tr_msg_free(v);
     tr_chan_stats_t st;
     tr_chan_stats(c[i], &st);
     ck_assert_int_eq(st.closed, TR_CHAN_CLOSED_RECEIVER);
@@ -740,7 +740,6 @@ START_TEST(test_select_set_give_back_keeps_bound) {
   for (int i = 0; i < 16; i++) {
     val_t *m = mkval((uint64_t)(100 + i));
     if (tr_chan_send(NULL, ch, m) == 0) accepted++;
-    else tr_msg_free(m);
   }
   tr_chan_stats_t st;
   tr_chan_stats(ch, &st);
@@ -785,7 +784,8 @@ static void *stall_sender(void *p) {
   val_t *m = mkval(0);
   atomic_store(&a->started, 1);
   for (;;) {
-    int rc = tr_chan_send(NULL, a->ch, m);
+    int rc = tr_chan_send_ex(NULL, a->ch, m, TR_REF_NULL, TR_FOREVER,
+                             TR_SEND_KEEP);
     if (rc == 0) {
       a->accepted++;
       m = mkval(a->accepted);

@@ -33,7 +33,7 @@ static void note(tr_ctx_t *ctx, tr_ref_t to, int kind, int reason,
   n->reason = reason;
   n->ref = ref;
   n->id = id;
-  if (tr_send(ctx, to, n) != 0) tr_msg_free(n);
+  (void)tr_send(ctx, to, n);
 }
 
 static int probe_init(tr_ctx_t *ctx, void *state, void *arg) {
@@ -377,7 +377,6 @@ START_TEST(test_race_both_die_at_once) {
     c->arg = TR_EPERM;
     int rc = tr_send(NULL, b[i], c);
     ck_assert(rc == 0 || rc == TR_ENOACTOR);
-    if (rc) tr_msg_free(c);
   }
   int downs = 0, stopped = 0;
   while (downs < PAIRS || stopped < 2 * PAIRS) {
@@ -540,7 +539,6 @@ START_TEST(test_cancel_queued_requests_on_stop) {
   int rc = tr_handle_call(h, t, v, 5000, &reply);
   /* either the request was queued and dropped, or the actor was gone */
   ck_assert_msg(rc == TR_ENOREPLY || rc == TR_ENOACTOR, "got %s", tr_err_name(rc));
-  if (rc == TR_ENOACTOR) tr_msg_free(v);
 }
 END_TEST
 

@@ -54,11 +54,10 @@ static int echo_on_hq(tr_ctx_t *ctx, void *state, void *msg) {
   if (r == NULL)
     return TR_ENOMEM;
   rc = tr_reply(ctx, r);
-  if (rc == TR_EINVAL)
-    rc = tr_send(ctx, tr_msg_sender(msg), r);
+  if (rc == TR_EINVAL) /* not a request: the failed reply freed r */
+    rc = tr_send(ctx, tr_msg_sender(msg), hq_new(((hq_t *)msg)->v + 1));
   if (rc != 0) {
     atomic_fetch_add(&errors, 1);
-    tr_msg_free(r);
   }
   return 0;
 }
@@ -71,7 +70,6 @@ static int chatty_on_hq(tr_ctx_t *ctx, void *state, void *msg) {
     note_t *n = note_new(i);
     if (n == NULL || tr_send(ctx, from, n) != 0) {
       atomic_fetch_add(&errors, 1);
-      tr_msg_free(n);
     }
   }
   return echo_on_hq(ctx, state, msg);
@@ -101,8 +99,7 @@ static int stash_on_note(tr_ctx_t *ctx, void *state, void *msg) {
   r = hq_new(s->held->v + 100);
   if (r == NULL)
     return TR_ENOMEM;
-  if (tr_reply_to(ctx, s->held, r) != 0)
-    tr_msg_free(r);
+  (void)tr_reply_to(ctx, s->held, r);
   s->held = NULL;
   return 0;
 }
@@ -233,7 +230,6 @@ static void *send_later(void *arg) {
   tu_sleep_ms(d->ms);
   if (n == NULL || tr_send(NULL, d->to, n) != 0) {
     atomic_fetch_add(&errors, 1);
-    tr_msg_free(n);
   }
   return NULL;
 }
@@ -337,17 +333,20 @@ START_TEST(test_tr_handle_call_dead_actor) {
   ck_assert_int_eq(tr_actor_stop(e, TR_EXIT_NORMAL), 0);
   ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
   t0 = tu_now_ms();
-  ck_assert_int_eq(tr_handle_call(h, e, q, 10000, &r), TR_ENOACTOR);
-  ck_assert_int_eq(tr_handle_call(h, TR_REF_NULL, q, 10000, &r),
+  ck_assert_int_eq(tr_handle_call(h, e, hq_new(3), 10000, &r), TR_ENOACTOR);
+  ck_assert_int_eq(tr_handle_call(h, TR_REF_NULL, hq_new(3), 10000, &r),
                    TR_ENOACTOR);
-  ck_assert_int_eq(tr_handle_call(h, n, q, 10000, &r), TR_EBADMSG);
-  ck_assert_int_eq(tr_handle_send(h, e, q), TR_ENOACTOR);
+  ck_assert_int_eq(tr_handle_call(h, n, hq_new(3), 10000, &r), TR_EBADMSG);
+  ck_assert_int_eq(tr_handle_call(h, n, hq_new(3), -2, &r), TR_EINVAL);
   ck_assert_uint_lt(tu_now_ms() - t0, 5000); /* failed at once */
-  /* The caller kept the request through all of that. */
+  /* Every failed call consumed its request (the ownership rule)... */
+  ck_assert_uint_eq(atomic_load(&hq_freed), 4);
+  /* ...unless the caller asked to keep it. */
+  ck_assert_int_eq(tr_send_ex(NULL, e, q, TR_SEND_KEEP), TR_ENOACTOR);
   ck_assert_uint_eq(q->v, 3);
-  ck_assert_uint_eq(atomic_load(&hq_freed), 0);
-  tr_msg_free(q);
-  ck_assert_uint_eq(atomic_load(&hq_freed), 1);
+  ck_assert_uint_eq(atomic_load(&hq_freed), 4);
+  ck_assert_int_eq(tr_handle_send(h, e, q), TR_ENOACTOR);
+  ck_assert_uint_eq(atomic_load(&hq_freed), 5);
   tr_handle_free(h);
   tu_runtime_finish(rt);
 }
@@ -385,7 +384,6 @@ START_TEST(test_tr_handle_free_ref_dead) {
   ck_assert_ptr_nonnull(n);
   tr_handle_free(h);
   ck_assert_int_eq(tr_send(NULL, hr, n), TR_ENOACTOR);
-  tr_msg_free(n);
   tu_runtime_finish(rt);
 }
 END_TEST
@@ -416,8 +414,6 @@ static void *caller_main(void *arg) {
     rc = tr_handle_call(h, c->echo, q, 30000, &r);
     if (rc != 0) {
       atomic_fetch_add(&errors, 1);
-      if (rc != TR_ETIMEDOUT && rc != TR_ENOREPLY)
-        tr_msg_free(q);
       continue;
     }
     if (tr_msg_type(r) != TR_TYPE(hq_t) || ((hq_t *)r)->v != v + 1)

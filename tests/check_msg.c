@@ -569,14 +569,12 @@ START_TEST(test_tr_typed_ref_send) {
   ck_assert_uint_eq(atomic_load(&pt_sum), 55);
   ck_assert_int_eq(tr_actor_stop(r, TR_EXIT_NORMAL), 0);
   ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
-  /* A failed typed send leaves the message with the caller. */
+  /* A failed typed send consumes the message, as tr_send does (ASan
+   * builds see a leak or a double free otherwise). */
   p = pt_t_new();
   ck_assert_ptr_nonnull(p);
   p->x = 1000;
   ck_assert_int_eq(pt_sink_ref_send_pt_t(NULL, to, p), TR_ENOACTOR);
-  ck_assert_int_eq(p->x, 1000);
-  ck_assert_ptr_eq(tr_msg_type(p), TR_TYPE(pt_t));
-  tr_msg_free(p);
   tu_runtime_finish(rt);
 }
 END_TEST

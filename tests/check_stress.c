@@ -72,8 +72,6 @@ static int send_seq(tr_ctx_t *ctx, tr_ref_t to, uint32_t sender,
   m->sender = sender;
   m->seq = seq;
   rc = tr_send(ctx, to, m);
-  if (rc != 0)
-    tr_msg_free(m);
   return rc;
 }
 
@@ -211,8 +209,7 @@ static void send_ping(tr_ctx_t *ctx, tr_ref_t to, uint64_t rnd,
   }
   if (rc != TR_ENOACTOR || must)
     atomic_fetch_add(&errors, 1);
-  atomic_fetch_add(&send_failed, 1);
-  tr_msg_free(p);
+  atomic_fetch_add(&send_failed, 1); /* the failed send freed p */
 }
 
 static void check_accounting(tr_runtime_t *rt) {
@@ -292,10 +289,8 @@ static void churn_stop(uint64_t i) {
       atomic_fetch_add(&errors, 1);
   } else {
     poison_t *p = poison_t_new();
-    if (p == NULL || tr_send(NULL, r, p) != 0) {
+    if (p == NULL || tr_send(NULL, r, p) != 0)
       atomic_fetch_add(&errors, 1);
-      tr_msg_free(p);
-    }
   }
 }
 
@@ -444,10 +439,8 @@ static void *race_stopper_main(void *arg) {
         atomic_fetch_add(&errors, 1);
     } else {
       poison_t *p = poison_t_new();
-      if (p == NULL || tr_send(NULL, race_targets[i], p) != 0) {
+      if (p == NULL || tr_send(NULL, race_targets[i], p) != 0)
         atomic_fetch_add(&errors, 1);
-        tr_msg_free(p);
-      }
     }
   }
   atomic_store(&race_stops_done, 1);

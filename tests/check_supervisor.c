@@ -32,7 +32,7 @@ static void event(tr_ctx_t *ctx, int kind, int id, int reason) {
   e->kind = kind;
   e->id = id;
   e->reason = reason;
-  if (tr_send(ctx, g_report, e) != 0) tr_msg_free(e);
+  (void)tr_send(ctx, g_report, e);
 }
 
 static int worker_init(tr_ctx_t *ctx, void *state, void *arg) {
@@ -94,8 +94,7 @@ static void send_work(tr_ref_t to, int op, int arg) {
   work_t *m = work_t_new();
   m->op = op;
   m->arg = arg;
-  int rc = tr_send(NULL, to, m);
-  if (rc) tr_msg_free(m);
+  (void)tr_send(NULL, to, m);
 }
 
 /* Collects events until `n` of the kind arrived; writes their ids in

@@ -213,9 +213,17 @@ TR_EXTERN void tr_ctx_take(tr_ctx_t *ctx);
 
 /* Sends msg to `to`. ctx is the sending actor's context, or NULL from
  * outside the runtime (then the message has no sender).
- * Returns 0 (the message is handed over), TR_ENOACTOR (dead or unknown
- * actor), TR_EBADMSG (the receiver does not accept the type), TR_EINVAL.
- * On failure the caller still owns msg. */
+ * Returns 0, TR_ENOACTOR (dead or unknown actor), TR_EBADMSG (the receiver
+ * does not accept the type), TR_EINVAL.
+ * Ownership (the rule of every call that takes a message: sends, asks,
+ * replies, channel sends, timers): the message is consumed. On success it
+ * is handed over; on failure it is freed (tr_msg_free: a request among
+ * them answers its asker with TR_ENOREPLY), so a fire-and-forget send is
+ * one line. A caller that wants the message back to retry passes
+ * TR_SEND_KEEP to tr_send_ex / tr_chan_send_ex. The message being handled
+ * stays the runtime's when its forward fails: it is freed after the
+ * handler as usual. Only a NULL or typeless msg (TR_EINVAL) is not
+ * touched. */
 TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
 
 /* Typed references. TR_TYPED_REF(R) declares a ref type R that wraps a
@@ -237,14 +245,16 @@ TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
     return tr_send(ctx, to.ref, &msg->hdr);                                  \
   }
 
-/* Options of tr_send_ex. */
+/* Options of tr_send_ex (and TR_SEND_KEEP of tr_chan_send_ex). */
 #define TR_SEND_RETURN_DEAD 0x1u /* if the message is dropped undelivered
                                     (receiver stopped, mailbox overflow),
                                     return it to the sending actor inside a
                                     tr_dead_letter_t */
+#define TR_SEND_KEEP 0x2u        /* on failure the caller keeps the message
+                                    (to retry it, e.g. after TR_EAGAIN) */
 
-/* tr_send with options. Same codes as tr_send, plus TR_EAGAIN when a
- * bounded mailbox refuses the message (the caller keeps it). */
+/* tr_send with options (TR_SEND_*). Same codes as tr_send, plus TR_EAGAIN
+ * when a bounded TR_OVERFLOW_FAIL mailbox is full. */
 TR_EXTERN int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg,
                          unsigned flags);
 
@@ -275,13 +285,18 @@ typedef void (*tr_reply_fn)(tr_ctx_t *ctx, void *state, int status,
                             void *reply, void *cookie);
 
 /* Sends a request; its reply is handed to k on the asking actor.
- * Returns 0, or the codes of tr_send (then k never runs). */
+ * Returns 0, or the codes of tr_send (then k never runs and req is freed,
+ * as for tr_send). A target that is already gone is TR_ENOACTOR from this
+ * call; one that stops with the request queued answers TR_ENOREPLY
+ * through k. No reply is waited for forever only if k is given a bound:
+ * tr_ask_timeout (<troupe/io.h>) adds one. */
 TR_EXTERN int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k,
                      void *cookie);
 
-/* Replies to the request being handled. The reply message is handed over
- * on success. Returns 0, TR_EINVAL (the current message is not a request
- * or was already answered), TR_ENOACTOR (the asker is gone). */
+/* Replies to the request being handled. The reply is consumed (freed on
+ * failure, as for tr_send). Returns 0, TR_EINVAL (the current message is
+ * not a request or was already answered), TR_ENOACTOR (the asker is
+ * gone). */
 TR_EXTERN int tr_reply(tr_ctx_t *ctx, void *reply);
 
 /* Replies to a request the handler took earlier (tr_ctx_take), then frees
@@ -370,7 +385,8 @@ TR_EXTERN tr_ref_t tr_handle_ref(const tr_handle_t *h);
  * tr_handle_receive when it stops. Returns 0, TR_EINVAL, TR_ENOMEM. */
 TR_EXTERN int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id);
 
-/* Sends with the handle as sender (replies come back to the handle). */
+/* Sends with the handle as sender (replies come back to the handle).
+ * Codes and ownership as tr_send (msg is freed on failure). */
 TR_EXTERN int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg);
 
 /* Waits up to timeout (TR_NOWAIT: only looks; TR_FOREVER: no limit) for
@@ -381,8 +397,10 @@ TR_EXTERN int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout,
 
 /* Sends req as a request and waits up to timeout for its reply.
  * Returns 0 with the reply in *reply, TR_ETIMEDOUT, TR_ENOREPLY, or the
- * codes of tr_send. Other messages arriving meanwhile stay queued for
- * tr_handle_receive. */
+ * codes of tr_send. req is consumed: freed if the send fails; after a
+ * successful send it belongs to the receiver, also when the call times out
+ * (a reply that arrives later is dropped and counted as a dead letter).
+ * Other messages arriving meanwhile stay queued for tr_handle_receive. */
 TR_EXTERN int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
                              tr_duration_t timeout, void **reply);
 

@@ -12,8 +12,9 @@
  *   watch      subscribers see the latest value, with a version number
  *
  * A value is an ordinary message (a struct that starts with a tr_msg_t).
- * A successful send moves it into the channel; a failed send leaves it with
- * the caller. The receiver is either an outside thread (blocking receive
+ * A send consumes it: a successful send moves it into the channel, a failed
+ * one frees it (TR_SEND_KEEP with tr_chan_send_ex keeps it to retry), the
+ * rule of every send (<troupe/actor.h>, tr_send). The receiver is either an outside thread (blocking receive
  * with a timeout, or tr_chan_recv_any over several channels) or an actor that
  * subscribed: then each value arrives in its mailbox as a message.
  *
@@ -229,7 +230,8 @@ TR_EXTERN tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch);
 
 /* Sends msg into ch. ctx is the sending actor's context (a handler's),
  * or NULL from a thread outside the runtime. On success the message
- * belongs to the channel; on failure it stays with the caller.
+ * belongs to the channel; on failure it is freed (an actor that retries
+ * after tr_chan_writable_t sends with TR_SEND_KEEP).
  * Returns 0, TR_EINVAL, TR_ECLOSED (closed; a oneshot that already has
  * its value), TR_EAGAIN (bounded and full: FAIL policy, or BLOCK policy
  * from an actor, which will get a tr_chan_writable_t later),
@@ -249,9 +251,11 @@ TR_EXTERN int tr_chan_send_timeout(tr_chan_t *ch, void *msg,
 /* The full form. dead_to: where to return the value as a tr_chan_dead_t
  * if it is accepted but cannot be delivered (an actor's tr_ctx_self, a
  * handle's tr_handle_ref), or TR_REF_NULL to only count it. timeout as
- * in tr_chan_send_timeout (ignored when ctx is not NULL). */
+ * in tr_chan_send_timeout (ignored when ctx is not NULL). flags:
+ * TR_SEND_KEEP (on failure the caller keeps msg) or 0. */
 TR_EXTERN int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg,
-                              tr_ref_t dead_to, tr_duration_t timeout);
+                              tr_ref_t dead_to, tr_duration_t timeout,
+                              unsigned flags);
 
 /* ---- Receiving on a thread (mpsc, oneshot) ------------------------------- */
 

@@ -7,9 +7,11 @@
  * encode/decode) and an allocation helper T_new(). Typed references
  * (TR_TYPED_REF, TR_ACCEPTS) are in <troupe/actor.h>, beside tr_send.
  *
- * Ownership: a message is allocated by its sender (T_new / tr_msg_new). A
- * successful send hands it over; a failed send leaves it with the caller,
- * who may retry or free it with tr_msg_free(). A received message belongs to
+ * Ownership: a message is allocated by its sender (T_new / tr_msg_new).
+ * Every call that takes a message consumes it: a successful send hands it
+ * over, a failed one frees it, so a send is one line whatever happens; a
+ * caller that wants it back to retry sends with TR_SEND_KEEP (tr_send_ex,
+ * tr_chan_send_ex). A received message belongs to
  * the receiving handler for the duration of the call; the runtime frees it
  * afterwards unless the handler forwarded it, replied with it, or took it
  * with tr_ctx_take().
