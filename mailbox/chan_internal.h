@@ -103,7 +103,9 @@ typedef struct tr__lfring {
   tr__chan_ent_t *stash;       /* given back, newest-given last */
   size_t nstash, capstash;
   TR__ALIGNED _Atomic uint32_t kick; /* read by every sender */
+#ifdef TR_TEST_HOOKS
   _Atomic uint32_t stall_ms;   /* test knob, see tr__mpsc_ring_new */
+#endif
   uint64_t mask;               /* slots - 1, fixed */
   TR__ALIGNED tr__lfslot_t slot[];
 } tr__lfring_t;

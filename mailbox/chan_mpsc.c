@@ -37,12 +37,15 @@ int tr__mpsc_ring_new(tr_chan_t *ch) {
     memset(p, 0, bytes);
     tr__lfring_t *r = p;
     r->mask = n - 1;
+#ifdef TR_TEST_HOOKS
     /* For the tests of what a receiver does while a position is reserved
      * and not yet filled: with TR_TEST_CHAN_STALL_MS set when the channel
      * is made, its first sender without the lock sleeps that long between
-     * the two. */
+     * the two. Only the test build of the library (libtroupe_test) has
+     * it: the installed library reads no test variable. */
     const char *stall = getenv("TR_TEST_CHAN_STALL_MS");
     if (stall) atomic_init(&r->stall_ms, (uint32_t)strtoul(stall, NULL, 10));
+#endif
     /* room for what one select pass or one pump can give back, so that
      * giving back does not allocate */
     r->capstash = ch->cap < TR__LF_STASH ? ch->cap : TR__LF_STASH;
@@ -99,12 +102,14 @@ static void lf_note_peak(tr__lfring_t *r, uint64_t occ) {
   }
 }
 
+#ifdef TR_TEST_HOOKS
 static void lf_test_stall(tr__lfring_t *r) {
   uint32_t ms = atomic_exchange_explicit(&r->stall_ms, 0, memory_order_relaxed);
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (ms && nanosleep(&ts, &ts) != 0) {
   }
 }
+#endif
 
 /* Pushes one value: 0, TR_EAGAIN (the ring holds cap values), TR_ECLOSED,
  * or TR_EBUSY when the receiver side holds sends to the lock and the
@@ -136,8 +141,10 @@ static int lf_push(tr_chan_t *ch, tr__lfring_t *r, tr_msg_t *m,
                                               memory_order_relaxed))
       break;
   }
+#ifdef TR_TEST_HOOKS
   if (tr__unlikely(atomic_load_explicit(&r->stall_ms, memory_order_relaxed)))
     lf_test_stall(r);
+#endif
   tr__lfslot_t *s = &r->slot[pos & r->mask];
   /* position pos - slots was taken (it is behind the head we saw); the
    * receiver's NULL may not have reached us yet */

@@ -4,14 +4,20 @@
  * TR_MESSAGE_TYPE/TR_MESSAGE_DEFINE, tr_msg_new (zeroed, typed), tr_msg_free
  * (runs the destructor once), the msgpack codec through tr_msg_encode and
  * tr_msg_decode (round trip, lookup by type name, and TR_ECODEC for
- * malformed, truncated, random or unknown input and for types without a
- * codec), and the send helpers made by TR_TYPED_REF/TR_ACCEPTS.
+ * malformed, truncated, random or unknown input, for bytes after the
+ * message and for types without a codec), the decoder's limits
+ * (tr_msg_decode_ex: TR_EMSGSIZE before anything is allocated, messages
+ * at the limits still decode, the limits struct's size field), and the
+ * send helpers made by TR_TYPED_REF/TR_ACCEPTS.
  */
 #include <check.h>
 #include <msgpack.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/resource.h>
 
 #include <troupe.h>
 
@@ -43,6 +49,7 @@ TR_MESSAGE_TYPE(noenc_t, int v;)
 TR_MESSAGE_TYPE(enconly_t, int v;)
 TR_MESSAGE_TYPE(big_t, unsigned char payload[1000];)
 TR_MESSAGE_TYPE(sys_t, int v;)
+TR_MESSAGE_TYPE(any_t, int got;)
 
 static _Atomic uint64_t rec_dtor_calls;
 
@@ -141,6 +148,15 @@ TR_MESSAGE_DEFINE(noenc_t);
 TR_MESSAGE_DEFINE(enconly_t, .encode = enconly_encode);
 TR_MESSAGE_DEFINE(big_t);
 TR_MESSAGE_DEFINE(sys_t, .flags = TR_MSG_SYSTEM);
+
+/* Takes any payload: the limit tests shape the payload freely. */
+static int any_decode(const struct msgpack_object *o, void *msg) {
+  (void)o;
+  ((any_t *)msg)->got = 1;
+  return 0;
+}
+TR_MESSAGE_DEFINE(any_t, .decode = any_decode);
+static const tr_msgtype_t *const any_types[] = {TR_TYPE(any_t)};
 
 static const tr_msgtype_t *const all_types[] = {TR_TYPE(pt_t),
                                                 TR_TYPE(enconly_t),
@@ -477,6 +493,324 @@ START_TEST(test_tr_msg_decode_huge_container) {
 }
 END_TEST
 
+/* ---- limits ------------------------------------------------------------ */
+
+/* ["any_t", <payload>] with the payload's header written by the caller. */
+static void pack_any_head(msgpack_sbuffer *sb, msgpack_packer *pk) {
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(pk, 2);
+  pack_str(pk, "any_t", 5);
+}
+
+static int decode_any(const msgpack_sbuffer *sb, const tr_msg_limits_t *lim) {
+  void *out = (void *)1;
+  int rc = tr_msg_decode_ex(sb->data, sb->size, any_types, 1, lim, &out);
+  if (rc == 0) {
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(((any_t *)out)->got, 1);
+    tr_msg_free(out);
+  } else {
+    ck_assert_ptr_null(out);
+  }
+  return rc;
+}
+
+/* Containers nested `levels` deep in all, the message's own array being
+ * the first; the innermost holds a nil, so every level is non-empty. */
+static void pack_nested(msgpack_sbuffer *sb, unsigned levels) {
+  msgpack_packer pk;
+  pack_any_head(sb, &pk);
+  for (unsigned i = 1; i < levels; i++)
+    msgpack_pack_array(&pk, 1);
+  msgpack_pack_nil(&pk);
+}
+
+/* The peak resident set since reset_peak_rss(), in KiB. */
+static void reset_peak_rss(void) {
+  /* "5" resets the high-water mark (Linux 4.0+); without it the peak is
+   * the process's, which only makes the check below weaker */
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f != NULL) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
+static long peak_rss_kb(void) {
+  char line[128];
+  long kb = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f != NULL) {
+    while (fgets(line, sizeof(line), f) != NULL)
+      if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+        break;
+    fclose(f);
+  }
+  if (kb < 0) {
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+    kb = ru.ru_maxrss;
+  }
+  return kb;
+}
+
+START_TEST(test_tr_msg_decode_ex_huge_array) {
+  /* ["any_t", [nil x 16 Mi]]: 16 MiB that msgpack-c alone would turn
+   * into 16 Mi objects of 24 bytes (400 MB). It must be refused, under
+   * any limits that do not allow that many objects, before anything is
+   * built. */
+  const size_t count = (size_t)16 << 20;
+  const size_t hlen = 1 + 6 + 5;
+  size_t len = hlen + count;
+  char *buf = malloc(len);
+  ck_assert_ptr_nonnull(buf);
+  memcpy(buf, "\x92\xa5" "any_t" "\xdd", 8);
+  buf[8] = (char)(count >> 24);
+  buf[9] = (char)(count >> 16);
+  buf[10] = (char)(count >> 8);
+  buf[11] = (char)count;
+  memset(buf + hlen, 0xc0, count); /* and touch every page now */
+  tr_msg_limits_t lim;
+  void *out = NULL;
+  reset_peak_rss();
+  long before = peak_rss_kb();
+
+  /* the defaults: too long */
+  ck_assert_int_eq(tr_msg_decode(buf, len, any_types, 1, &out),
+                   TR_EMSGSIZE);
+  ck_assert_ptr_null(out);
+  /* long enough, the array too long */
+  tr_msg_limits_init(&lim);
+  lim.max_bytes = len;
+  ck_assert_int_eq(tr_msg_decode_ex(buf, len, any_types, 1, &lim, &out),
+                   TR_EMSGSIZE);
+  /* any array length, too many objects */
+  lim.max_items = UINT32_MAX;
+  ck_assert_int_eq(tr_msg_decode_ex(buf, len, any_types, 1, &lim, &out),
+                   TR_EMSGSIZE);
+  lim.max_objects = count + 2; /* one short */
+  ck_assert_int_eq(tr_msg_decode_ex(buf, len, any_types, 1, &lim, &out),
+                   TR_EMSGSIZE);
+  /* one nil short: malformed, still nothing built */
+  lim.max_objects = count + 3;
+  ck_assert_int_eq(tr_msg_decode_ex(buf, len - 1, any_types, 1, &lim, &out),
+                   TR_ECODEC);
+
+  long grew = peak_rss_kb() - before;
+  ck_assert_msg(grew < 64 * 1024, "decoding grew the peak RSS by %ld KiB",
+                grew);
+  free(buf);
+}
+END_TEST
+
+START_TEST(test_tr_msg_decode_ex_depth) {
+  msgpack_sbuffer sb;
+  tr_msg_limits_t lim;
+  /* the default is the most msgpack-c decodes, and it does decode */
+  pack_nested(&sb, TR_MSG_DEFAULT_MAX_DEPTH);
+  ck_assert_int_eq(decode_any(&sb, NULL), 0);
+  msgpack_sbuffer_destroy(&sb);
+  pack_nested(&sb, TR_MSG_DEFAULT_MAX_DEPTH + 1);
+  ck_assert_int_eq(decode_any(&sb, NULL), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+  /* a thousand levels: refused, not a deep recursion */
+  pack_nested(&sb, 1000);
+  ck_assert_int_eq(decode_any(&sb, NULL), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+  /* a lower limit */
+  tr_msg_limits_init(&lim);
+  lim.max_depth = 4;
+  pack_nested(&sb, 4);
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  msgpack_sbuffer_destroy(&sb);
+  pack_nested(&sb, 5);
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  /* empty containers count too */
+  msgpack_sbuffer_clear(&sb);
+  {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    pack_str(&pk, "any_t", 5);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 0);
+  }
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_depth = 3;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  /* more than msgpack-c can decode is a bad argument */
+  lim.max_depth = TR_MSG_MAX_DEPTH + 1;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EINVAL);
+  msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_tr_msg_decode_trailing_bytes) {
+  msgpack_sbuffer sb;
+  void *out = (void *)1;
+  pt_t *p = pt_t_new();
+  ck_assert_ptr_nonnull(p);
+  p->x = 1;
+  p->y = 2;
+  encode_ok(p, &sb);
+  size_t one = sb.size;
+  /* one nil after the message */
+  msgpack_sbuffer_write(&sb, "\xc0", 1);
+  ck_assert_int_eq(tr_msg_decode(sb.data, sb.size, all_types, NALL, &out),
+                   TR_ECODEC);
+  ck_assert_ptr_null(out);
+  /* two whole messages: one call decodes one */
+  sb.size = one;
+  ck_assert_int_eq(tr_msg_encode(p, &sb), 0);
+  ck_assert_uint_eq(sb.size, 2 * one);
+  ck_assert_int_eq(tr_msg_decode(sb.data, sb.size, all_types, NALL, &out),
+                   TR_ECODEC);
+  /* each of them alone is fine */
+  ck_assert_int_eq(tr_msg_decode(sb.data + one, one, all_types, NALL, &out),
+                   0);
+  ck_assert_int_eq(((pt_t *)out)->y, 2);
+  tr_msg_free(out);
+  msgpack_sbuffer_destroy(&sb);
+  tr_msg_free(p);
+}
+END_TEST
+
+START_TEST(test_tr_msg_decode_ex_limits_honoured) {
+  enum { N = 100 };
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  tr_msg_limits_t lim;
+
+  /* ["any_t", [nil x N]]: N + 3 objects, an array of N items */
+  pack_any_head(&sb, &pk);
+  msgpack_pack_array(&pk, N);
+  for (int i = 0; i < N; i++)
+    msgpack_pack_nil(&pk);
+  tr_msg_limits_init(&lim);
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_bytes = sb.size;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_bytes = sb.size - 1;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  tr_msg_limits_init(&lim);
+  lim.max_items = N;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_items = N - 1;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  tr_msg_limits_init(&lim);
+  lim.max_objects = N + 3;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_objects = N + 2;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+
+  /* ["any_t", {i: nil for i < N}]: N pairs are N items and 2N objects */
+  pack_any_head(&sb, &pk);
+  msgpack_pack_map(&pk, N);
+  for (int i = 0; i < N; i++) {
+    msgpack_pack_int(&pk, i);
+    msgpack_pack_nil(&pk);
+  }
+  tr_msg_limits_init(&lim);
+  lim.max_items = N;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_items = N - 1;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  tr_msg_limits_init(&lim);
+  lim.max_objects = 2 * N + 3;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_objects = 2 * N + 2;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+
+  /* objects are counted across containers: [[nil x N], [nil x N]] */
+  pack_any_head(&sb, &pk);
+  msgpack_pack_array(&pk, 2);
+  for (int k = 0; k < 2; k++) {
+    msgpack_pack_array(&pk, N);
+    for (int i = 0; i < N; i++)
+      msgpack_pack_nil(&pk);
+  }
+  tr_msg_limits_init(&lim);
+  lim.max_items = N;
+  lim.max_objects = 2 * N + 5;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_objects = 2 * N + 4;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+
+  /* the defaults take a message at their own limits */
+  pack_any_head(&sb, &pk);
+  msgpack_pack_array(&pk, TR_MSG_DEFAULT_MAX_ITEMS);
+  for (unsigned i = 0; i < TR_MSG_DEFAULT_MAX_ITEMS; i++)
+    msgpack_pack_nil(&pk);
+  ck_assert_int_eq(decode_any(&sb, NULL), 0);
+  msgpack_pack_nil(&pk); /* one item more: 65537 */
+  ck_assert_uint_eq((unsigned char)sb.data[7], 0xdd); /* array 32 */
+  sb.data[11]++;
+  ck_assert_int_eq(decode_any(&sb, NULL), TR_EMSGSIZE);
+  msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_tr_msg_decode_ex_limits_size) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  pack_any_head(&sb, &pk);
+  msgpack_pack_array(&pk, 3);
+  for (int i = 0; i < 3; i++)
+    msgpack_pack_nil(&pk);
+
+  tr_msg_limits_t lim;
+  tr_msg_limits_init(&lim);
+  ck_assert_uint_eq(lim.size, sizeof(lim));
+  ck_assert_uint_eq(lim.max_bytes, 0);
+  ck_assert_uint_eq(lim.max_depth, 0);
+  ck_assert_uint_eq(lim.max_items, 0);
+  ck_assert_uint_eq(lim.max_objects, 0);
+  /* not filled by tr_msg_limits_init */
+  lim.size = 0;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EINVAL);
+
+  /* an older caller knew only size and max_bytes: the rest is not read */
+  memset(&lim, 0xff, sizeof(lim));
+  lim.size = offsetof(tr_msg_limits_t, max_depth);
+  lim.max_bytes = sb.size;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_bytes = sb.size - 1; /* what it knows is honoured */
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+
+  /* a newer caller: fields this library does not know must be 0 */
+  struct {
+    tr_msg_limits_t l;
+    uint64_t later;
+  } big;
+  memset(&big, 0, sizeof(big));
+  big.l.size = sizeof(big);
+  big.l.max_items = 3;
+  ck_assert_int_eq(decode_any(&sb, &big.l), 0);
+  big.l.max_items = 2;
+  ck_assert_int_eq(decode_any(&sb, &big.l), TR_EMSGSIZE);
+  big.l.max_items = 3;
+  big.later = 1;
+  ck_assert_int_eq(decode_any(&sb, &big.l), TR_EINVAL);
+
+  /* bad arguments */
+  void *out = (void *)1;
+  ck_assert_int_eq(tr_msg_decode_ex(NULL, 1, any_types, 1, NULL, &out),
+                   TR_EINVAL);
+  ck_assert_ptr_null(out);
+  ck_assert_int_eq(tr_msg_decode_ex(sb.data, sb.size, NULL, 1, NULL, &out),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_msg_decode_ex(sb.data, sb.size, any_types, 1, NULL,
+                                    NULL),
+                   TR_EINVAL);
+  msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 #if !TU_TSAN /* see msg_suite() */
 static uint64_t rng_state;
 static uint64_t rng(void) {
@@ -595,6 +929,11 @@ static Suite *msg_suite(void) {
   tcase_add_test(tc, test_tr_msg_decode_truncated);
   tcase_add_test(tc, test_tr_msg_decode_malformed);
   tcase_add_test(tc, test_tr_msg_decode_huge_container);
+  tcase_add_test(tc, test_tr_msg_decode_ex_huge_array);
+  tcase_add_test(tc, test_tr_msg_decode_ex_depth);
+  tcase_add_test(tc, test_tr_msg_decode_trailing_bytes);
+  tcase_add_test(tc, test_tr_msg_decode_ex_limits_honoured);
+  tcase_add_test(tc, test_tr_msg_decode_ex_limits_size);
 #if !TU_TSAN
   /* Random input makes msgpack-c reserve memory for the container sizes it
    * declares (gigabytes); TSan then maps shadow for all of it and the test

@@ -148,9 +148,75 @@ static inline tr_ref_t tr_msg_sender(const void *msg) {
  * Returns TR_ECODEC if the type has no encoder. */
 TR_EXTERN int tr_msg_encode(const void *msg, struct msgpack_sbuffer *sbuf);
 
-/* Decodes a message produced by tr_msg_encode. The type is looked up among
- * the n candidate descriptors by name. On success *out owns a new message.
- * Returns TR_ECODEC for malformed input or an unknown type. */
+/* Limits on what the decoder accepts. Input comes from other nodes, so
+ * every size it declares is checked by a walk over the bytes BEFORE
+ * msgpack-c builds anything: a message over a limit costs no more memory
+ * than the bytes it arrived in. Once accepted, decoding allocates about
+ * 24 bytes per msgpack object (sizeof(msgpack_object) on 64-bit targets),
+ * so max_objects bounds the memory a message may take; strings and binary
+ * data are not copied, they point into the input.
+ *
+ * Every field left 0 takes its default (TR_MSG_DEFAULT_*). Counting: the
+ * message's own [name, payload] array is nesting level 1 and holds 2
+ * items; every value is one object, a map's keys included.
+ *
+ * The struct may grow in later releases. `size` says how much of it the
+ * caller knows: fill it with tr_msg_limits_init(), which zeroes the
+ * struct and sets size to the sizeof the caller was compiled with. The
+ * library reads only the fields inside `size` (later ones take their
+ * defaults) and refuses (TR_EINVAL) a larger struct whose fields past
+ * its own end are not 0, so old programs run on new libraries and new
+ * programs fail cleanly on old ones instead of losing a limit. */
+typedef struct tr_msg_limits {
+  size_t size;          /* sizeof(tr_msg_limits_t); see above */
+  size_t max_bytes;     /* input length; 0 = TR_MSG_DEFAULT_MAX_BYTES */
+  uint32_t max_depth;   /* nesting of arrays and maps; 0 = default, at
+                           most TR_MSG_MAX_DEPTH (msgpack-c's own limit) */
+  uint32_t max_items;   /* items of one array, pairs of one map; 0 =
+                           TR_MSG_DEFAULT_MAX_ITEMS */
+  size_t max_objects;   /* objects in the whole message; 0 =
+                           TR_MSG_DEFAULT_MAX_OBJECTS */
+} tr_msg_limits_t;
+
+#define TR_MSG_DEFAULT_MAX_BYTES ((size_t)1 << 20)  /* 1 MiB */
+#define TR_MSG_DEFAULT_MAX_DEPTH 32u
+#define TR_MSG_MAX_DEPTH 32u
+#define TR_MSG_DEFAULT_MAX_ITEMS 65536u
+#define TR_MSG_DEFAULT_MAX_OBJECTS ((size_t)131072) /* ~3 MiB decoded */
+
+/* Fills lim with the defaults: every limit 0, size = sizeof(*lim) as
+ * compiled into the caller (which is why this is inline). */
+static inline void tr_msg_limits_init(tr_msg_limits_t *lim) {
+  unsigned char *p = (unsigned char *)lim;
+  for (size_t i = 0; i < sizeof(*lim); i++) p[i] = 0;
+  lim->size = sizeof(*lim);
+}
+
+/* Decodes one message produced by tr_msg_encode from exactly len bytes of
+ * data, within limits (NULL: the defaults). The type is looked up among
+ * the n candidate descriptors by name, so input can only produce the types
+ * the caller accepts. On success *out owns a new message; on failure *out
+ * is NULL and nothing is leaked.
+ *
+ * Returns 0, or
+ *   TR_EMSGSIZE  the input is over a limit: longer than max_bytes, nested
+ *                deeper than max_depth, a container with more than
+ *                max_items, or more than max_objects in all;
+ *   TR_ECODEC    malformed or truncated msgpack, bytes left after the
+ *                message (one call decodes one whole message: a stream
+ *                must be framed by the caller), not a [name, payload]
+ *                array, an unknown type name, a candidate type without a
+ *                decoder, or the type's decoder refused the payload;
+ *   TR_EINVAL    a NULL argument, a limits struct not filled by
+ *                tr_msg_limits_init (size 0, or unknown fields set), or
+ *                max_depth over TR_MSG_MAX_DEPTH;
+ *   TR_ENOMEM, or a negative code returned by the type's decoder.
+ * Any thread may call; it touches no runtime state. */
+TR_EXTERN int tr_msg_decode_ex(const char *data, size_t len,
+                               const tr_msgtype_t *const *types, size_t n,
+                               const tr_msg_limits_t *limits, void **out);
+
+/* tr_msg_decode_ex with the default limits. */
 TR_EXTERN int tr_msg_decode(const char *data, size_t len,
                             const tr_msgtype_t *const *types, size_t n,
                             void **out);
