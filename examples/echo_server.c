@@ -64,11 +64,25 @@ static int conn_data(tr_ctx_t *ctx, void *state, void *msg) {
   return 0; /* an error closes the connection: tr_tcp_closed_t follows */
 }
 
+/* The queue has room again: send what was held, in pieces (a write
+ * larger than the queue's bound is refused whole, TR_EMSGSIZE). */
+#define PIECE 65536
 static int conn_writable(tr_ctx_t *ctx, void *state, void *msg) {
   conn_t *c = state;
   (void)msg;
-  int rc = tr_tcp_write(ctx, c->id, c->held, c->nheld);
-  if (rc == TR_EAGAIN) return 0; /* wait for the next one */
+  size_t off = 0;
+  while (off < c->nheld) {
+    size_t n = c->nheld - off < PIECE ? c->nheld - off : PIECE;
+    int rc = tr_tcp_write(ctx, c->id, c->held + off, n);
+    if (rc == TR_EAGAIN) break; /* wait for the next one */
+    if (rc) return 0; /* closed: tr_tcp_closed_t follows */
+    off += n;
+  }
+  if (off < c->nheld) {
+    memmove(c->held, c->held + off, c->nheld - off);
+    c->nheld -= off;
+    return 0;
+  }
   free(c->held);
   c->held = NULL;
   c->nheld = 0;

@@ -6,6 +6,7 @@
  *
  * Locks, in the only order they may nest:
  *   entry->mu  ->  io->reg_mu | a timer shard's mu | io->done_mu | io->pool_mu
+ * (net/tcp.c's per-connection rx_mu nests between entry->mu and reg_mu.)
  * These locks are leaves: nothing is locked while one is held, and
  * no message is sent under them. Messages about an fd are sent while its
  * entry->mu is held, which is what orders them before the close
@@ -220,6 +221,13 @@ static inline uint64_t tr__io_entry_id(const tr__io_entry_t *e) {
 }
 /* Re-arms the fd with kind->interest (entry->mu held). */
 void tr__io_entry_sync(tr__io_entry_t *e);
+/* Has the poll-token holder re-arm e with kind->interest, from any thread
+ * and without e->mu: for a kind whose interest changes outside the
+ * entry's lock (net/tcp.c's read bound, released by a message destructor
+ * that may run under another entry's lock). e must be an entry of this
+ * reactor; if it has been closed (or reused) since, the re-arm is a
+ * harmless no-op. Locks io->reg_mu only. */
+void tr__io_entry_poke(tr__io_entry_t *e);
 /* Starts the asynchronous close (entry->mu held, state OPEN): no further
  * event is delivered; the fd is closed and, if notify, kind->closed_msg
  * is sent with status once it is. */

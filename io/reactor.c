@@ -145,7 +145,9 @@ static void owner_unlink(tr__io_t *io, tr__io_entry_t *e) {
   pthread_mutex_unlock(&io->reg_mu);
 }
 
-/* Queues e for the poll-token holder and wakes it. e->mu held. */
+/* Queues e for the poll-token holder and wakes it. The queue and
+ * e->queued are under reg_mu: callers hold e->mu, except
+ * tr__io_entry_poke. */
 static void queue_change(tr__io_t *io, tr__io_entry_t *e) {
   pthread_mutex_lock(&io->reg_mu);
   if (!e->queued) {
@@ -238,6 +240,8 @@ void tr__io_entry_sync(tr__io_entry_t *e) {
   if (direct(io)) apply(io, e);
   else queue_change(io, e);
 }
+
+void tr__io_entry_poke(tr__io_entry_t *e) { queue_change(e->io, e); }
 
 /* Token holder: applies the changes queued so far and submits file ops.
  * Closes complete here too, except inside hook_wait, where they go back

@@ -9,7 +9,24 @@
  * flushes the write queue, completes connects, and turns end-of-file,
  * resets and errors into messages. Writes from the owner go straight to
  * the socket when nothing is queued, else join a bounded queue.
- * The listener is an ordinary actor with a raw fd.
+ *
+ * The read bound: the bytes of the data messages not yet freed are
+ * counted in the connection (rx_pending); at the bound the reader stops
+ * and sets rx_stalled, and the message destructor that brings the count
+ * down to half the bound clears it and has the reactor re-arm the fd.
+ * The destructor runs on whatever thread frees the message (the owner's
+ * worker, a thread dropping dead letters, the reactor itself when a
+ * delivery fails, under the entry's lock), so it never takes an entry
+ * lock: it only queues a re-arm (tr__io_entry_poke). The count and the
+ * flag are a Dekker pair: the reader sets the flag, then reads the count;
+ * the destructor lowers the count, then reads the flag; all sequentially
+ * consistent, so at least one of them sees the other and a stall is
+ * never left without someone to end it. Messages may outlive the
+ * connection, so its state is reference counted (one per message).
+ *
+ * The listener is an ordinary actor with a raw fd; when accept runs out
+ * of descriptors it backs off on a timer instead of re-arming at once
+ * (a full fd table leaves the socket readable: re-arming would spin).
  */
 #include "io_internal.h"
 
@@ -24,21 +41,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void data_dtor(void *msg) {
-  tr_tcp_data_t *m = msg;
-  free(m->data);
-  m->data = NULL;
-}
-
-TR_MESSAGE_DEFINE(tr_tcp_data_t, .flags = TR_MSG_SYSTEM, .dtor = data_dtor);
-TR_MESSAGE_DEFINE(tr_tcp_eof_t, .flags = TR_MSG_SYSTEM);
-TR_MESSAGE_DEFINE(tr_tcp_closed_t, .flags = TR_MSG_SYSTEM);
-TR_MESSAGE_DEFINE(tr_tcp_writable_t, .flags = TR_MSG_SYSTEM);
-TR_MESSAGE_DEFINE(tr_tcp_connected_t, .flags = TR_MSG_SYSTEM);
-
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 4 /* fairness between connections */
-#define DEFAULT_WBUF (1u << 20)
 
 typedef struct wbuf {
   struct wbuf *next;
@@ -47,12 +51,85 @@ typedef struct wbuf {
 } wbuf_t;
 
 typedef struct tcp {
+  /* under the entry's mu */
   uint8_t connecting, eof, paused, shut_pending, shut_done, tell_writable;
   uint64_t cookie;
   uint64_t ctimer; /* connect timeout, 0 if none */
   wbuf_t *wq_head, *wq_tail;
   size_t queued, wmax;
+  uint64_t rx_bytes, rx_stalls;
+  /* the read bound, shared with the data messages (see the top) */
+  _Atomic size_t rx_pending;  /* bytes in data messages not yet freed */
+  _Atomic size_t rx_max;
+  _Atomic int rx_stalled;     /* reading stopped at the bound */
+  _Atomic unsigned refs;      /* the entry's, plus one per data message */
+  pthread_mutex_t rx_mu;      /* e against the connection's release */
+  tr__io_entry_t *e;          /* NULL once released */
 } tcp_t;
+
+/* A data message as the connection makes it: the public part, and the
+ * connection whose bound counts its bytes (NULL in a message made by
+ * anyone else). The descriptor's size is this struct's. */
+typedef struct data_msg {
+  tr_tcp_data_t pub;
+  tcp_t *t;
+  size_t counted; /* len as delivered: the handler may change len */
+} data_msg_t;
+
+static void tcp_unref(tcp_t *t) {
+  if (atomic_fetch_sub(&t->refs, 1) != 1) return;
+  pthread_mutex_destroy(&t->rx_mu);
+  free(t);
+}
+
+/* The destructor of a data message lowered the count by n. */
+static void rx_consumed(tcp_t *t, size_t n) {
+  size_t left = atomic_fetch_sub(&t->rx_pending, n) - n;
+  if (left > atomic_load(&t->rx_max) / 2) return;
+  /* the exchange: of several destructors, one re-arms */
+  if (!atomic_load(&t->rx_stalled) || !atomic_exchange(&t->rx_stalled, 0))
+    return;
+  pthread_mutex_lock(&t->rx_mu);
+  if (t->e) tr__io_entry_poke(t->e);
+  pthread_mutex_unlock(&t->rx_mu);
+}
+
+/* After a delivery (entry->mu held): 1 if the bound stops reading. */
+static int rx_stall(tcp_t *t) {
+  size_t max = atomic_load(&t->rx_max);
+  if (atomic_load(&t->rx_pending) < max) return 0;
+  atomic_store(&t->rx_stalled, 1);
+  /* the owner may have consumed since, before the flag was up, and then
+   * seen nobody to wake: look again */
+  if (atomic_load(&t->rx_pending) <= max / 2) {
+    atomic_store(&t->rx_stalled, 0);
+    return 0;
+  }
+  t->rx_stalls++;
+  return 1;
+}
+
+static void data_dtor(void *msg) {
+  data_msg_t *m = msg;
+  free(m->pub.data);
+  m->pub.data = NULL;
+  tcp_t *t = m->t;
+  if (!t) return;
+  m->t = NULL;
+  rx_consumed(t, m->counted);
+  tcp_unref(t);
+}
+
+/* By hand rather than TR_MESSAGE_DEFINE: the message is a data_msg_t. */
+const tr_msgtype_t tr_tcp_data_t__type = {.name = "tr_tcp_data_t",
+                                          .size = sizeof(data_msg_t),
+                                          .flags = TR_MSG_SYSTEM,
+                                          .dtor = data_dtor};
+TR_MESSAGE_DEFINE(tr_tcp_eof_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_closed_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_writable_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_connected_t, .flags = TR_MSG_SYSTEM);
+TR_MESSAGE_DEFINE(tr_tcp_listener_stats_t, .flags = TR_MSG_SYSTEM);
 
 /* ---- the entry kind --------------------------------------------------------- */
 
@@ -60,7 +137,7 @@ static uint32_t tcp_interest(tr__io_entry_t *e) {
   tcp_t *t = e->ext;
   if (t->connecting) return TR__EV_OUT;
   uint32_t r = 0;
-  if (!t->eof && !t->paused) r |= TR__EV_IN;
+  if (!t->eof && !t->paused && !atomic_load(&t->rx_stalled)) r |= TR__EV_IN;
   if (t->wq_head || t->shut_pending) r |= TR__EV_OUT;
   return r;
 }
@@ -74,7 +151,10 @@ static void tcp_release(tr__io_entry_t *e) {
     t->wq_head = b->next;
     free(b);
   }
-  free(t);
+  pthread_mutex_lock(&t->rx_mu);
+  t->e = NULL; /* destructors from now on re-arm nothing */
+  pthread_mutex_unlock(&t->rx_mu);
+  tcp_unref(t);
   e->ext = NULL;
 }
 
@@ -160,13 +240,14 @@ static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
     if (err) tr__io_entry_close_locked(e, err, 0);
     return;
   }
-  if ((ev & (TR__EV_IN | TR__EV_HUP | TR__EV_ERR)) && !t->eof && !t->paused) {
+  if ((ev & (TR__EV_IN | TR__EV_HUP | TR__EV_ERR)) && !t->eof && !t->paused &&
+      !atomic_load(&t->rx_stalled)) {
     uint8_t buf[READ_CHUNK];
     int i;
     for (i = 0; i < READS_PER_EVENT; i++) {
       ssize_t n = read(e->fd, buf, sizeof(buf));
       if (n > 0) {
-        tr_tcp_data_t *m = tr_msg_new(&tr_tcp_data_t__type);
+        data_msg_t *m = tr_msg_new(&tr_tcp_data_t__type);
         uint8_t *d = malloc((size_t)n);
         if (!m || !d) {
           /* out of memory: drop these bytes rather than the process;
@@ -177,10 +258,20 @@ static void tcp_event(tr__io_t *io, tr__io_entry_t *e, uint32_t ev) {
           return;
         }
         memcpy(d, buf, (size_t)n);
-        m->conn = tr__io_entry_id(e);
-        m->len = (size_t)n;
-        m->data = d;
-        (void)tr__io_deliver(io->rt, e->owner, &m->hdr);
+        m->pub.conn = tr__io_entry_id(e);
+        m->pub.len = (size_t)n;
+        m->pub.data = d;
+        /* counted before the owner can see it, so the destructor never
+         * takes away what was not added */
+        m->t = t;
+        m->counted = (size_t)n;
+        atomic_fetch_add(&t->refs, 1);
+        atomic_fetch_add(&t->rx_pending, (size_t)n);
+        t->rx_bytes += (size_t)n;
+        (void)tr__io_deliver(io->rt, e->owner, &m->pub.hdr);
+        /* at the bound: stop here; the fd is re-armed without reading
+         * interest, and the owner's consumption re-arms it */
+        if (rx_stall(t)) break;
         /* a short read of a stream socket took all it had: data that
          * arrives later is a new edge. Not so for a end-of-file already
          * reported: read on until it shows. */
@@ -253,18 +344,28 @@ static int set_nodelay(int fd) {
 }
 
 static int attach_conn(tr_ctx_t *ctx, int fd, int connecting, size_t wmax,
-                       uint64_t cookie, tr_tcp_id_t *out) {
+                       size_t rmax, uint64_t cookie, tr_tcp_id_t *out) {
   tcp_t *t = calloc(1, sizeof(*t));
   if (!t) return TR_ENOMEM;
+  int rc = pthread_mutex_init(&t->rx_mu, NULL);
+  if (rc) {
+    free(t);
+    return -rc;
+  }
   t->connecting = (uint8_t)connecting;
-  t->wmax = wmax ? wmax : DEFAULT_WBUF;
+  t->wmax = wmax ? wmax : TR_TCP_WBUF_DEFAULT;
+  atomic_init(&t->rx_max, rmax ? rmax : TR_TCP_RBUF_DEFAULT);
+  atomic_init(&t->rx_pending, 0);
+  atomic_init(&t->rx_stalled, 0);
+  atomic_init(&t->refs, 1);
   t->cookie = cookie;
-  int rc;
   tr__io_entry_t *e = tr__io_entry_new(ctx, fd, &tcp_kind, 0, t, &rc);
   if (!e) {
+    pthread_mutex_destroy(&t->rx_mu);
     free(t);
     return rc;
   }
+  t->e = e; /* before any data message can read it */
   *out = tr__io_entry_id(e);
   tr__io_entry_unlock(e);
   return 0;
@@ -275,7 +376,7 @@ int tr_tcp_adopt(tr_ctx_t *ctx, tr_tcp_accepted_t *acc, tr_tcp_id_t *conn) {
   tr_tcp_id_t id;
   int rc = set_nodelay(acc->fd);
   if (rc) return rc;
-  rc = attach_conn(ctx, acc->fd, 0, acc->wbuf_max, 0, &id);
+  rc = attach_conn(ctx, acc->fd, 0, acc->wbuf_max, acc->rbuf_max, 0, &id);
   if (rc) return rc;
   acc->fd = -1;
   if (conn) *conn = id;
@@ -334,7 +435,7 @@ int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
   /* even an immediate success is reported through the reactor, so the
    * caller always gets exactly one tr_tcp_connected_t */
   tr_tcp_id_t id;
-  rc = attach_conn(ctx, fd, 1, 0, cookie, &id);
+  rc = attach_conn(ctx, fd, 1, 0, 0, cookie, &id);
   if (rc) goto fail;
   if (timeout_ms) {
     tr__io_t *io = tr__io_of_ctx(ctx);
@@ -380,6 +481,14 @@ int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
     rc = -EPIPE;
     goto out;
   }
+  if (len > t->wmax) {
+    /* could never be taken whole without passing the bound: refuse it
+     * before any byte goes out, so the write stays all-or-nothing (a
+     * TR_EAGAIN would promise a tr_tcp_writable_t after which it would
+     * fail again) */
+    rc = TR_EMSGSIZE;
+    goto out;
+  }
   if (!t->wq_head && !t->connecting) {
     while (done < len) {
       ssize_t n = send(e->fd, (const uint8_t *)buf + done, len - done,
@@ -400,9 +509,11 @@ int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
     }
   }
   size_t rest = len - done;
-  if (done == 0 && t->queued > 0 && t->queued + rest > t->wmax) {
-    /* the bound: refuse the whole write and tell the writer later (a
-     * write into an empty queue is always taken, whatever its size) */
+  if (t->queued + rest > t->wmax) {
+    /* the bound: refuse the whole write and tell the writer later. Never
+     * after a partial send: then the queue was empty and rest < len <=
+     * wmax. The queue may hold more than wmax only after tr_tcp_set_wbuf
+     * lowered it. */
     t->tell_writable = 1;
     rc = TR_EAGAIN;
     goto out;
@@ -477,6 +588,39 @@ int tr_tcp_set_wbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max) {
   return 0;
 }
 
+int tr_tcp_set_rbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max) {
+  if (!max) return TR_EINVAL;
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  atomic_store(&t->rx_max, max);
+  /* a raised bound may end a stall that no destructor will end now (the
+   * count is already at or below its new half) */
+  if (atomic_load(&t->rx_pending) <= max / 2 &&
+      atomic_exchange(&t->rx_stalled, 0))
+    tr__io_entry_sync(e);
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
+int tr_tcp_stats(tr_ctx_t *ctx, tr_tcp_id_t conn, tr_tcp_stats_t *out) {
+  if (!out) return TR_EINVAL;
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  out->rx_pending = atomic_load(&t->rx_pending);
+  out->rx_max = atomic_load(&t->rx_max);
+  out->rx_bytes = t->rx_bytes;
+  out->rx_stalls = t->rx_stalls;
+  out->rx_stalled = atomic_load(&t->rx_stalled);
+  out->wq_queued = t->queued;
+  out->wq_max = t->wmax;
+  tr__io_entry_unlock(e);
+  return 0;
+}
+
 /* ---- the listener actor --------------------------------------------------------- */
 
 typedef struct listener {
@@ -484,7 +628,10 @@ typedef struct listener {
   int fd;
   const tr_behavior_t *conn_b;
   void *conn_arg;
-  size_t wmax;
+  size_t wmax, rmax;
+  tr_duration_t backoff; /* the pause under way or last taken; 0: none */
+  tr_timer_id_t timer;   /* the pause's timer, 0 when accepting */
+  uint64_t accepted, attempts, exhausted, errors, backoffs, spawn_failed;
 } listener_t;
 
 typedef struct listen_init {
@@ -494,31 +641,124 @@ typedef struct listen_init {
 
 #define ACCEPTS_PER_EVENT 64
 
-static int listener_ready(tr_ctx_t *ctx, void *state, void *msg) {
-  listener_t *l = state;
-  (void)msg;
+/* Errors of accept that concern the connection being accepted, not the
+ * listener: accept(2) passes on network errors already pending on the
+ * new socket, and asks that they be treated as "try again". */
+static int accept_skippable(int err) {
+  switch (err) {
+  case EINTR:
+  case ECONNABORTED:
+  case EPROTO:
+  case EPERM: /* a firewall rule refused this connection */
+  case ENETDOWN:
+  case ENETUNREACH:
+  case EHOSTDOWN:
+  case EHOSTUNREACH:
+  case ENOPROTOOPT:
+  case EOPNOTSUPP:
+#ifdef ENONET
+  case ENONET:
+#endif
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Accepts what the backlog holds, up to a budget. Returns 0 when the
+ * listener should wait for readiness again (drained, or the budget
+ * spent: level-triggered readiness reports what is left), 1 when it must
+ * back off (out of descriptors or memory, or an error that would repeat
+ * at once: re-arming would report the socket readable again, at once,
+ * and spin). */
+static int accept_batch(tr_ctx_t *ctx, listener_t *l) {
   tr_runtime_t *rt = tr_ctx_runtime(ctx);
   for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
     tr_tcp_accepted_t acc;
     memset(&acc, 0, sizeof(acc));
     acc.peerlen = sizeof(acc.peer);
+    l->attempts++;
     acc.fd = accept4(l->fd, (struct sockaddr *)&acc.peer, &acc.peerlen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (acc.fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      /* EAGAIN: drained. EMFILE/ENFILE/ENOBUFS: the next readiness
-       * retries; the backlog holds the peers meanwhile. */
-      break;
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
+      if (accept_skippable(err)) {
+        if (err != EINTR) l->errors++;
+        continue;
+      }
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+        l->exhausted++;
+      else
+        l->errors++;
+      return 1;
     }
+    l->accepted++;
+    l->backoff = 0; /* the shortage is over: a new one starts small */
     acc.arg = l->conn_arg;
     acc.wbuf_max = l->wmax;
+    acc.rbuf_max = l->rmax;
     acc.listener = tr_ctx_self(ctx);
     (void)tr_spawn(rt, l->conn_b, &acc, NULL); /* failure: closed below */
-    if (acc.fd >= 0 && close(acc.fd) != 0) {
-      /* the socket is gone either way */
+    if (acc.fd >= 0) {
+      l->spawn_failed++;
+      if (close(acc.fd) != 0) {
+        /* the socket is gone either way */
+      }
     }
   }
+  return 0;
+}
+
+/* Accepts, then waits for readiness or, short of descriptors, for the
+ * back-off timer. */
+static int listener_accept(tr_ctx_t *ctx, listener_t *l) {
+  if (!accept_batch(ctx, l)) {
+    l->backoff = 0;
+    return tr_io_want(ctx, l->id, TR_IO_READ);
+  }
+  l->backoff = l->backoff ? l->backoff * 2 : TR_TCP_ACCEPT_BACKOFF_MIN;
+  if (l->backoff > TR_TCP_ACCEPT_BACKOFF_MAX)
+    l->backoff = TR_TCP_ACCEPT_BACKOFF_MAX;
+  l->backoffs++;
+  int rc = tr_timer_start(ctx, (uint64_t)l->backoff, 0, 0, &l->timer);
+  if (rc == 0) return 0;
+  /* no timer (out of memory): spinning on readiness is better than
+   * never accepting again */
+  l->timer = 0;
   return tr_io_want(ctx, l->id, TR_IO_READ);
+}
+
+static int listener_ready(tr_ctx_t *ctx, void *state, void *msg) {
+  listener_t *l = state;
+  (void)msg;
+  if (l->timer) return 0; /* stale: the back-off timer will try */
+  return listener_accept(ctx, l);
+}
+
+static int listener_timer(tr_ctx_t *ctx, void *state, void *msg) {
+  listener_t *l = state;
+  tr_timer_fired_t *m = msg;
+  if (m->id != l->timer) return 0;
+  l->timer = 0;
+  return listener_accept(ctx, l);
+}
+
+static int listener_stats(tr_ctx_t *ctx, void *state, void *msg) {
+  listener_t *l = state;
+  (void)msg;
+  tr_tcp_listener_stats_t *r = tr_msg_new(&tr_tcp_listener_stats_t__type);
+  if (!r) return 0; /* the asker gets TR_ENOREPLY */
+  r->accepted = l->accepted;
+  r->attempts = l->attempts;
+  r->exhausted = l->exhausted;
+  r->errors = l->errors;
+  r->backoffs = l->backoffs;
+  r->spawn_failed = l->spawn_failed;
+  r->backoff_ms = l->timer ? l->backoff : 0;
+  if (tr_reply(ctx, r) != 0) tr_msg_free(r); /* not a request, or the
+                                                 asker is gone */
+  return 0;
 }
 
 static int listener_ignore(tr_ctx_t *ctx, void *state, void *msg) {
@@ -557,6 +797,7 @@ static int listener_init(tr_ctx_t *ctx, void *state, void *arg) {
   l->conn_b = o->conn_behavior;
   l->conn_arg = o->conn_arg;
   l->wmax = o->wbuf_max;
+  l->rmax = o->rbuf_max;
   rc = tr_io_register(ctx, fd, TR_IO_READ, &l->id);
   if (rc) goto fail;
   return 0;
@@ -567,6 +808,8 @@ fail:
 
 static const tr_handler_t listener_handlers[] = {
     {&tr_io_ready_t__type, listener_ready},
+    {&tr_timer_fired_t__type, listener_timer},
+    {&tr_tcp_listener_stats_t__type, listener_stats},
     {&tr_io_closed_t__type, listener_ignore},
 };
 

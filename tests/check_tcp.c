@@ -4,18 +4,25 @@
  * test thread: connection refused (at once or as a message), connect
  * timeout, a peer's reset reported as tr_tcp_closed_t with -ECONNRESET,
  * half-close (the peer's end-of-file arrives as tr_tcp_eof_t and the
- * connection can still answer), and backpressure (a peer that does not
+ * connection can still answer), backpressure (a peer that does not
  * read makes writes queue up to the bound, then TR_EAGAIN, then a
- * tr_tcp_writable_t once it reads).
+ * tr_tcp_writable_t once it reads; a write larger than the bound is
+ * refused even into an empty queue), the read bound (an owner that keeps
+ * its data messages stops the reading, and everything arrives once it
+ * lets them go), and a listener out of file descriptors (it backs off
+ * instead of spinning, and accepts the waiting clients once descriptors
+ * are free).
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,8 +163,47 @@ typedef struct sconn {
   uint8_t buf[4096];
   size_t n;
   int mode;
+  /* MODE_HOARD: data messages kept unconsumed, and the stream position */
+  int hoarding;
+  tr_tcp_data_t **kept;
+  size_t nkept, capkept;
+  uint64_t pos;
 } sconn_t;
-enum { MODE_RESET, MODE_HALF, MODE_FLOOD };
+enum { MODE_RESET, MODE_HALF, MODE_FLOOD, MODE_BIG, MODE_HOARD };
+
+/* MODE_BIG: the bound, what the oversized write returned, the queue
+ * after it, the largest queue seen after an accepted write */
+#define BIG_WBUF (64u * 1024)
+#define BIG_WRITE (32u << 20)
+#define BIG_TOTAL (4u << 20)
+static _Atomic int big_rc, exact_rc;
+static _Atomic uint64_t big_queued, max_queued;
+
+/* MODE_HOARD: its ref, the largest count of pending bytes and of stalls
+ * it saw, and the first byte out of place (position + 1; 0: none) */
+static _Atomic uint64_t hoard_ref, hoard_pending_max, hoard_stalls, hoard_bad;
+
+/* The byte at stream position p: mixes the higher bits in, so that a
+ * chunk delivered out of place does not match. */
+static uint8_t pattern(uint64_t p) {
+  return (uint8_t)(p ^ (p >> 8) ^ (p >> 16) ^ (p >> 24) ^ 0x5a);
+}
+
+static void check_pattern(sconn_t *c, const uint8_t *d, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (d[i] != pattern(c->pos + i)) {
+      uint64_t none = 0;
+      atomic_compare_exchange_strong(&hoard_bad, &none, c->pos + i + 1);
+      break;
+    }
+  }
+  c->pos += n;
+  atomic_fetch_add(&srv_bytes, n);
+}
+
+/* Sent by the test thread to a hoarding connection: consume from now on. */
+TR_MESSAGE_TYPE(release_t, int unused;)
+TR_MESSAGE_DEFINE(release_t);
 
 static void flood(tr_ctx_t *ctx, sconn_t *c) {
   static uint8_t chunk[65536];
@@ -176,6 +222,48 @@ static void flood(tr_ctx_t *ctx, sconn_t *c) {
   }
 }
 
+/* MODE_BIG: writes of 16 KiB until the bound refuses one or BIG_TOTAL
+ * is out, recording the queue after each. */
+static void flood_small(tr_ctx_t *ctx, sconn_t *c) {
+  static uint8_t chunk[16384];
+  while (atomic_load(&srv_written) < BIG_TOTAL) {
+    int rc = tr_tcp_write(ctx, c->id, chunk, sizeof(chunk));
+    if (rc == TR_EAGAIN) {
+      atomic_fetch_add(&srv_eagain, 1);
+      return;
+    }
+    ck_assert_int_eq(rc, 0);
+    atomic_fetch_add(&srv_written, sizeof(chunk));
+    tr_tcp_stats_t st;
+    ck_assert_int_eq(tr_tcp_stats(ctx, c->id, &st), 0);
+    if (st.wq_queued > atomic_load(&max_queued))
+      atomic_store(&max_queued, st.wq_queued);
+  }
+  ck_assert_int_eq(tr_tcp_shutdown(ctx, c->id), 0);
+}
+
+static void big_start(tr_ctx_t *ctx, sconn_t *c) {
+  ck_assert_int_eq(tr_tcp_set_wbuf(ctx, c->id, BIG_WBUF), 0);
+  /* into the empty queue of a peer that does not read yet: more than
+   * the bound and than the kernel's buffers */
+  uint8_t *big = calloc(1, BIG_WRITE);
+  ck_assert_ptr_nonnull(big);
+  int rc = tr_tcp_write(ctx, c->id, big, BIG_WRITE);
+  atomic_store(&big_rc, rc);
+  if (rc == 0) atomic_fetch_add(&srv_written, BIG_WRITE);
+  free(big);
+  tr_tcp_stats_t st;
+  ck_assert_int_eq(tr_tcp_stats(ctx, c->id, &st), 0);
+  atomic_store(&big_queued, st.wq_queued);
+  ck_assert_uint_eq(st.wq_max, BIG_WBUF);
+  /* exactly the bound is taken */
+  static uint8_t exact[BIG_WBUF];
+  rc = tr_tcp_write(ctx, c->id, exact, sizeof(exact));
+  atomic_store(&exact_rc, rc);
+  if (rc == 0) atomic_fetch_add(&srv_written, sizeof(exact));
+  flood_small(ctx, c);
+}
+
 static int sconn_init(tr_ctx_t *ctx, void *st, void *arg) {
   sconn_t *c = st;
   tr_tcp_accepted_t *acc = arg;
@@ -185,13 +273,65 @@ static int sconn_init(tr_ctx_t *ctx, void *st, void *arg) {
   if (c->mode == MODE_FLOOD) {
     ck_assert_int_eq(tr_tcp_set_wbuf(ctx, c->id, 256 * 1024), 0);
     flood(ctx, c);
+  } else if (c->mode == MODE_BIG) {
+    big_start(ctx, c);
+  } else if (c->mode == MODE_HOARD) {
+    c->hoarding = 1;
+    atomic_store(&hoard_ref, tr_ctx_self(ctx).id);
   }
   return 0;
 }
-static int sconn_data(tr_ctx_t *ctx, void *st, void *msg) {
+
+/* MODE_HOARD: keeps the message unconsumed (its bytes stay counted). */
+static void hoard(tr_ctx_t *ctx, sconn_t *c, tr_tcp_data_t *d) {
+  if (c->nkept == c->capkept) {
+    size_t cap = c->capkept ? 2 * c->capkept : 64;
+    tr_tcp_data_t **k = realloc(c->kept, cap * sizeof(*k));
+    ck_assert_ptr_nonnull(k);
+    c->kept = k;
+    c->capkept = cap;
+  }
+  tr_ctx_take(ctx);
+  c->kept[c->nkept++] = d;
+  tr_tcp_stats_t st;
+  ck_assert_int_eq(tr_tcp_stats(ctx, c->id, &st), 0);
+  if (st.rx_pending > atomic_load(&hoard_pending_max))
+    atomic_store(&hoard_pending_max, st.rx_pending);
+  atomic_store(&hoard_stalls, st.rx_stalls);
+}
+
+static void free_kept(sconn_t *c) {
+  for (size_t i = 0; i < c->nkept; i++) tr_msg_free(c->kept[i]);
+  free(c->kept);
+  c->kept = NULL;
+  c->nkept = c->capkept = 0;
+}
+
+static int sconn_release(tr_ctx_t *ctx, void *st, void *msg) {
   (void)ctx;
+  (void)msg;
+  sconn_t *c = st;
+  c->hoarding = 0;
+  for (size_t i = 0; i < c->nkept; i++)
+    check_pattern(c, c->kept[i]->data, c->kept[i]->len);
+  free_kept(c); /* the bytes are consumed: reading resumes */
+  return 0;
+}
+
+static void sconn_stop(tr_ctx_t *ctx, void *st, int reason) {
+  (void)ctx;
+  (void)reason;
+  free_kept(st);
+}
+
+static int sconn_data(tr_ctx_t *ctx, void *st, void *msg) {
   sconn_t *c = st;
   tr_tcp_data_t *d = msg;
+  if (c->mode == MODE_HOARD) {
+    if (c->hoarding) hoard(ctx, c, d);
+    else check_pattern(c, d->data, d->len);
+    return 0;
+  }
   ck_assert_uint_le(c->n + d->len, sizeof(c->buf));
   memcpy(c->buf + c->n, d->data, d->len);
   c->n += d->len;
@@ -213,8 +353,13 @@ static int sconn_eof(tr_ctx_t *ctx, void *st, void *msg) {
 static int sconn_writable(tr_ctx_t *ctx, void *st, void *msg) {
   sconn_t *c = st;
   tr_tcp_writable_t *w = msg;
-  ck_assert_uint_le(w->queued, 128 * 1024);
   atomic_fetch_add(&srv_writable, 1);
+  if (c->mode == MODE_BIG) {
+    ck_assert_uint_le(w->queued, BIG_WBUF / 2);
+    flood_small(ctx, c);
+    return 0;
+  }
+  ck_assert_uint_le(w->queued, 128 * 1024);
   flood(ctx, c);
   return 0;
 }
@@ -231,10 +376,12 @@ static const tr_handler_t sconn_h[] = {
     {&tr_tcp_eof_t__type, sconn_eof},
     {&tr_tcp_writable_t__type, sconn_writable},
     {&tr_tcp_closed_t__type, sconn_closed},
+    {&release_t__type, sconn_release},
 };
 static const tr_behavior_t sconn_b = {.name = "sconn",
                                       .state_size = sizeof(sconn_t),
                                       .init = sconn_init,
+                                      .on_stop = sconn_stop,
                                       .handlers = TR_HANDLERS(sconn_h)};
 
 static tr_ref_t serve(tr_runtime_t *rt, int mode, uint16_t *port) {
@@ -245,6 +392,14 @@ static tr_ref_t serve(tr_runtime_t *rt, int mode, uint16_t *port) {
   atomic_store(&srv_written, 0);
   atomic_store(&srv_eagain, 0);
   atomic_store(&srv_writable, 0);
+  atomic_store(&big_rc, 1);
+  atomic_store(&exact_rc, 1);
+  atomic_store(&big_queued, 0);
+  atomic_store(&max_queued, 0);
+  atomic_store(&hoard_ref, 0);
+  atomic_store(&hoard_pending_max, 0);
+  atomic_store(&hoard_stalls, 0);
+  atomic_store(&hoard_bad, 0);
   tr_tcp_listen_opts_t o = {.conn_behavior = &sconn_b,
                             .conn_arg = (void *)(intptr_t)mode};
   tr_ref_t l;
@@ -322,6 +477,195 @@ START_TEST(test_backpressure) {
 }
 END_TEST
 
+/* A write larger than the bound is refused whole even into an empty
+ * queue (it used to be queued, whatever its size); one of exactly the
+ * bound is taken, and no accepted write takes the queue past it. */
+START_TEST(test_tcp_write_over_bound_empty_queue) {
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = serve(rt, MODE_BIG, &port);
+  int fd = plain_connect(port);
+  /* not reading until the writer has tried the oversized write */
+  uint64_t end = tu_now_ms() + 10000;
+  while (atomic_load(&exact_rc) == 1 && tu_now_ms() < end) tu_sleep_ms(1);
+  int over = atomic_load(&big_rc), exact = atomic_load(&exact_rc);
+  uint64_t queued_after = atomic_load(&big_queued);
+  ck_assert_int_eq(over, TR_EMSGSIZE);
+  ck_assert_uint_eq(queued_after, 0);
+  ck_assert_int_eq(exact, 0);
+  static char buf[65536];
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    ck_assert_int_ge(n, 0);
+    if (n == 0) break;
+    total += (uint64_t)n;
+  }
+  /* exactly what was accepted, nothing of the refused write */
+  uint64_t written = atomic_load(&srv_written);
+  uint64_t maxq = atomic_load(&max_queued);
+  ck_assert_uint_eq(total, written);
+  ck_assert_uint_ge(total, BIG_TOTAL);
+  ck_assert_uint_le(maxq, BIG_WBUF);
+  ck_assert_int_eq(close(fd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+}
+END_TEST
+
+/* Writes pattern bytes from stream position *sent on; returns what
+ * write() returned. */
+static ssize_t write_pattern(int fd, uint64_t *sent, uint64_t total) {
+  static uint8_t chunk[65536];
+  size_t n = total - *sent < sizeof(chunk) ? (size_t)(total - *sent)
+                                           : sizeof(chunk);
+  for (size_t i = 0; i < n; i++) chunk[i] = pattern(*sent + i);
+  ssize_t w = write(fd, chunk, n);
+  if (w > 0) *sent += (uint64_t)w;
+  return w;
+}
+
+/* An owner that keeps its data messages instead of consuming them: the
+ * connection stops reading at the read bound (it used to read and
+ * deliver all the peer sent), and once the owner lets the messages go,
+ * reading resumes and every byte arrives, in order. */
+START_TEST(test_tcp_read_bound_slow_owner) {
+  /* half under ThreadSanitizer, ten times slower: still far more than
+   * the bound and the kernel's buffers (about 5 MiB here) */
+  const uint64_t total = TU_TSAN ? 32u << 20 : 64u << 20;
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = serve(rt, MODE_HOARD, &port);
+  int fd = plain_connect(port);
+  ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  uint64_t sent = 0;
+  /* write until no byte has gone for a second: the kernel's buffers
+   * and the bound are full (or everything is out) */
+  while (sent < total) {
+    ssize_t w = write_pattern(fd, &sent, total);
+    if (w >= 0) continue;
+    ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 1000) == 0) break;
+  }
+  /* bounded: 1 MiB in messages plus one read past it, and whatever
+   * the two sockets' kernel buffers hold, far from all of it */
+  uint64_t pending_max = atomic_load(&hoard_pending_max);
+  uint64_t stalls = atomic_load(&hoard_stalls);
+  ck_assert_uint_lt(sent, total / 2);
+  ck_assert_uint_le(pending_max, TR_TCP_RBUF_DEFAULT + 65536);
+  ck_assert_uint_ge(pending_max, TR_TCP_RBUF_DEFAULT);
+  ck_assert_uint_ge(stalls, 1);
+  /* let go: the rest must flow */
+  release_t *r = tr_msg_new(&release_t__type);
+  ck_assert_ptr_nonnull(r);
+  tr_ref_t c = {atomic_load(&hoard_ref)};
+  ck_assert_int_eq(tr_send(NULL, c, r), 0);
+  uint64_t end = tu_now_ms() + 60000;
+  while (sent < total && tu_now_ms() < end) {
+    ssize_t w = write_pattern(fd, &sent, total);
+    if (w >= 0) continue;
+    ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    ck_assert_int_ge(poll(&p, 1, 1000), 0);
+  }
+  ck_assert_uint_eq(sent, total);
+  ck_assert(tu_wait_ge(&srv_bytes, total, 60000));
+  uint64_t got = atomic_load(&srv_bytes), bad = atomic_load(&hoard_bad);
+  ck_assert_uint_eq(got, total);
+  ck_assert_uint_eq(bad, 0); /* else: the first byte out of place + 1 */
+  ck_assert_int_eq(close(fd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+}
+END_TEST
+
+static tr_tcp_listener_stats_t listener_stats(tr_handle_t *h, tr_ref_t l) {
+  tr_tcp_listener_stats_t *req = tr_msg_new(&tr_tcp_listener_stats_t__type);
+  ck_assert_ptr_nonnull(req);
+  void *rep = NULL;
+  ck_assert_int_eq(tr_handle_call(h, l, req, 10000, &rep), 0);
+  ck_assert_ptr_eq(tr_msg_type(rep), &tr_tcp_listener_stats_t__type);
+  tr_tcp_listener_stats_t s = *(tr_tcp_listener_stats_t *)rep;
+  tr_msg_free(rep);
+  return s;
+}
+
+/* With the fd table full, the listening socket stays readable: the
+ * listener must back off rather than retry at once (it used to re-arm
+ * and spin, thousands of accepts a second), and accept the clients that
+ * waited once descriptors are free. Check runs each test in its own
+ * process, so the lowered limit stays here. */
+START_TEST(test_tcp_listen_emfile_backoff) {
+  enum { NCLI = 4, LIMIT = 256 };
+  tr_runtime_t *rt = rt_new();
+  tr_handle_t *h;
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  uint16_t port;
+  tr_ref_t l = serve(rt, MODE_RESET, &port);
+  int cli[NCLI];
+  for (int i = 0; i < NCLI; i++) {
+    cli[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(cli[i], 0);
+  }
+  struct rlimit old, lim;
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  lim = old;
+  if (lim.rlim_cur > LIMIT) lim.rlim_cur = LIMIT;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  int fill[LIMIT];
+  int nfill = 0;
+  for (;;) {
+    int f = dup(cli[0]);
+    if (f < 0) {
+      ck_assert_int_eq(errno, EMFILE);
+      break;
+    }
+    ck_assert_int_lt(nfill, LIMIT);
+    fill[nfill++] = f;
+  }
+  /* connects need no new descriptor; they wait in the backlog */
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < NCLI; i++) {
+    ck_assert_int_eq(connect(cli[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(write(cli[i], "x", 1), 1);
+  }
+  tr_tcp_listener_stats_t s0 = listener_stats(h, l);
+  uint64_t end = tu_now_ms() + 10000;
+  while (s0.exhausted == 0 && tu_now_ms() < end) {
+    tu_sleep_ms(5);
+    s0 = listener_stats(h, l);
+  }
+  ck_assert_uint_ge(s0.exhausted, 1);
+  tu_sleep_ms(500); /* the window in which accepts are counted */
+  tr_tcp_listener_stats_t s1 = listener_stats(h, l);
+  /* a spinning listener makes thousands of attempts in 500 ms; with the
+   * back-off (10, 20, 40, ... ms) a handful */
+  ck_assert_uint_lt(s1.attempts - s0.attempts, 100);
+  ck_assert_uint_eq(s1.accepted, 0);
+  ck_assert_int_ge(s1.backoff_ms, TR_TCP_ACCEPT_BACKOFF_MIN);
+  ck_assert_int_le(s1.backoff_ms, TR_TCP_ACCEPT_BACKOFF_MAX);
+  ck_assert_uint_ge(s1.backoffs, 1);
+  /* free the descriptors: the waiting clients are served */
+  for (int i = 0; i < nfill; i++) ck_assert_int_eq(close(fill[i]), 0);
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  end = tu_now_ms() + 10000;
+  do {
+    tu_sleep_ms(5);
+    s1 = listener_stats(h, l);
+  } while (s1.accepted < NCLI && tu_now_ms() < end);
+  ck_assert_uint_eq(s1.accepted, NCLI);
+  ck_assert_uint_eq(s1.spawn_failed, 0);
+  ck_assert_int_eq(s1.backoff_ms, 0);
+  ck_assert(tu_wait_ge(&srv_bytes, NCLI, 10000));
+  for (int i = 0; i < NCLI; i++) ck_assert_int_eq(close(cli[i]), 0);
+  tr_handle_free(h);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+}
+END_TEST
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   Suite *s = suite_create("tcp");
@@ -333,6 +677,9 @@ int main(void) {
   tcase_add_test(tc, test_peer_reset);
   tcase_add_test(tc, test_half_close);
   tcase_add_test(tc, test_backpressure);
+  tcase_add_test(tc, test_tcp_write_over_bound_empty_queue);
+  tcase_add_test(tc, test_tcp_read_bound_slow_owner);
+  tcase_add_test(tc, test_tcp_listen_emfile_backoff);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

@@ -4,10 +4,13 @@
  * connection actor per socket from a behaviour you supply; an actor can
  * also connect out, with a timeout. A connection belongs to one actor:
  * the reactor reads on its behalf and delivers the bytes as messages
- * (tr_tcp_data_t), writes queue up to a bound when the peer is slow (then
- * tr_tcp_write says TR_EAGAIN and a tr_tcp_writable_t follows when the
- * queue has drained), and peer close, errors and the acknowledgement of
- * your own close arrive as messages. Every message below is a system
+ * (tr_tcp_data_t) until the bytes delivered and not yet consumed reach a
+ * bound (then it stops reading until the owner catches up), writes queue
+ * up to a bound when the peer is slow (then tr_tcp_write says TR_EAGAIN
+ * and a tr_tcp_writable_t follows when the queue has drained), and a
+ * listener short of file descriptors pauses accepting with a growing
+ * back-off instead of spinning. Peer close, errors and the
+ * acknowledgement of your own close arrive as messages. Every message below is a system
  * message (served before data mail), sent without the accepts-check: the
  * owning behaviour should have handlers for those it cares about, at
  * least tr_tcp_data_t and tr_tcp_closed_t; the others are counted as
@@ -32,7 +35,19 @@ typedef tr_io_id_t tr_tcp_id_t;
 
 /* Bytes read from conn. data (len bytes, malloc'ed) belongs to the
  * message and is freed with it, unless the handler takes it by setting
- * data to NULL (then free() it). */
+ * data to NULL (then free() it).
+ *
+ * The read bound: the len bytes count against the connection's read
+ * bound (tr_tcp_set_rbuf, default TR_TCP_RBUF_DEFAULT) from the moment
+ * the message is made until it is freed: after its handler returns, when
+ * it is dropped undelivered, or when whoever kept it (tr_ctx_take, or a
+ * forward to another actor) frees it. Taking data out of the message
+ * does not keep the bytes counted: they are consumed when the message
+ * goes. At the bound the connection stops reading (the peer's writes back
+ * up into its kernel buffers, then block: flow control, as with
+ * tr_tcp_pause); when the count falls to half the bound, reading resumes
+ * by itself. The message's type descriptor is larger than this struct:
+ * allocate one only with tr_msg_new, never on the stack. */
 TR_IO_MESSAGE(tr_tcp_data_t, tr_tcp_id_t conn; size_t len; uint8_t *data;)
 
 /* The peer closed its sending side (read returned end-of-file). The
@@ -96,7 +111,18 @@ typedef struct tr_tcp_accepted {
   void *arg;                    /* tr_tcp_listen_opts_t.conn_arg */
   size_t wbuf_max;              /* write bound for the connection */
   tr_ref_t listener;
+  size_t rbuf_max;              /* read bound for the connection */
 } tr_tcp_accepted_t;
+
+/* Default bounds of a connection: bytes queued for writing, and bytes
+ * delivered in tr_tcp_data_t and not yet consumed. */
+#define TR_TCP_WBUF_DEFAULT ((size_t)1 << 20)
+#define TR_TCP_RBUF_DEFAULT ((size_t)1 << 20)
+
+/* Back-off of a listener short of file descriptors or memory: the first
+ * pause and the longest. */
+#define TR_TCP_ACCEPT_BACKOFF_MIN ((tr_duration_t)10)
+#define TR_TCP_ACCEPT_BACKOFF_MAX ((tr_duration_t)1000)
 
 typedef struct tr_tcp_listen_opts {
   const char *host;  /* numeric address to bind; NULL: "127.0.0.1" */
@@ -104,15 +130,54 @@ typedef struct tr_tcp_listen_opts {
   int backlog;       /* 0: SOMAXCONN */
   const tr_behavior_t *conn_behavior; /* spawned per accepted socket */
   void *conn_arg;    /* handed to each connection's init (in accepted) */
-  size_t wbuf_max;   /* write-queue bound per connection; 0: 1 MiB */
+  size_t wbuf_max;   /* write-queue bound per connection;
+                        0: TR_TCP_WBUF_DEFAULT */
+  size_t rbuf_max;   /* read bound per connection (see tr_tcp_data_t);
+                        0: TR_TCP_RBUF_DEFAULT */
 } tr_tcp_listen_opts_t;
 
 /* Binds and listens, and spawns the listener actor that accepts. Stop it
  * with tr_actor_stop (its socket is closed then). Returns 0, *listener and
  * *port (the bound port, if port is not NULL), or TR_EINVAL, a socket
- * error (-EADDRINUSE, ...), or the codes of tr_spawn. Any thread. */
+ * error (-EADDRINUSE, ...), or the codes of tr_spawn. Any thread.
+ *
+ * Running out of descriptors: when accept fails with EMFILE or ENFILE
+ * (the process's or the system's fd table is full), ENOBUFS or ENOMEM,
+ * the listener stops accepting for TR_TCP_ACCEPT_BACKOFF_MIN, then tries
+ * again, doubling the pause up to TR_TCP_ACCEPT_BACKOFF_MAX while the
+ * shortage lasts; the first accept that succeeds ends the back-off. It
+ * does not spin on the socket, which stays readable meanwhile. The
+ * clients waiting meanwhile stay in the kernel's backlog (opts.backlog;
+ * beyond it the kernel ignores or refuses new connections) and are
+ * accepted once descriptors are free again: none is accepted only to be
+ * closed, since a shortage is usually short and a closed connection is
+ * work lost. Clients that cannot wait need a connect timeout of their
+ * own. Other accept errors that concern one connection (ECONNABORTED,
+ * EPROTO, the network errors accept(2) passes on) skip that connection;
+ * any other error backs off as a shortage does. Read the counters with
+ * tr_tcp_listener_stats_t. */
 TR_EXTERN int tr_tcp_listen(tr_runtime_t *rt, const tr_tcp_listen_opts_t *o,
                             tr_ref_t *listener, uint16_t *port);
+
+/* The counters of a listener, as a request and its reply: ask the
+ * listener (tr_ask from an actor, tr_handle_call from another thread)
+ * with a message of this type made by tr_msg_new (its fields are
+ * ignored); the reply, of the same type, carries the counters since the
+ * listener started (backoff_ms: the pause under way, 0 when it is
+ * accepting). One sent with tr_send rather than as a request is freed
+ * unanswered. Any actor or thread may ask. */
+TR_IO_MESSAGE(tr_tcp_listener_stats_t,
+              uint64_t accepted;    /* connections accepted */
+              uint64_t attempts;    /* accept calls, failed ones too */
+              uint64_t exhausted;   /* accepts failed for lack of fds or
+                                       memory (EMFILE, ENFILE, ENOBUFS,
+                                       ENOMEM) */
+              uint64_t errors;      /* other failed accepts */
+              uint64_t backoffs;    /* pauses started */
+              uint64_t spawn_failed; /* accepted sockets closed because
+                                        the connection actor did not
+                                        start or did not adopt them */
+              tr_duration_t backoff_ms;)
 
 /* Makes the calling actor the owner of an accepted socket (call from the
  * connection behaviour's init). Reading starts at once. Returns 0 and
@@ -123,7 +188,9 @@ TR_EXTERN int tr_tcp_adopt(tr_ctx_t *ctx, tr_tcp_accepted_t *acc,
 /* Connects to host:port without blocking; the calling actor owns the
  * connection and gets a tr_tcp_connected_t (with cookie) when it is
  * established, refused, or timeout_ms (0: no limit) has passed. Writes
- * made before that are queued. Returns 0 and *conn, TR_EINVAL (not a
+ * made before that are queued. The connection starts with the default
+ * bounds (TR_TCP_WBUF_DEFAULT, TR_TCP_RBUF_DEFAULT); tr_tcp_set_wbuf and
+ * tr_tcp_set_rbuf change them. Returns 0 and *conn, TR_EINVAL (not a
  * numeric address: resolve names with tr_resolve first), or an immediate
  * socket error (then no message). */
 TR_EXTERN int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
@@ -131,13 +198,16 @@ TR_EXTERN int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
                              tr_tcp_id_t *conn);
 
 /* Writes len bytes (copied when they cannot all go out at once).
- * All-or-nothing: returns 0 (sent or queued), TR_EAGAIN (bytes are queued
- * and these would take the queue past its bound: nothing was taken, a
- * tr_tcp_writable_t will follow; a write into an empty queue is always
- * taken),
- * -EPIPE (after tr_tcp_shutdown), TR_ENOENT/TR_EPERM (dead or foreign
- * conn), TR_ENOMEM, or the connection's error (a tr_tcp_closed_t with it
- * follows). */
+ * All-or-nothing, and the queue never holds more than its bound
+ * (tr_tcp_set_wbuf): returns 0 (sent, or partly sent and the rest
+ * queued), TR_EAGAIN (bytes are queued and these would take the queue
+ * past its bound: nothing was taken, a tr_tcp_writable_t will follow),
+ * TR_EMSGSIZE (len is larger than the bound, so the write could never be
+ * taken whole, even into an empty queue: nothing was taken and no
+ * tr_tcp_writable_t follows; write it in pieces no larger than the bound,
+ * or raise the bound), -EPIPE (after tr_tcp_shutdown), TR_ENOENT/TR_EPERM
+ * (dead or foreign conn), TR_EINVAL, TR_ENOMEM, or the connection's error
+ * (a tr_tcp_closed_t with it follows). */
 TR_EXTERN int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
                            size_t len);
 
@@ -151,12 +221,37 @@ TR_EXTERN int tr_tcp_shutdown(tr_ctx_t *ctx, tr_tcp_id_t conn);
 TR_EXTERN int tr_tcp_close(tr_ctx_t *ctx, tr_tcp_id_t conn);
 
 /* Stops (paused != 0) or resumes reading: flow control towards the peer.
- * Returns 0, TR_ENOENT, TR_EPERM. */
+ * Independent of the read bound: reading goes on only when neither this
+ * pause nor the bound holds it. Returns 0, TR_ENOENT, TR_EPERM. */
 TR_EXTERN int tr_tcp_pause(tr_ctx_t *ctx, tr_tcp_id_t conn, int paused);
 
-/* Sets the write-queue bound of conn (bytes > 0). Returns 0, TR_EINVAL,
- * TR_ENOENT, TR_EPERM. */
+/* Sets the write-queue bound of conn (bytes > 0). Bytes already queued
+ * stay queued if the new bound is lower; it applies to later writes.
+ * Returns 0, TR_EINVAL, TR_ENOENT, TR_EPERM. */
 TR_EXTERN int tr_tcp_set_wbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max);
+
+/* Sets the read bound of conn (bytes > 0; SIZE_MAX: unbounded): how many
+ * bytes of tr_tcp_data_t may be outstanding (delivered, their message not
+ * yet freed) before the connection stops reading; it resumes when they
+ * fall to max / 2. A read may take the count past the bound by one read
+ * (64 KiB). Returns 0, TR_EINVAL, TR_ENOENT, TR_EPERM. */
+TR_EXTERN int tr_tcp_set_rbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max);
+
+/* The state of a connection's flow control. */
+typedef struct tr_tcp_stats {
+  size_t rx_pending;   /* bytes of tr_tcp_data_t not yet consumed */
+  size_t rx_max;       /* the read bound */
+  uint64_t rx_bytes;   /* bytes read since the connection opened */
+  uint64_t rx_stalls;  /* times reading stopped at the read bound */
+  int rx_stalled;      /* nonzero: stopped at the bound now */
+  size_t wq_queued;    /* bytes in the write queue */
+  size_t wq_max;       /* the write bound */
+} tr_tcp_stats_t;
+
+/* Fills *out with the counters of conn. Returns 0, TR_EINVAL, TR_ENOENT,
+ * TR_EPERM. For the owner, as the other calls. */
+TR_EXTERN int tr_tcp_stats(tr_ctx_t *ctx, tr_tcp_id_t conn,
+                           tr_tcp_stats_t *out);
 
 TR_END_DECLS
 
