@@ -756,8 +756,8 @@ static int listener_stats(tr_ctx_t *ctx, void *state, void *msg) {
   r->backoffs = l->backoffs;
   r->spawn_failed = l->spawn_failed;
   r->backoff_ms = l->timer ? l->backoff : 0;
-  if (tr_reply(ctx, r) != 0) tr_msg_free(r); /* not a request, or the
-                                                 asker is gone */
+  (void)tr_reply(ctx, r); /* consumed even if not a request or the asker
+                            is gone */
   return 0;
 }
 
