@@ -31,6 +31,7 @@ typedef struct {
 static void note(tr_ctx_t *ctx, tr_ref_t to, int kind, int reason,
                  tr_ref_t ref, uint64_t id) {
   note_t *n = note_t_new();
+  if (!n) return; /* out of memory (tests/failinject/run.sh) */
   n->kind = kind;
   n->reason = reason;
   n->ref = ref;
