@@ -16,4 +16,8 @@ void failinject_set(uint64_t every, uint64_t after, uint64_t limit);
 /* How many allocations it has failed since failinject_set. */
 uint64_t failinject_failed(void);
 
+/* 1 if allocations can be made to fail here; 0 in sanitizer builds,
+ * where the control calls do nothing. */
+int failinject_active(void);
+
 #endif
