@@ -137,6 +137,7 @@ case "$cmd" in
     suites build-tsan "ThreadSanitizer" check-runtime --enable-sanitizers=thread
     suites build-asan "AddressSanitizer" check --enable-sanitizers=address,undefined
     step distcheck build/distcheck.out make -s -C build -j"$jobs" distcheck
+    step "malloc failure (no library crash)" build/failinject.out sh tests/failinject/run.sh build
     # the decoders' fuzz targets build and survive a short run over their
     # corpus (tests/fuzz/run.sh [seconds] runs them for longer)
     step "fuzz (libFuzzer, 20 s per target)" build/fuzz.out \

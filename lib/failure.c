@@ -24,24 +24,42 @@
 TR_MESSAGE_DEFINE(tr_exit_t, .flags = TR_MSG_SYSTEM);
 TR_MESSAGE_DEFINE(tr_down_t, .flags = TR_MSG_SYSTEM);
 
-/* Runtime-internal system messages. */
-typedef struct sys_ref_msg {
-  tr_msg_t hdr;
-  uint64_t ref; /* the requester */
-  uint64_t id;  /* monitor id */
-  int reason;   /* exit signal reason */
-} sys_ref_msg_t;
+/* The runtime's link and monitor signals are tr_exit_t and tr_down_t
+ * messages marked in their header's flags (TR__MSGF_SIG_MASK); a down
+ * notice itself is an unmarked tr_down_t, and an unmarked tr_exit_t is a
+ * user's message like any other. Each relation's closing message is made
+ * when the relation is: a link or monitor request is itself the message
+ * its receiver sends back when it stops (or at once, if it cannot record
+ * the relation or is already gone), and the requester keeps one to send
+ * when it unlinks, demonitors or stops. Stopping therefore needs no
+ * memory, and an exit or a down is never lost to a failed allocation. */
+enum {
+  SIG_LINK = 1u << 24,   /* tr_exit_t: link me (from) */
+  SIG_UNLINK = 2u << 24, /* tr_exit_t: from unlinked */
+  SIG_EXIT = 3u << 24,   /* tr_exit_t: from stopped with reason */
+  SIG_MON = 4u << 24,    /* tr_down_t: the sender monitors me, as monitor */
+  SIG_DEMON = 5u << 24,  /* tr_down_t: the sender cancelled monitor */
+};
 
-static const tr_msgtype_t link_req_type = {
-    .name = "tr.link", .size = sizeof(sys_ref_msg_t), .flags = TR_MSG_SYSTEM};
-static const tr_msgtype_t unlink_req_type = {
-    .name = "tr.unlink", .size = sizeof(sys_ref_msg_t), .flags = TR_MSG_SYSTEM};
-static const tr_msgtype_t exit_sig_type = {
-    .name = "tr.exit", .size = sizeof(sys_ref_msg_t), .flags = TR_MSG_SYSTEM};
-static const tr_msgtype_t mon_req_type = {
-    .name = "tr.monitor", .size = sizeof(sys_ref_msg_t), .flags = TR_MSG_SYSTEM};
-static const tr_msgtype_t demon_req_type = {
-    .name = "tr.demonitor", .size = sizeof(sys_ref_msg_t), .flags = TR_MSG_SYSTEM};
+static void exit_fill(tr_msg_t *m, uint32_t kind, uint64_t from, int reason) {
+  tr_exit_t *e = (tr_exit_t *)m;
+  e->hdr.flags = kind;
+  e->hdr.sender = from;
+  e->hdr.tag = 0;
+  e->from.id = from;
+  e->reason = reason;
+}
+
+static void down_fill(tr_msg_t *m, uint32_t kind, uint64_t sender,
+                      uint64_t target, uint64_t id, int reason) {
+  tr_down_t *d = (tr_down_t *)m;
+  d->hdr.flags = kind;
+  d->hdr.sender = sender;
+  d->hdr.tag = 0;
+  d->ref.id = target;
+  d->monitor = id;
+  d->reason = reason;
+}
 
 /* Join completion carried to an awaiting actor as a reply. */
 typedef struct join_msg {
@@ -58,8 +76,7 @@ static const tr_msgtype_t join_type = {
 
 int tr__is_internal_sys(const tr_msgtype_t *t) {
   if (!(t->flags & TR_MSG_SYSTEM)) return 0;
-  return t == &tr__stop_type || t == &link_req_type || t == &unlink_req_type ||
-         t == &exit_sig_type || t == &mon_req_type || t == &demon_req_type ||
+  return t == &tr__stop_type || t == &tr_exit_t__type ||
          t == &tr_down_t__type;
 }
 
@@ -72,65 +89,58 @@ tr__ext_t *tr__ext_get(tr__actor_t *a) {
   return a->ext;
 }
 
-static int grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
-  if (n < *cap) return 0;
-  uint32_t nc = *cap ? *cap * 2 : 4;
-  void *p = realloc(*arr, nc * elem);
-  if (!p) return TR_ENOMEM;
-  *arr = p;
-  *cap = nc;
-  return 0;
-}
-
-static int links_has(tr__ext_t *x, uint64_t r) {
-  for (uint32_t i = 0; i < x->nlinks; i++)
-    if (x->links[i] == r) return 1;
-  return 0;
-}
-
-static int links_add(tr__ext_t *x, uint64_t r) {
-  if (links_has(x, r)) return 0;
-  if (grow((void **)&x->links, &x->caplinks, x->nlinks, sizeof(uint64_t)))
-    return TR_ENOMEM;
-  x->links[x->nlinks++] = r;
-  return 0;
-}
-
-static int links_del(tr__ext_t *x, uint64_t r) {
-  for (uint32_t i = 0; i < x->nlinks; i++)
-    if (x->links[i] == r) {
-      x->links[i] = x->links[--x->nlinks];
-      return 1;
-    }
-  return 0;
-}
-
-static int mon_add(tr__mon_t **arr, uint32_t *n, uint32_t *cap, uint64_t ref,
-                   uint64_t id) {
-  if (grow((void **)arr, cap, *n, sizeof(tr__mon_t))) return TR_ENOMEM;
-  (*arr)[*n].ref = ref;
-  (*arr)[*n].id = id;
+static int rel_add(tr__mon_t **arr, uint32_t *n, uint32_t *cap, uint64_t ref,
+                   uint64_t id, tr_msg_t *sig) {
+  if (*n == *cap) {
+    uint32_t nc = *cap ? *cap * 2 : 4;
+    tr__mon_t *p = realloc(*arr, nc * sizeof(tr__mon_t));
+    if (!p) return TR_ENOMEM;
+    *arr = p;
+    *cap = nc;
+  }
+  (*arr)[*n] = (tr__mon_t){.ref = ref, .id = id, .sig = sig};
   (*n)++;
   return 0;
 }
 
-/* Removes the entry with this id; returns its ref, or 0 if absent. */
-static uint64_t mon_del(tr__mon_t *arr, uint32_t *n, uint64_t id) {
-  for (uint32_t i = 0; i < *n; i++)
-    if (arr[i].id == id) {
-      uint64_t r = arr[i].ref;
-      arr[i] = arr[--*n];
-      return r;
-    }
-  return 0;
+/* The index of the entry for the other side ref (links) or with monitor
+ * id (monitors), or -1. */
+static int64_t rel_find(const tr__mon_t *arr, uint32_t n, uint64_t ref,
+                        uint64_t id) {
+  for (uint32_t i = 0; i < n; i++)
+    if (id ? arr[i].id == id : arr[i].ref == ref) return i;
+  return -1;
+}
+
+/* Removes that entry into *out; 0 if there was none. */
+static int rel_take(tr__mon_t *arr, uint32_t *n, uint64_t ref, uint64_t id,
+                    tr__mon_t *out) {
+  int64_t i = rel_find(arr, *n, ref, id);
+  if (i < 0) return 0;
+  *out = arr[i];
+  arr[i] = arr[--*n];
+  return 1;
+}
+
+/* Removes that entry and frees the message it kept; 0 if there was none. */
+static int rel_drop(tr__mon_t *arr, uint32_t *n, uint64_t ref, uint64_t id) {
+  tr__mon_t e;
+  if (!rel_take(arr, n, ref, id, &e)) return 0;
+  tr__msg_release(e.sig);
+  return 1;
+}
+
+static void rel_free(tr__mon_t *arr, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) tr__msg_release(arr[i].sig);
+  free(arr);
 }
 
 void tr__ext_free(tr__actor_t *a) {
   tr__ext_t *x = a->ext;
   if (!x) return;
-  free(x->links);
-  free(x->mons);
-  free(x->watching);
+  rel_free(x->links, x->nlinks);
+  rel_free(x->mons, x->nmons);
+  rel_free(x->watching, x->nwatch);
   if (x->result) tr__msg_release(x->result);
   tr__free(x, sizeof(*x));
   a->ext = NULL;
@@ -138,36 +148,21 @@ void tr__ext_free(tr__actor_t *a) {
 
 /* ---- sending the runtime's own messages ------------------------------------ */
 
-static tr__worker_t *cur_worker(tr__actor_t *a) {
-  return tr__current_worker(a->rt);
-}
-
-static int send_sys(tr__actor_t *from, const tr_msgtype_t *t, uint64_t to,
-                    uint64_t ref, uint64_t id, int reason) {
-  sys_ref_msg_t *m = tr_msg_new(t);
-  if (!m) return TR_ENOMEM;
-  m->ref = ref;
-  m->id = id;
-  m->reason = reason;
-  m->hdr.sender = ref;
+static int sig_try(tr_runtime_t *rt, tr_msg_t *m, uint64_t to) {
   tr_ref_t r = {to};
-  int rc = tr__send_raw(cur_worker(from), NULL, r, &m->hdr, 0);
-  if (rc) tr__msg_release(&m->hdr);
-  return rc;
+  return tr__send_raw(tr__current_worker(rt), NULL, r, m, 0);
 }
 
-static void send_down(tr__actor_t *from, uint64_t watcher, uint64_t target,
-                      uint64_t id, int reason) {
-  tr_down_t *d = tr_msg_new(&tr_down_t__type);
-  if (!d) return;
-  d->ref.id = target;
-  d->reason = reason;
-  d->monitor = id;
-  d->hdr.sender = target;
-  tr_ref_t r = {watcher};
-  if (tr__send_raw(cur_worker(from), NULL, r, &d->hdr, 0)) {
-    atomic_fetch_add_explicit(&from->rt->dead_letters, 1, memory_order_relaxed);
-    tr__msg_release(&d->hdr);
+/* Sends a signal whose receiver may be gone, which makes it moot. */
+static void sig_send(tr_runtime_t *rt, tr_msg_t *m, uint64_t to) {
+  if (sig_try(rt, m, to)) tr__msg_release(m);
+}
+
+/* Sends a down notice; a watcher already gone counts it a dead letter. */
+static void down_send(tr_runtime_t *rt, tr_msg_t *m, uint64_t watcher) {
+  if (sig_try(rt, m, watcher)) {
+    atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
+    tr__msg_release(m);
   }
 }
 
@@ -185,20 +180,36 @@ int tr_link(tr_ctx_t *ctx, tr_ref_t other) {
   if (other.id == self) return TR_EINVAL;
   tr__ext_t *x = tr__ext_get(a);
   if (!x) return TR_ENOMEM;
-  if (links_has(x, other.id)) return 0;
+  if (rel_find(x->links, x->nlinks, other.id, 0) >= 0) return 0;
+  /* mine: what this side sends when it unlinks or stops; req: the
+   * request, which the other side keeps for its own stop */
+  tr_msg_t *mine = tr_msg_new(&tr_exit_t__type);
+  tr_msg_t *req = tr_msg_new(&tr_exit_t__type);
   /* record first: an exit from other may arrive right after the request */
-  if (links_add(x, other.id)) return TR_ENOMEM;
-  int rc = send_sys(a, &link_req_type, other.id, self, 0, 0);
-  if (rc) links_del(x, other.id);
+  if (!mine || !req ||
+      rel_add(&x->links, &x->nlinks, &x->caplinks, other.id, 0, mine)) {
+    tr_msg_free(mine);
+    tr_msg_free(req);
+    return TR_ENOMEM;
+  }
+  exit_fill(req, SIG_LINK, self, 0);
+  int rc = sig_try(a->rt, req, other.id);
+  if (rc) {
+    rel_drop(x->links, &x->nlinks, other.id, 0);
+    tr__msg_release(req);
+  }
   return rc;
 }
 
 int tr_unlink(tr_ctx_t *ctx, tr_ref_t other) {
   if (!ctx || !ctx->a) return TR_EINVAL;
   tr__actor_t *a = ctx->a;
-  if (!a->ext || !links_del(a->ext, other.id)) return TR_ENOENT;
-  /* best effort: if other is gone there is nothing to undo */
-  (void)send_sys(a, &unlink_req_type, other.id, tr__self_ref(a).id, 0, 0);
+  tr__mon_t e;
+  if (!a->ext || !rel_take(a->ext->links, &a->ext->nlinks, other.id, 0, &e))
+    return TR_ENOENT;
+  /* if other is gone there is nothing to undo */
+  exit_fill(e.sig, SIG_UNLINK, tr__self_ref(a).id, 0);
+  sig_send(a->rt, e.sig, other.id);
   return 0;
 }
 
@@ -208,15 +219,23 @@ int tr_monitor(tr_ctx_t *ctx, tr_ref_t target, uint64_t *id) {
   tr__ext_t *x = tr__ext_get(a);
   if (!x) return TR_ENOMEM;
   uint64_t mid = atomic_fetch_add(&a->rt->next_monitor, 1) + 1;
-  if (mon_add(&x->watching, &x->nwatch, &x->capwatch, target.id, mid))
+  /* undo: the demonitor this side sends when it cancels or stops; req:
+   * the request, which the target keeps as the down it owes */
+  tr_msg_t *undo = tr_msg_new(&tr_down_t__type);
+  tr_msg_t *req = tr_msg_new(&tr_down_t__type);
+  if (!undo || !req ||
+      rel_add(&x->watching, &x->nwatch, &x->capwatch, target.id, mid, undo)) {
+    tr_msg_free(undo);
+    tr_msg_free(req);
     return TR_ENOMEM;
-  uint64_t self = tr__self_ref(a).id;
-  int rc = send_sys(a, &mon_req_type, target.id, self, mid, 0);
-  if (rc == TR_ENOMEM) {
-    mon_del(x->watching, &x->nwatch, mid);
-    return rc;
   }
-  if (rc) send_down(a, self, target.id, mid, TR_ENOACTOR);
+  uint64_t self = tr__self_ref(a).id;
+  down_fill(req, SIG_MON, self, target.id, mid, 0);
+  if (sig_try(a->rt, req, target.id)) {
+    /* target already gone: the request comes back as the down */
+    down_fill(req, 0, target.id, target.id, mid, TR_ENOACTOR);
+    down_send(a->rt, req, self);
+  }
   if (id) *id = mid;
   return 0;
 }
@@ -224,9 +243,11 @@ int tr_monitor(tr_ctx_t *ctx, tr_ref_t target, uint64_t *id) {
 int tr_demonitor(tr_ctx_t *ctx, uint64_t id) {
   if (!ctx || !ctx->a) return TR_EINVAL;
   tr__actor_t *a = ctx->a;
-  uint64_t target = a->ext ? mon_del(a->ext->watching, &a->ext->nwatch, id) : 0;
-  if (!target) return TR_ENOENT;
-  (void)send_sys(a, &demon_req_type, target, tr__self_ref(a).id, id, 0);
+  tr__mon_t e;
+  if (!id || !a->ext || !rel_take(a->ext->watching, &a->ext->nwatch, 0, id, &e))
+    return TR_ENOENT;
+  down_fill(e.sig, SIG_DEMON, tr__self_ref(a).id, e.ref, id, 0);
+  sig_send(a->rt, e.sig, e.ref);
   return 0;
 }
 
@@ -234,21 +255,12 @@ int tr_demonitor(tr_ctx_t *ctx, uint64_t id) {
 int tr__monitor_from(tr_runtime_t *rt, uint64_t watcher, tr_ref_t target,
                      uint64_t *id) {
   uint64_t mid = atomic_fetch_add(&rt->next_monitor, 1) + 1;
-  sys_ref_msg_t *m = tr_msg_new(&mon_req_type);
-  if (!m) return TR_ENOMEM;
-  m->ref = watcher;
-  m->id = mid;
-  m->hdr.sender = watcher;
-  if (tr__send_raw(tr__current_worker(rt), NULL, target, &m->hdr, 0)) {
-    tr__msg_release(&m->hdr);
-    tr_down_t *d = tr_msg_new(&tr_down_t__type);
-    if (!d) return TR_ENOMEM;
-    d->ref = target;
-    d->reason = TR_ENOACTOR;
-    d->monitor = mid;
-    tr_ref_t w = {watcher};
-    if (tr__send_raw(tr__current_worker(rt), NULL, w, &d->hdr, 0))
-      tr__msg_release(&d->hdr);
+  tr_msg_t *req = tr_msg_new(&tr_down_t__type);
+  if (!req) return TR_ENOMEM;
+  down_fill(req, SIG_MON, watcher, target.id, mid, 0);
+  if (sig_try(rt, req, target.id)) {
+    down_fill(req, 0, target.id, target.id, mid, TR_ENOACTOR);
+    down_send(rt, req, watcher);
   }
   if (id) *id = mid;
   return 0;
@@ -266,6 +278,7 @@ struct tr_join {
   tr_msg_t *result;
   uint64_t awaiter; /* actor awaiting, with its reply tag */
   uint64_t tag;
+  join_msg_t *reply; /* made by the await, sent when the actor stops */
 };
 
 static void join_unref(struct tr_join *j) {
@@ -274,6 +287,7 @@ static void join_unref(struct tr_join *j) {
   pthread_mutex_unlock(&j->mu);
   if (left) return;
   if (j->result) tr__msg_release(j->result);
+  if (j->reply) tr__msg_release(&j->reply->hdr);
   pthread_mutex_destroy(&j->mu);
   pthread_cond_destroy(&j->cv);
   free(j);
@@ -281,8 +295,8 @@ static void join_unref(struct tr_join *j) {
 
 /* Sends the completion to the awaiting actor; called with j->mu held. */
 static void join_deliver(tr_runtime_t *rt, struct tr_join *j) {
-  join_msg_t *m = tr_msg_new(&join_type);
-  if (!m) return;
+  join_msg_t *m = j->reply;
+  j->reply = NULL;
   m->reason = j->reason;
   m->result = j->result;
   j->result = NULL;
@@ -308,18 +322,24 @@ int tr_ctx_set_result(tr_ctx_t *ctx, void *msg) {
 int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k, void *cookie) {
   if (!ctx || !ctx->a || !j || !k) return TR_EINVAL;
   uint64_t tag;
+  /* made now: the actor's stop must not need memory to tell us */
+  join_msg_t *reply = tr_msg_new(&join_type);
+  if (!reply) return TR_ENOMEM;
   pthread_mutex_lock(&j->mu);
   if (j->awaiter || j->taken) {
     pthread_mutex_unlock(&j->mu);
+    tr__msg_release(&reply->hdr);
     return TR_EBUSY;
   }
   int rc = tr__pending_register(ctx->a, k, cookie, &tag);
   if (rc) {
     pthread_mutex_unlock(&j->mu);
+    tr__msg_release(&reply->hdr);
     return rc;
   }
   j->awaiter = tr__self_ref(ctx->a).id;
   j->tag = tag;
+  j->reply = reply;
   if (j->done) join_deliver(ctx->rt, j);
   pthread_mutex_unlock(&j->mu);
   return 0;
@@ -369,22 +389,39 @@ int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
   tr__ext_t *cx = tr__ext_get(child);
   if (!cx) return TR_ENOMEM;
   uint64_t cref = tr__self_ref(child).id;
+  uint64_t pref = parent ? tr__self_ref(parent).id : 0;
   if (o->flags & TR_SPAWN_LINK) {
+    /* each side's exit signal, made now like tr_link's */
     tr__ext_t *px = tr__ext_get(parent);
-    if (!px || links_add(px, cref)) return TR_ENOMEM;
-    if (links_add(cx, tr__self_ref(parent).id)) {
-      links_del(px, cref);
+    tr_msg_t *ps = tr_msg_new(&tr_exit_t__type);
+    tr_msg_t *cs = tr_msg_new(&tr_exit_t__type);
+    if (!px || !ps || !cs ||
+        rel_add(&px->links, &px->nlinks, &px->caplinks, cref, 0, ps)) {
+      tr_msg_free(ps);
+      tr_msg_free(cs);
+      return TR_ENOMEM;
+    }
+    if (rel_add(&cx->links, &cx->nlinks, &cx->caplinks, pref, 0, cs)) {
+      rel_drop(px->links, &px->nlinks, cref, 0);
+      tr_msg_free(cs);
       return TR_ENOMEM;
     }
   }
   if (o->flags & TR_SPAWN_MONITOR) {
+    /* the parent's demonitor and the child's down, made now */
     tr__ext_t *px = tr__ext_get(parent);
     uint64_t mid = atomic_fetch_add(&child->rt->next_monitor, 1) + 1;
-    if (!px || mon_add(&px->watching, &px->nwatch, &px->capwatch, cref, mid))
+    tr_msg_t *undo = tr_msg_new(&tr_down_t__type);
+    tr_msg_t *down = tr_msg_new(&tr_down_t__type);
+    if (!px || !undo || !down ||
+        rel_add(&px->watching, &px->nwatch, &px->capwatch, cref, mid, undo)) {
+      tr_msg_free(undo);
+      tr_msg_free(down);
       return TR_ENOMEM;
-    if (mon_add(&cx->mons, &cx->nmons, &cx->capmons, tr__self_ref(parent).id,
-                mid)) {
-      mon_del(px->watching, &px->nwatch, mid);
+    }
+    if (rel_add(&cx->mons, &cx->nmons, &cx->capmons, pref, mid, down)) {
+      rel_drop(px->watching, &px->nwatch, 0, mid);
+      tr_msg_free(down);
       return TR_ENOMEM;
     }
     if (o->monitor_id) *o->monitor_id = mid;
@@ -403,20 +440,28 @@ int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
 
 /* ---- stopping ------------------------------------------------------------------ */
 
+/* Sends what every relation of a is owed; allocates nothing. */
 void tr__ext_on_stop(tr_ctx_t *ctx, tr__actor_t *a, int reason) {
   (void)ctx;
   tr__ext_t *x = a->ext;
+  tr_runtime_t *rt = a->rt;
   uint64_t self = tr__self_ref(a).id;
-  for (uint32_t i = 0; i < x->nlinks; i++)
-    (void)send_sys(a, &exit_sig_type, x->links[i], self, 0, reason);
+  for (uint32_t i = 0; i < x->nlinks; i++) {
+    exit_fill(x->links[i].sig, SIG_EXIT, self, reason);
+    sig_send(rt, x->links[i].sig, x->links[i].ref);
+  }
   x->nlinks = 0;
-  for (uint32_t i = 0; i < x->nmons; i++)
-    send_down(a, x->mons[i].ref, self, x->mons[i].id, reason);
+  for (uint32_t i = 0; i < x->nmons; i++) {
+    down_fill(x->mons[i].sig, 0, self, self, x->mons[i].id, reason);
+    down_send(rt, x->mons[i].sig, x->mons[i].ref);
+  }
   x->nmons = 0;
-  /* monitors this actor held die with it: tell the targets (best effort) */
-  for (uint32_t i = 0; i < x->nwatch; i++)
-    (void)send_sys(a, &demon_req_type, x->watching[i].ref, self,
-                   x->watching[i].id, 0);
+  /* monitors this actor held die with it: tell the targets */
+  for (uint32_t i = 0; i < x->nwatch; i++) {
+    down_fill(x->watching[i].sig, SIG_DEMON, self, x->watching[i].ref,
+              x->watching[i].id, 0);
+    sig_send(rt, x->watching[i].sig, x->watching[i].ref);
+  }
   x->nwatch = 0;
   struct tr_join *j = x->join;
   if (j) {
@@ -426,7 +471,7 @@ void tr__ext_on_stop(tr_ctx_t *ctx, tr__actor_t *a, int reason) {
     j->reason = reason;
     j->result = x->result;
     x->result = NULL;
-    if (j->awaiter) join_deliver(a->rt, j);
+    if (j->awaiter) join_deliver(rt, j);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     join_unref(j);
@@ -435,20 +480,27 @@ void tr__ext_on_stop(tr_ctx_t *ctx, tr__actor_t *a, int reason) {
 
 int tr__drain_sys(tr__actor_t *a, tr_msg_t *m, int reason) {
   const tr_msgtype_t *t = m->type;
-  if (!(t->flags & TR_MSG_SYSTEM)) return 0;
-  sys_ref_msg_t *s = (sys_ref_msg_t *)m;
-  uint64_t self = tr__self_ref(a).id;
-  if (t == &link_req_type) {
-    (void)send_sys(a, &exit_sig_type, s->ref, self, 0, reason);
-  } else if (t == &mon_req_type) {
-    send_down(a, s->ref, self, s->id, reason);
-  } else if (t == &unlink_req_type || t == &demon_req_type ||
-             t == &exit_sig_type || t == &tr__stop_type) {
+  uint32_t kind = m->flags & TR__MSGF_SIG_MASK;
+  if (t == &tr__stop_type) {
     /* moot now; the runtime's own requests are not dead letters */
-  } else {
-    return 0;
+    tr__msg_release(m);
+    return 1;
   }
-  tr__msg_release(m);
+  if ((t != &tr_exit_t__type && t != &tr_down_t__type) || !kind) return 0;
+  uint64_t self = tr__self_ref(a).id;
+  if (kind == SIG_LINK) {
+    /* the request comes back as the exit of the actor it asked */
+    uint64_t from = ((tr_exit_t *)m)->from.id;
+    exit_fill(m, SIG_EXIT, self, reason);
+    sig_send(a->rt, m, from);
+  } else if (kind == SIG_MON) {
+    tr_down_t *d = (tr_down_t *)m;
+    uint64_t watcher = d->hdr.sender;
+    down_fill(m, 0, self, self, d->monitor, reason);
+    down_send(a->rt, m, watcher);
+  } else {
+    tr__msg_release(m); /* unlink, exit, demonitor: moot now */
+  }
   return 1;
 }
 
@@ -461,6 +513,8 @@ static int after_handler(tr_ctx_t *ctx, tr__actor_t *a, int rc) {
   return 0;
 }
 
+/* A stop request to an actor that traps exits (links need no memory for
+ * this: their signal is delivered itself). */
 static int deliver_exit(tr_ctx_t *ctx, tr__actor_t *a, uint64_t from,
                         int reason) {
   tr_exit_t *e = tr_msg_new(&tr_exit_t__type);
@@ -478,9 +532,78 @@ static int deliver_exit(tr_ctx_t *ctx, tr__actor_t *a, uint64_t from,
   return after_handler(ctx, a, tr__deliver(ctx, a, &e->hdr));
 }
 
+static int exit_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m,
+                         uint32_t kind) {
+  tr_exit_t *e = (tr_exit_t *)m;
+  uint64_t from = e->from.id;
+  tr__ext_t *x = a->ext;
+  if (kind == SIG_LINK) {
+    x = tr__ext_get(a);
+    if (x && rel_find(x->links, x->nlinks, from, 0) >= 0) {
+      tr__msg_release(m); /* linked both ways at once: one signal is kept */
+    } else if (!x ||
+               rel_add(&x->links, &x->nlinks, &x->caplinks, from, 0, m)) {
+      /* cannot record the link: break it from the other side */
+      exit_fill(m, SIG_EXIT, tr__self_ref(a).id, TR_ENOMEM);
+      sig_send(a->rt, m, from);
+    }
+    return 0;
+  }
+  if (kind == SIG_UNLINK) {
+    if (x) rel_drop(x->links, &x->nlinks, from, 0);
+    tr__msg_release(m);
+    return 0;
+  }
+  if (kind == SIG_EXIT) {
+    if (!x || !rel_drop(x->links, &x->nlinks, from, 0)) {
+      tr__msg_release(m); /* unlinked meanwhile: stale */
+      return 0;
+    }
+    if (x->trap_exit) {
+      e->hdr.flags = 0;
+      return after_handler(ctx, a, tr__deliver(ctx, a, m));
+    }
+    int reason = e->reason;
+    tr__msg_release(m);
+    if (reason == TR_EXIT_NORMAL) return 0;
+    tr__finalize(ctx, a, reason, 1);
+    return 1;
+  }
+  /* a user's tr_exit_t: an ordinary message */
+  return after_handler(ctx, a, tr__deliver(ctx, a, m));
+}
+
+static int down_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m,
+                         uint32_t kind) {
+  tr_down_t *d = (tr_down_t *)m;
+  tr__ext_t *x = a->ext;
+  if (kind == SIG_MON) {
+    uint64_t watcher = d->hdr.sender;
+    x = tr__ext_get(a);
+    if (!x || rel_add(&x->mons, &x->nmons, &x->capmons, watcher, d->monitor,
+                      m)) {
+      /* cannot record the monitor: the down comes at once */
+      uint64_t self = tr__self_ref(a).id;
+      down_fill(m, 0, self, self, d->monitor, TR_ENOMEM);
+      down_send(a->rt, m, watcher);
+    }
+    return 0;
+  }
+  if (kind == SIG_DEMON) {
+    if (x) rel_drop(x->mons, &x->nmons, 0, d->monitor);
+    tr__msg_release(m);
+    return 0;
+  }
+  if (!d->monitor || !x || !rel_drop(x->watching, &x->nwatch, 0, d->monitor)) {
+    tr__msg_release(m); /* demonitored meanwhile */
+    return 0;
+  }
+  return after_handler(ctx, a, tr__deliver(ctx, a, m));
+}
+
 int tr__sys_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   const tr_msgtype_t *t = m->type;
-  int stopped = 0;
+  uint32_t kind = m->flags & TR__MSGF_SIG_MASK;
   if (t == &tr__stop_type) {
     int reason = ((tr__stop_msg_t *)m)->reason;
     uint64_t from = m->sender;
@@ -490,42 +613,8 @@ int tr__sys_dispatch(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
     tr__finalize(ctx, a, reason, 1);
     return 1;
   }
-  if (t == &tr_down_t__type) {
-    tr_down_t *d = (tr_down_t *)m;
-    if (!a->ext || !mon_del(a->ext->watching, &a->ext->nwatch, d->monitor)) {
-      tr__msg_release(m); /* demonitored meanwhile */
-      return 0;
-    }
-    return after_handler(ctx, a, tr__deliver(ctx, a, m));
-  }
-  sys_ref_msg_t *s = (sys_ref_msg_t *)m;
-  uint64_t ref = s->ref, id = s->id;
-  int reason = s->reason;
-  tr__msg_release(m);
-  tr__ext_t *x;
-  if (t == &link_req_type) {
-    x = tr__ext_get(a);
-    if (!x || links_add(x, ref)) {
-      /* cannot record the link: break it from the other side */
-      (void)send_sys(a, &exit_sig_type, ref, tr__self_ref(a).id, 0, TR_ENOMEM);
-    }
-  } else if (t == &unlink_req_type) {
-    if (a->ext) links_del(a->ext, ref);
-  } else if (t == &mon_req_type) {
-    x = tr__ext_get(a);
-    if (!x || mon_add(&x->mons, &x->nmons, &x->capmons, ref, id))
-      send_down(a, ref, tr__self_ref(a).id, id, TR_ENOMEM);
-  } else if (t == &demon_req_type) {
-    if (a->ext) mon_del(a->ext->mons, &a->ext->nmons, id);
-  } else if (t == &exit_sig_type) {
-    if (!a->ext || !links_del(a->ext, ref)) return 0; /* unlinked: stale */
-    if (a->ext->trap_exit) return deliver_exit(ctx, a, ref, reason);
-    if (reason != TR_EXIT_NORMAL) {
-      tr__finalize(ctx, a, reason, 1);
-      stopped = 1;
-    }
-  }
-  return stopped;
+  if (t == &tr_exit_t__type) return exit_dispatch(ctx, a, m, kind);
+  return down_dispatch(ctx, a, m, kind);
 }
 
 /* spawn failed after relations were set: the caller gets the error code,
@@ -534,7 +623,8 @@ void tr__spawn_unwind(tr__actor_t *parent, tr__actor_t *child) {
   tr__ext_t *cx = child->ext;
   if (!cx) return;
   if (parent && parent->ext) {
-    links_del(parent->ext, tr__self_ref(child).id);
-    links_del(cx, tr__self_ref(parent).id);
+    rel_drop(parent->ext->links, &parent->ext->nlinks,
+             tr__self_ref(child).id, 0);
+    rel_drop(cx->links, &cx->nlinks, tr__self_ref(parent).id, 0);
   }
 }

@@ -144,6 +144,9 @@ typedef struct tr__pending tr__pending_t;
 
 /* Internal message flags (high bits of tr_msg_t.flags). */
 #define TR__MSGF_COUNTED 0x80000000u /* counted in a bounded mailbox */
+/* A tr_exit_t or tr_down_t the runtime made for a link or a monitor:
+ * which signal it is (failure.c). Public sends clear these bits. */
+#define TR__MSGF_SIG_MASK 0x0F000000u
 
 /* Internal message type flag: the run loop hands a message of this type to
  * tr__expand_run, which turns it into several handler calls (a broadcast
@@ -374,13 +377,19 @@ static inline tr_ref_t tr__self_ref(const tr__actor_t *a) {
 }
 
 /* failure.c: links, monitors, exits, join handles */
+/* One relation: a link (id 0), or a monitor seen from its target or its
+ * watcher. sig is the message this side sends when the relation ends
+ * (exit signal, down, or demonitor), made when the relation was, so that
+ * stopping never needs memory. */
 typedef struct tr__mon {
-  uint64_t ref; /* the watcher (on the target) or the target (on the watcher) */
+  uint64_t ref; /* the other side: watcher (on the target), target (on the
+                   watcher), or the linked actor */
   uint64_t id;
+  tr_msg_t *sig;
 } tr__mon_t;
 
 typedef struct tr__ext {
-  uint64_t *links;
+  tr__mon_t *links;
   uint32_t nlinks, caplinks;
   tr__mon_t *mons;      /* who monitors me */
   uint32_t nmons, capmons;

@@ -4,9 +4,11 @@
  * normal exits), monitors (down messages, monitoring the dead,
  * demonitor), races where both sides die at once or a monitor is set while
  * the target exits, join handles from actors and from outside threads, and
- * cancellation of queued requests when an actor stops.
+ * cancellation of queued requests when an actor stops, and exits and
+ * downs that still arrive when no memory can be had as the actor stops.
  */
 #include "testutil.h"
+#include "failinject/failinject.h"
 
 #include <string.h>
 
@@ -29,6 +31,7 @@ typedef struct {
 static void note(tr_ctx_t *ctx, tr_ref_t to, int kind, int reason,
                  tr_ref_t ref, uint64_t id) {
   note_t *n = note_t_new();
+  if (!n) return; /* out of memory (tests/failinject/run.sh) */
   n->kind = kind;
   n->reason = reason;
   n->ref = ref;
@@ -542,6 +545,186 @@ START_TEST(test_cancel_queued_requests_on_stop) {
 }
 END_TEST
 
+
+/* ---- no memory when the actor stops ---------------------------------------
+ * A victim fails while every allocation inside the library fails: the
+ * exit or down it owes must still arrive (made when the relation was).
+ * The actors here allocate nothing in their handlers; the watcher counts
+ * what it gets in globals, read by the test once the injector is off. */
+static _Atomic uint64_t oom_nops, oom_exits, oom_downs;
+static _Atomic int oom_reason;
+static _Atomic uint64_t oom_from;
+static tr_ref_t oom_victim;
+
+static int victim_cmd(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  cmd_t *c = msg;
+  if (c->op == OP_NOP) {
+    atomic_fetch_add(&oom_nops, 1);
+    return 0;
+  }
+  return c->arg;
+}
+static const tr_handler_t victim_h[] = {{TR_TYPE(cmd_t), victim_cmd}};
+static const tr_behavior_t victim_beh = {.name = "victim",
+                                         .handlers = TR_HANDLERS(victim_h)};
+
+static int oom_exit(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  tr_exit_t *e = msg;
+  atomic_store(&oom_reason, e->reason);
+  atomic_store(&oom_from, e->from.id);
+  atomic_fetch_add(&oom_exits, 1);
+  return 0;
+}
+static int oom_down(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  tr_down_t *d = msg;
+  atomic_store(&oom_reason, d->reason);
+  atomic_store(&oom_from, d->ref.id);
+  atomic_fetch_add(&oom_downs, 1);
+  return 0;
+}
+/* arg: the spawn flags it uses for the victim */
+static int oom_watcher_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  tr_trap_exit(ctx, 1);
+  tr_spawn_opts_t o = {.flags = (unsigned)(uintptr_t)arg};
+  return tr_spawn_ex(tr_ctx_runtime(ctx), &victim_beh, NULL, &o, &oom_victim);
+}
+static const tr_handler_t oom_watcher_h[] = {
+    {TR_TYPE(cmd_t), victim_cmd}, /* OP_NOP only */
+    {TR_TYPE(tr_exit_t), oom_exit},
+    {TR_TYPE(tr_down_t), oom_down},
+};
+static const tr_behavior_t oom_watcher_beh = {
+    .name = "oom-watcher", .init = oom_watcher_init,
+    .handlers = TR_HANDLERS(oom_watcher_h)};
+
+static void oom_reset(void) {
+  atomic_store(&oom_nops, 0);
+  atomic_store(&oom_exits, 0);
+  atomic_store(&oom_downs, 0);
+  atomic_store(&oom_reason, 0);
+  atomic_store(&oom_from, 0);
+}
+
+/* Makes the victim fail with TR_EPROTO while no allocation of the library
+ * succeeds; returns once *counter reached 1 or 10 s passed (then with the
+ * injector off again). */
+static int oom_fail_victim(_Atomic uint64_t *counter) {
+  /* a first send from this thread: the runtime's queue for actors woken
+   * from outside is made on first use, and waits for memory */
+  cmd(oom_victim, OP_NOP, 0, TR_REF_NULL);
+  ck_assert(tu_wait_ge(&oom_nops, 1, 10000));
+  cmd_t *c = cmd_t_new();
+  c->op = OP_FAIL;
+  c->arg = TR_EPROTO;
+  failinject_set(1, 0, 0);
+  void *none = tr_msg_new(TR_TYPE(val_t)); /* the injector is on */
+  int rc = tr_send(NULL, oom_victim, c);
+  int got = rc == 0 && tu_wait_ge(counter, 1, 10000);
+  failinject_set(0, 0, 0);
+  if (rc) tr_msg_free(c);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_ptr_null(none);
+  return got;
+}
+
+START_TEST(test_link_exit_arrives_without_memory) {
+  if (!failinject_active()) return; /* sanitizer build */
+  oom_reset();
+  tr_ref_t w;
+  ck_assert_int_eq(tr_spawn(rt, &oom_watcher_beh,
+                            (void *)(uintptr_t)TR_SPAWN_LINK, &w), 0);
+  ck_assert_msg(oom_fail_victim(&oom_exits), "the exit was lost");
+  ck_assert_int_eq(atomic_load(&oom_reason), TR_EPROTO);
+  ck_assert_uint_eq(atomic_load(&oom_from), oom_victim.id);
+  ck_assert(tr_actor_alive(w)); /* it traps exits: the exit is a message */
+}
+END_TEST
+
+START_TEST(test_monitor_down_arrives_without_memory) {
+  if (!failinject_active()) return; /* sanitizer build */
+  oom_reset();
+  tr_ref_t w;
+  ck_assert_int_eq(tr_spawn(rt, &oom_watcher_beh,
+                            (void *)(uintptr_t)TR_SPAWN_MONITOR, &w), 0);
+  ck_assert_msg(oom_fail_victim(&oom_downs), "the down was lost");
+  ck_assert_int_eq(atomic_load(&oom_reason), TR_EPROTO);
+  ck_assert_uint_eq(atomic_load(&oom_from), oom_victim.id);
+  ck_assert(tr_actor_alive(w));
+}
+END_TEST
+
+START_TEST(test_handle_monitor_down_arrives_without_memory) {
+  if (!failinject_active()) return; /* sanitizer build */
+  oom_reset();
+  ck_assert_int_eq(tr_spawn(rt, &victim_beh, NULL, &oom_victim), 0);
+  uint64_t id = 0;
+  ck_assert_int_eq(tr_handle_monitor(h, oom_victim, &id), 0);
+  /* the victim has taken the monitor once it handled a later message */
+  cmd(oom_victim, OP_NOP, 0, TR_REF_NULL);
+  ck_assert(tu_wait_ge(&oom_nops, 1, 10000));
+  cmd_t *c = cmd_t_new();
+  c->op = OP_FAIL;
+  c->arg = TR_EPROTO;
+  failinject_set(1, 0, 0);
+  int rc = tr_send(NULL, oom_victim, c);
+  void *m = NULL;
+  int got = rc == 0 ? tr_handle_receive(h, 10000, &m) : rc;
+  failinject_set(0, 0, 0);
+  ck_assert_msg(got == 0, "the down was lost: %s", tr_err_name(got));
+  ck_assert_ptr_eq(tr_msg_type(m), TR_TYPE(tr_down_t));
+  tr_down_t *d = m;
+  ck_assert_uint_eq(d->monitor, id);
+  ck_assert_int_eq(d->reason, TR_EPROTO);
+  ck_assert(tr_ref_eq(d->ref, oom_victim));
+  tr_msg_free(m);
+}
+END_TEST
+
+/* A link or a monitor that cannot be made fails with TR_ENOMEM and has no
+ * effect: no exit or down comes of it later. */
+static _Atomic int oom_call_rc[2];
+static int oom_try_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  tr_ref_t target = *(tr_ref_t *)arg;
+  tr_trap_exit(ctx, 1);
+  failinject_set(1, 0, 0);
+  atomic_store(&oom_call_rc[0], tr_link(ctx, target));
+  uint64_t id = 0;
+  atomic_store(&oom_call_rc[1], tr_monitor(ctx, target, &id));
+  failinject_set(0, 0, 0);
+  return 0;
+}
+static const tr_behavior_t oom_try_beh = {
+    .name = "oom-try", .init = oom_try_init,
+    .handlers = TR_HANDLERS(oom_watcher_h)};
+
+START_TEST(test_link_monitor_without_memory_fail_cleanly) {
+  if (!failinject_active()) return; /* sanitizer build */
+  oom_reset();
+  ck_assert_int_eq(tr_spawn(rt, &victim_beh, NULL, &oom_victim), 0);
+  tr_ref_t w;
+  ck_assert_int_eq(tr_spawn(rt, &oom_try_beh, &oom_victim, &w), 0);
+  ck_assert_int_eq(atomic_load(&oom_call_rc[0]), TR_ENOMEM);
+  ck_assert_int_eq(atomic_load(&oom_call_rc[1]), TR_ENOMEM);
+  cmd(oom_victim, OP_FAIL, TR_EPROTO, TR_REF_NULL);
+  wait_dead(oom_victim);
+  /* an exit or a down owed was sent before the victim's ref went dead,
+   * and would be handled before this later message */
+  cmd(w, OP_NOP, 0, TR_REF_NULL);
+  ck_assert(tu_wait_ge(&oom_nops, 1, 10000));
+  ck_assert_uint_eq(atomic_load(&oom_exits), 0);
+  ck_assert_uint_eq(atomic_load(&oom_downs), 0);
+  ck_assert(tr_actor_alive(w));
+}
+END_TEST
+
 Suite *failure_suite(void);
 Suite *failure_suite(void) {
   Suite *s = suite_create("failure");
@@ -565,6 +748,10 @@ Suite *failure_suite(void) {
   tcase_add_test(tc, test_join_wait_result_and_failure);
   tcase_add_test(tc, test_join_await_in_actor);
   tcase_add_test(tc, test_cancel_queued_requests_on_stop);
+  tcase_add_test(tc, test_link_exit_arrives_without_memory);
+  tcase_add_test(tc, test_monitor_down_arrives_without_memory);
+  tcase_add_test(tc, test_handle_monitor_down_arrives_without_memory);
+  tcase_add_test(tc, test_link_monitor_without_memory_fail_cleanly);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -5,9 +5,11 @@
  * and its escalation through a nested supervisor, orderly shutdown in
  * reverse start order, and a chaos test: a tree of 1,000 workers where
  * random workers fail while messages flow; the tree must recover every
- * time and no actor may leak.
+ * time and no actor may leak; and a child that fails while no memory can
+ * be had is still restarted.
  */
 #include "testutil.h"
+#include "failinject/failinject.h"
 
 #include <string.h>
 
@@ -29,6 +31,7 @@ typedef struct {
 static void event(tr_ctx_t *ctx, int kind, int id, int reason) {
   if (tr_ref_is_null(g_report)) return;
   event_t *e = event_t_new();
+  if (!e) return; /* out of memory: see test_exit_without_memory_restarts */
   e->kind = kind;
   e->id = id;
   e->reason = reason;
@@ -481,6 +484,64 @@ START_TEST(test_chaos_tree_recovers) {
 }
 END_TEST
 
+/* A permanent child fails while the library's allocations fail: its exit
+ * still reaches the supervisor, which restarts it (its first attempts may
+ * fail too, for memory, and count as restarts). The child allocates
+ * nothing when it stops. */
+static int quiet_work(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  work_t *m = msg;
+  atomic_fetch_add(&handled, 1);
+  return m->op == W_FAIL ? m->arg : 0;
+}
+static const tr_handler_t quiet_h[] = {{TR_TYPE(work_t), quiet_work}};
+static const tr_behavior_t quiet_beh = {.name = "quiet",
+                                        .handlers = TR_HANDLERS(quiet_h)};
+
+START_TEST(test_exit_without_memory_restarts) {
+  if (!failinject_active()) return; /* sanitizer build */
+  memset(&specs[0], 0, sizeof(specs[0]));
+  specs[0].name = "quiet";
+  specs[0].behavior = &quiet_beh;
+  specs[0].restart = TR_RESTART_PERMANENT;
+  tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .max_restarts = 20,
+                        .period_ms = 60000, .children = specs, .nchildren = 1};
+  tr_ref_t sup;
+  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  tr_sup_info_t *q = info(sup);
+  tr_ref_t c0 = q->children[0];
+  tr_msg_free(q);
+  /* a first message from this thread (see check_failure.c) */
+  send_work(c0, W_PING, 0);
+  ck_assert(tu_wait_ge(&handled, 1, 10000));
+  work_t *m = work_t_new();
+  m->op = W_FAIL;
+  m->arg = TR_EPROTO;
+  /* the next three allocations of the library fail: without a reserved
+   * exit signal, the first is the child's */
+  failinject_set(1, 0, 3);
+  ck_assert_int_eq(tr_send(NULL, c0, m), 0);
+  uint64_t end = tu_now_ms() + 10000;
+  while (failinject_failed() < 3 && tu_now_ms() < end) tu_sleep_ms(1);
+  uint64_t failed = failinject_failed();
+  failinject_set(0, 0, 0);
+  ck_assert_msg(failed == 3, "only %u allocations were made: the exit was lost",
+                (unsigned)failed);
+  /* restarted: a new child runs */
+  tr_ref_t c1 = TR_REF_NULL;
+  for (end = tu_now_ms() + 10000; tu_now_ms() < end; tu_sleep_ms(1)) {
+    q = info(sup);
+    c1 = q->children[0];
+    tr_msg_free(q);
+    if (!tr_ref_is_null(c1) && !tr_ref_eq(c1, c0)) break;
+  }
+  ck_assert(!tr_ref_eq(c1, c0));
+  ck_assert(tr_actor_alive(c1));
+  ck_assert(!tr_actor_alive(c0));
+}
+END_TEST
+
 Suite *supervisor_suite(void);
 Suite *supervisor_suite(void) {
   Suite *s = suite_create("supervisor");
@@ -498,6 +559,7 @@ Suite *supervisor_suite(void) {
   tcase_add_test(tc, test_runtime_shutdown_stops_tree_top_down);
   tcase_add_test(tc, test_shutdown_deadline_kills);
   tcase_add_test(tc, test_chaos_tree_recovers);
+  tcase_add_test(tc, test_exit_without_memory_restarts);
   suite_add_tcase(s, tc);
   return s;
 }

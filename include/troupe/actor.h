@@ -333,8 +333,9 @@ TR_EXTERN void tr_ctx_trap_exit(tr_ctx_t *ctx, int on);
 /* Links the calling actor and `other` (both directions): when one stops
  * with a reason other than TR_EXIT_NORMAL, the other stops with the same
  * reason, or receives a tr_exit_t if it traps exits. Linking twice is a
- * no-op. Returns 0, TR_EINVAL (self or null ref), TR_ENOACTOR (other is
- * already gone), TR_ENOMEM. */
+ * no-op. The memory for both exits is taken here, so a stop never loses
+ * one. Returns 0, TR_EINVAL (self or null ref), TR_ENOACTOR (other is
+ * already gone), TR_ENOMEM (then nothing was linked). */
 TR_EXTERN int tr_link(tr_ctx_t *ctx, tr_ref_t other);
 
 /* Removes a link; exits already in flight from `other` are ignored.
@@ -343,7 +344,9 @@ TR_EXTERN int tr_unlink(tr_ctx_t *ctx, tr_ref_t other);
 
 /* The calling actor monitors target: one tr_down_t arrives when target
  * stops (at once, with TR_ENOACTOR, if it is already gone). *id names the
- * monitor. Returns 0, TR_EINVAL, TR_ENOMEM. */
+ * monitor. The memory for the down is taken here, so the target's stop
+ * never loses it. Returns 0, TR_EINVAL, TR_ENOMEM (then nothing was
+ * monitored). */
 TR_EXTERN int tr_monitor(tr_ctx_t *ctx, tr_ref_t target, uint64_t *id);
 
 /* Cancels a monitor: no tr_down_t for it is delivered afterwards.
@@ -358,7 +361,7 @@ TR_EXTERN int tr_ctx_set_result(tr_ctx_t *ctx, void *msg);
 /* Awaits a join handle from an actor: k runs once on the caller with
  * status = the child's exit reason and reply = its result (or NULL), owned
  * like a handled message. A join handle has one awaiter. Returns 0,
- * TR_EBUSY (already awaited), TR_EINVAL. */
+ * TR_EBUSY (already awaited), TR_EINVAL, TR_ENOMEM. */
 TR_EXTERN int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k,
                             void *cookie);
 
