@@ -591,7 +591,7 @@ static int oom_down(tr_ctx_t *ctx, void *state, void *msg) {
 /* arg: the spawn flags it uses for the victim */
 static int oom_watcher_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)state;
-  tr_trap_exit(ctx, 1);
+  tr_ctx_trap_exit(ctx, 1);
   tr_spawn_opts_t o = {.flags = (unsigned)(uintptr_t)arg};
   return tr_spawn_ex(tr_ctx_runtime(ctx), &victim_beh, NULL, &o, &oom_victim);
 }
@@ -628,7 +628,6 @@ static int oom_fail_victim(_Atomic uint64_t *counter) {
   int rc = tr_send(NULL, oom_victim, c);
   int got = rc == 0 && tu_wait_ge(counter, 1, 10000);
   failinject_set(0, 0, 0);
-  if (rc) tr_msg_free(c);
   ck_assert_int_eq(rc, 0);
   ck_assert_ptr_null(none);
   return got;
@@ -693,7 +692,7 @@ static _Atomic int oom_call_rc[2];
 static int oom_try_init(tr_ctx_t *ctx, void *state, void *arg) {
   (void)state;
   tr_ref_t target = *(tr_ref_t *)arg;
-  tr_trap_exit(ctx, 1);
+  tr_ctx_trap_exit(ctx, 1);
   failinject_set(1, 0, 0);
   atomic_store(&oom_call_rc[0], tr_link(ctx, target));
   uint64_t id = 0;
