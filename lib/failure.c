@@ -390,8 +390,12 @@ int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
   if (o->join) {
     struct tr_join *j = calloc(1, sizeof(*j));
     if (!j) return TR_ENOMEM;
+    /* timed waits (tr_join_wait) measure CLOCK_MONOTONIC */
+    if (tr__cond_init_monotonic(&j->cv)) {
+      free(j);
+      return TR_ENOMEM;
+    }
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
     j->refs = 2;
     cx->join = j;
     *o->join = j;
