@@ -613,7 +613,8 @@ END_TEST
  * at once, since the kernel measures that clock unskewed. */
 static _Atomic long realtime_skew_s;
 
-int clock_gettime(clockid_t clk, struct timespec *ts) {
+__attribute__((visibility("default"))) int clock_gettime(clockid_t clk,
+                                                    struct timespec *ts) {
   static int (*real)(clockid_t, struct timespec *);
   if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
   int rc = real(clk, ts);
