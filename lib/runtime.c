@@ -691,6 +691,7 @@ int tr_runtime_start(tr_runtime_t *rt) {
       atomic_store(&w->qs_epoch, UINT64_MAX);
       stop_workers(rt, i);
       (void)stop_remaining(rt);
+      atomic_store(&rt->started, 0); /* nothing to await */
       set_shut(rt, TR_ESHUTDOWN);
       pthread_mutex_unlock(&rt->life_mu);
       return -rc;
