@@ -6,6 +6,11 @@
  * counters, a shutdown whose deadline cuts the draining short (nothing is
  * lost silently: handled + dead letters == sent), that an idle runtime uses
  * almost no CPU, and a loose bound on the wake-up latency after idling.
+ * Life-cycle faults: refs of a freed runtime stay dead when later runtimes
+ * take its index, shutdown/await/run/free refused from actor code, two
+ * threads shutting down at once, a free of a running runtime, 100 workers,
+ * waits on CLOCK_MONOTONIC (the wall clock is skewed through this
+ * program's own clock_gettime) and huge timeouts.
  */
 #define _GNU_SOURCE
 #include <check.h>
