@@ -16,7 +16,23 @@
 #include <troupe.h>
 #include <troupe/supervisor.h>
 
-TR_MESSAGE_DEFINE(tr_sup_info_t);
+static void info_dtor(void *msg) {
+  tr_sup_info_t *q = msg;
+  free(q->children);
+  q->children = NULL;
+}
+
+TR_MESSAGE_DEFINE(tr_sup_info_t, .dtor = info_dtor);
+
+size_t tr_sup_info_children(const tr_sup_info_t *q, tr_ref_t *out,
+                            size_t capacity) {
+  if (!q) return 0;
+  size_t n = q->children && capacity < q->nchildren ? capacity
+             : q->children                          ? q->nchildren
+                                                    : 0;
+  if (n) memcpy(out, q->children, n * sizeof(*out));
+  return q->nchildren;
+}
 
 enum { CH_STOPPED = 0, CH_RUNNING = 1, CH_STOPPING = 2 };
 enum { SUP_RUNNING = 0, SUP_RESTARTING = 1, SUP_SHUTDOWN = 2 };
@@ -189,9 +205,13 @@ static int on_info(tr_ctx_t *ctx, void *state, void *msg) {
   q->nchildren = s->n;
   q->running = 0;
   q->restarts = s->restarts;
+  q->status = 0;
+  free(q->children); /* a message asked with before */
+  q->children = s->n ? malloc(s->n * sizeof(*q->children)) : NULL;
+  if (s->n && !q->children) q->status = TR_ENOMEM;
   for (size_t i = 0; i < s->n; i++) {
     if (s->ch[i].state != CH_STOPPED) q->running++;
-    if (i < TR_SUP_INFO_MAX)
+    if (q->children)
       q->children[i] = s->ch[i].state != CH_STOPPED ? s->ch[i].ref : TR_REF_NULL;
   }
   (void)tr_reply(ctx, q); /* an asker that is gone needs no answer */

@@ -175,12 +175,14 @@ static inline void bench_runtime_end(tr_runtime_t *rt, tr_handle_t *h) {
   if (getenv("BENCH_STATS")) {
     tr_runtime_stats_t st;
     BENCH_CHECK(tr_runtime_stats(rt, &st));
-    for (unsigned i = 0; i < st.workers && i < TR_STATS_MAX_WORKERS; i++)
+    for (unsigned i = 0; i < st.workers; i++) {
+      tr_worker_stats_t ws;
+      BENCH_CHECK(tr_runtime_worker_stats(rt, i, &ws));
       fprintf(stderr,
               "worker %u: runs %" PRIu64 " handled %" PRIu64 " steals %" PRIu64
               " parks %" PRIu64 " injected %" PRIu64 "\n",
-              i, st.worker[i].runs, st.worker[i].handled, st.worker[i].steals,
-              st.worker[i].parks, st.worker[i].injected);
+              i, ws.runs, ws.handled, ws.steals, ws.parks, ws.injected);
+    }
   }
   BENCH_CHECK(tr_runtime_shutdown(rt, -1));
   tr_handle_free(h);

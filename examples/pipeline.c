@@ -690,12 +690,14 @@ static void print_runtime_stats(tr_runtime_t *rt) {
          " stopped, %" PRIu64 " messages handled, %" PRIu64 " dead letters\n",
          st.actors_spawned, st.actors_stopped, st.messages_handled,
          st.dead_letters);
-  n = st.workers < TR_STATS_MAX_WORKERS ? st.workers : TR_STATS_MAX_WORKERS;
-  for (unsigned i = 0; i < n; i++)
+  n = st.workers;
+  for (unsigned i = 0; i < n; i++) {
+    tr_worker_stats_t ws;
+    if (tr_runtime_worker_stats(rt, i, &ws) != 0) break;
     printf("  thread %-3u %10" PRIu64 " messages in %" PRIu64
            " runs, %" PRIu64 " steals, %" PRIu64 " parks\n",
-           i, st.worker[i].handled, st.worker[i].runs, st.worker[i].steals,
-           st.worker[i].parks);
+           i, ws.handled, ws.runs, ws.steals, ws.parks);
+  }
 }
 
 /* main monitors every actor of the graph, so that it learns at once, from

@@ -11,21 +11,22 @@
 
 /* ---- slots --------------------------------------------------------------- */
 
+/* idx < TR__MAX_CHUNKS * TR__CHUNK_SLOTS by the ref layout. */
 static inline tr__actor_t *slot_at(tr_runtime_t *rt, uint32_t idx) {
-  uint32_t c = idx >> TR__CHUNK_SHIFT;
-  if (c >= TR__MAX_CHUNKS) return NULL;
-  tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_acquire);
+  tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[idx >> TR__CHUNK_SHIFT],
+                                            memory_order_acquire);
   return chunk ? &chunk[idx & (TR__CHUNK_SLOTS - 1)] : NULL;
 }
 
 /* Finds the live actor (or handle) named by id, or NULL. The caller is a
  * worker between quiescent points or a foreign thread inside
- * tr__foreign_enter, so the slot cannot be reused under it. */
+ * tr__foreign_enter, so the slot cannot be reused under it. Entry 0 of
+ * tr__runtimes stays NULL, so TR_REF_NULL needs no test of its own; the
+ * key compare refuses a ref of a runtime that held the same index before. */
 tr__actor_t *tr__lookup(uint64_t id) {
-  unsigned r = tr__ref_rt(id);
-  if (tr__unlikely(r == 0)) return NULL;
-  tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[r], memory_order_acquire);
-  if (tr__unlikely(!rt)) return NULL;
+  tr_runtime_t *rt =
+      atomic_load_explicit(&tr__runtimes[tr__ref_rt(id)], memory_order_acquire);
+  if (tr__unlikely(!rt || rt->key != tr__ref_key(id))) return NULL;
   tr__actor_t *a = slot_at(rt, tr__ref_idx(id));
   if (tr__unlikely(!a)) return NULL;
   uint32_t g = atomic_load_explicit(&a->gen, memory_order_seq_cst);
@@ -588,7 +589,7 @@ void tr__actor_stop_all(tr_runtime_t *rt) {
 }
 
 int tr_actor_alive(tr_ref_t ref) {
-  tr_runtime_t *rt = atomic_load(&tr__runtimes[tr__ref_rt(ref.id)]);
+  tr_runtime_t *rt = tr__ref_runtime(ref.id);
   if (!rt) return 0;
   tr__foreign_enter(rt);
   int alive = tr__lookup(ref.id) != NULL;
@@ -722,8 +723,7 @@ int tr__send_raw(tr__worker_t *w, tr_ctx_t *sctx, tr_ref_t to, tr_msg_t *m,
     if (tr__unlikely(!a)) return TR_ENOACTOR;
     return push_to(w, sctx, a, m, check);
   }
-  tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[tr__ref_rt(to.id)],
-                                          memory_order_acquire);
+  tr_runtime_t *rt = tr__ref_runtime(to.id);
   if (!rt) return TR_ENOACTOR;
   tr__foreign_enter(rt);
   tr__actor_t *a = tr__lookup(to.id);
@@ -1207,7 +1207,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
 
 int tr_actor_stats(tr_ref_t ref, tr_actor_stats_t *out) {
   if (!out) return TR_EINVAL;
-  tr_runtime_t *rt = atomic_load(&tr__runtimes[tr__ref_rt(ref.id)]);
+  tr_runtime_t *rt = tr__ref_runtime(ref.id);
   if (!rt) return TR_ENOACTOR;
   tr__foreign_enter(rt);
   tr__actor_t *a = tr__lookup(ref.id);

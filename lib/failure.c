@@ -348,7 +348,7 @@ int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k, void *cookie) {
 int tr_join_wait(tr_join_t *j, tr_duration_t timeout, int *reason,
                  void **result) {
   if (!j || TR__DURATION_BAD(timeout)) return TR_EINVAL;
-  int timeout_ms = tr__duration_int(timeout);
+  int64_t timeout_ms = timeout;
   struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&j->mu);
@@ -429,8 +429,12 @@ int tr__spawn_relations(tr__actor_t *parent, tr__actor_t *child,
   if (o->join) {
     struct tr_join *j = calloc(1, sizeof(*j));
     if (!j) return TR_ENOMEM;
+    /* timed waits (tr_join_wait) measure CLOCK_MONOTONIC */
+    if (tr__cond_init_monotonic(&j->cv)) {
+      free(j);
+      return TR_ENOMEM;
+    }
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
     j->refs = 2;
     cx->join = j;
     *o->join = j;

@@ -101,17 +101,14 @@ static int wait_mail(struct tr_handle *h, uint64_t deadline_ns) {
   if (!tr__inbox_try_idle(&h->a->inbox)) return 0; /* mail arrived */
   for (;;) {
     if (atomic_load_explicit(&h->signal, memory_order_acquire)) return 0;
-    int ms = -1;
-    if (deadline_ns != UINT64_MAX) {
-      uint64_t now = tr__now_ns();
-      if (now >= deadline_ns) {
-        /* leave idle: a racing push has either signalled or will see the
-         * inbox busy once we reclaim it */
-        tr_msg_t *idle = TR__INBOX_IDLE;
-        atomic_compare_exchange_strong(&h->a->inbox, &idle, NULL);
-        return TR_ETIMEDOUT;
-      }
-      ms = (int)((deadline_ns - now + 999999) / 1000000);
+    /* a relative futex timeout: CLOCK_MONOTONIC */
+    int ms = tr__remaining_ms(deadline_ns);
+    if (ms == 0) {
+      /* leave idle: a racing push has either signalled or will see the
+       * inbox busy once we reclaim it */
+      tr_msg_t *idle = TR__INBOX_IDLE;
+      atomic_compare_exchange_strong(&h->a->inbox, &idle, NULL);
+      return TR_ETIMEDOUT;
     }
     tr__futex_wait(&h->signal, 0, ms);
   }

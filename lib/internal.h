@@ -95,13 +95,42 @@ static inline void tr__count_release(_Atomic uint64_t *c) {
 }
 
 /* ---- refs --------------------------------------------------------------
- * id = runtime (8 bits) | generation (24 bits) | slot index (32 bits).
- * A slot's generation is odd while an actor lives in it. */
+ * A ref's 64-bit id, from the top:
+ *
+ *   63..56  runtime index (8 bits): its entry in tr__runtimes, 1..255
+ *           (0 only in TR_REF_NULL)
+ *   55..50  runtime incarnation (6 bits): which of the runtimes that held
+ *           this index the ref belongs to
+ *   49..26  generation (24 bits) of the slot; odd while an actor lives in it
+ *   25..0   slot index (26 bits): TR__MAX_CHUNKS chunks of TR__CHUNK_SLOTS
+ *
+ * Index and incarnation together are the runtime's key (14 bits), taken
+ * from a process-wide counter that visits the indexes round-robin and
+ * never hands out a key again before it wraps: a ref of a freed runtime
+ * fails the key compare in tr__lookup even when its index has been reused
+ * (one compare, on a line the lookup reads anyway). The counter wraps
+ * after 255 * 64 = 16320 runtimes; a ref kept that long could in theory
+ * name an actor of a later runtime, as a ref kept while its slot is reused
+ * 2^23 times could name a later actor of the same runtime.
+ *
+ * Room for distribution: 64 bits cannot also hold a node and the node's
+ * incarnation. An actor of another node is meant to be reached through a
+ * local proxy slot (a third kind beside actors and handles), whose ref has
+ * this same layout; the proxy holds the node, its incarnation and the
+ * remote ref, and stops when that incarnation of the node goes away, so a
+ * stale remote ref fails with TR_ENOACTOR like any other. */
 #define TR__MAX_RUNTIMES 255
+#define TR__RT_INC_BITS 6
+#define TR__RT_INCS (1u << TR__RT_INC_BITS)
+#define TR__REF_KEY_SHIFT 50 /* index and incarnation */
+#define TR__REF_GEN_SHIFT 26
 #define TR__GEN_MASK 0xFFFFFFu
+#define TR__IDX_MASK 0x3FFFFFFu
 #define TR__CHUNK_SHIFT 12
 #define TR__CHUNK_SLOTS (1u << TR__CHUNK_SHIFT)
 #define TR__MAX_CHUNKS (1u << 14) /* 64 Mi actors per runtime */
+_Static_assert((uint64_t)TR__MAX_CHUNKS * TR__CHUNK_SLOTS - 1 == TR__IDX_MASK,
+               "the slot index field holds every slot");
 #define TR__LIMBO_BATCHES 32
 /* An actor whose private backlog is at least this long after a full run is
  * overloaded: actors sending to it are descheduled until it catches up
@@ -111,14 +140,24 @@ static inline void tr__count_release(_Atomic uint64_t *c) {
 #define TR__MUTE_OVERLOAD UINT32_MAX
 #define TR__LIMBO_BATCH_SLOTS 256
 
-static inline uint64_t tr__ref_make(unsigned rt, uint32_t gen, uint32_t idx) {
-  return ((uint64_t)rt << 56) | ((uint64_t)(gen & TR__GEN_MASK) << 32) | idx;
+/* key: the runtime's key, (index << TR__RT_INC_BITS) | incarnation. */
+static inline uint64_t tr__ref_make(uint32_t key, uint32_t gen, uint32_t idx) {
+  return ((uint64_t)key << TR__REF_KEY_SHIFT) |
+         ((uint64_t)(gen & TR__GEN_MASK) << TR__REF_GEN_SHIFT) |
+         (idx & TR__IDX_MASK);
 }
+/* The runtime index: where to look the runtime up in tr__runtimes (whose
+ * entry may by now hold a later runtime: compare keys). */
 static inline unsigned tr__ref_rt(uint64_t id) { return (unsigned)(id >> 56); }
-static inline uint32_t tr__ref_gen(uint64_t id) {
-  return (uint32_t)(id >> 32) & TR__GEN_MASK;
+static inline uint32_t tr__ref_key(uint64_t id) {
+  return (uint32_t)(id >> TR__REF_KEY_SHIFT);
 }
-static inline uint32_t tr__ref_idx(uint64_t id) { return (uint32_t)id; }
+static inline uint32_t tr__ref_gen(uint64_t id) {
+  return (uint32_t)(id >> TR__REF_GEN_SHIFT) & TR__GEN_MASK;
+}
+static inline uint32_t tr__ref_idx(uint64_t id) {
+  return (uint32_t)id & TR__IDX_MASK;
+}
 
 /* Scheduling classes: 0 critical, 1 high, 2 normal, 3 low (the public
  * enum makes normal the zero value). */
@@ -296,11 +335,18 @@ typedef struct tr__io_hooks {
   void (*fini)(void *arg);
 } tr__io_hooks_t;
 
+enum {
+  TR__LIFE_NEW = 0,  /* created, not started */
+  TR__LIFE_STARTED,  /* workers running */
+  TR__LIFE_STOPPING, /* a shutdown is in progress */
+  TR__LIFE_SHUT      /* shut down: only tr_runtime_free is left */
+};
+
 /* Installs the hooks once per runtime. Returns 0 or TR_EBUSY. */
 int tr__runtime_set_io_hooks(tr_runtime_t *rt, const tr__io_hooks_t *h);
 
 struct tr_runtime {
-  unsigned id;
+  unsigned id;                 /* index in tr__runtimes */
   _Atomic(const tr__io_hooks_t *) io_hooks;
   _Atomic int poll_token;      /* 1 while a worker is inside wait/run */
   _Atomic(tr__worker_t *) poller; /* the worker blocked in wait(), if any */
@@ -310,7 +356,13 @@ struct tr_runtime {
   tr__worker_t *workers;
   _Atomic int started;
   _Atomic int stopping;
-  int shut;
+  int shut;                    /* shutdown has finished (life == SHUT) */
+  /* Life cycle: start, shutdown and free serialize on life_mu; a second
+   * shutdown waits on life_cv for the first and returns its result. */
+  pthread_mutex_t life_mu;
+  pthread_cond_t life_cv;
+  int life;                    /* TR__LIFE_* */
+  int shut_rc;                 /* what the shutdown returned */
 
   TR__ALIGNED _Atomic uint64_t epoch;
   _Atomic int64_t foreign;     /* foreign threads inside a send */
@@ -334,6 +386,8 @@ struct tr_runtime {
 
   /* slots */
   TR__ALIGNED pthread_mutex_t slot_mu;
+  uint32_t key;                /* of its refs (see "refs"); read by every
+                                  lookup, next to the first chunks */
   _Atomic(tr__actor_t *) chunks[TR__MAX_CHUNKS];
   uint32_t nchunks;
   uint32_t bump;               /* slots handed out of the newest chunk */
@@ -347,6 +401,13 @@ struct tr_runtime {
 
 /* runtime.c */
 extern _Atomic(tr_runtime_t *) tr__runtimes[TR__MAX_RUNTIMES + 1];
+/* The runtime a ref belongs to, or NULL if it has been freed (its index
+ * may hold a later runtime by now). */
+static inline tr_runtime_t *tr__ref_runtime(uint64_t id) {
+  tr_runtime_t *rt = atomic_load_explicit(&tr__runtimes[tr__ref_rt(id)],
+                                          memory_order_acquire);
+  return rt && rt->key == tr__ref_key(id) ? rt : NULL;
+}
 tr__worker_t *tr__current_worker(tr_runtime_t *rt);
 tr_ctx_t *tr__current_ctx(void);
 tr_ctx_t *tr__set_current_ctx(tr_ctx_t *c);
@@ -372,7 +433,7 @@ void tr__pending_free(tr__actor_t *a);
 static inline tr_ref_t tr__self_ref(const tr__actor_t *a) {
   tr_ref_t r;
   uint32_t g = atomic_load_explicit(&a->gen, memory_order_relaxed);
-  r.id = tr__ref_make(a->rt->id, (g & 1) ? g : g - 1, a->idx);
+  r.id = tr__ref_make(a->rt->key, (g & 1) ? g : g - 1, a->idx);
   return r;
 }
 

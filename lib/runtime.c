@@ -543,6 +543,17 @@ static void *worker_main(void *arg) {
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
+/* Hands out runtime keys (see "refs" in internal.h): a process-wide
+ * counter that visits the indexes 1..255 in turn, so an index is reused
+ * as late as possible and with a new incarnation each time. */
+static uint64_t runtime_serial;
+
+/* Whether the calling thread runs actor code: a worker of any runtime (a
+ * handler), or a thread inside an actor's init (in tr_spawn). The calls
+ * that wait for workers to go idle or to end refuse it: the caller's own
+ * actor keeps its runtime busy, and its worker would join itself. */
+static int in_actor_code(void) { return tls_worker != NULL || tls_ctx != NULL; }
+
 int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   if (!out) return TR_EINVAL;
   tr_runtime_config_t c;
@@ -552,7 +563,6 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c.workers = n > 0 ? (unsigned)n : 1;
   }
-  if (c.workers > TR_STATS_MAX_WORKERS) return TR_EINVAL;
   if (c.budget == 0) c.budget = 100;
   if (c.spin_us == 0) c.spin_us = 50;
 
@@ -576,106 +586,41 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
     w->ctx.w = w;
     atomic_init(&w->qs_epoch, UINT64_MAX);
   }
+  if (tr__cond_init_monotonic(&rt->quiet_cv)) {
+    free(rt->workers);
+    free(rt);
+    return TR_ENOMEM;
+  }
   pthread_mutex_init(&rt->sleep_mu, NULL);
-  pthread_cond_init(&rt->quiet_cv, NULL);
   pthread_mutex_init(&rt->slot_mu, NULL);
+  pthread_mutex_init(&rt->life_mu, NULL);
+  pthread_cond_init(&rt->life_cv, NULL);
   atomic_init(&rt->epoch, 1);
   atomic_init(&rt->nunparked, c.workers);
 
   pthread_mutex_lock(&registry_mu);
-  for (unsigned id = 1; id <= TR__MAX_RUNTIMES; id++) {
-    if (!atomic_load(&tr__runtimes[id])) {
-      rt->id = id;
-      atomic_store(&tr__runtimes[id], rt);
-      break;
-    }
+  for (unsigned tries = 0; tries < TR__MAX_RUNTIMES && !rt->id; tries++) {
+    uint64_t n = runtime_serial++;
+    unsigned id = (unsigned)(n % TR__MAX_RUNTIMES) + 1;
+    if (atomic_load(&tr__runtimes[id])) continue;
+    rt->id = id;
+    rt->key = (id << TR__RT_INC_BITS) |
+              (unsigned)((n / TR__MAX_RUNTIMES) % TR__RT_INCS);
+    atomic_store(&tr__runtimes[id], rt); /* publishes the key with it */
   }
   pthread_mutex_unlock(&registry_mu);
   if (!rt->id) {
+    pthread_mutex_destroy(&rt->sleep_mu);
+    pthread_cond_destroy(&rt->quiet_cv);
+    pthread_mutex_destroy(&rt->slot_mu);
+    pthread_mutex_destroy(&rt->life_mu);
+    pthread_cond_destroy(&rt->life_cv);
     free(rt->workers);
     free(rt);
     return TR_ENOSPC;
   }
   *out = rt;
   return 0;
-}
-
-int tr_runtime_start(tr_runtime_t *rt) {
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&rt->started, &expect, 1)) return TR_EBUSY;
-  for (unsigned i = 0; i < rt->nworkers; i++) {
-    tr__worker_t *w = &rt->workers[i];
-    atomic_store(&w->qs_epoch, atomic_load(&rt->epoch));
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc) {
-      /* stop the ones already running */
-      atomic_store(&rt->stopping, 1);
-      for (unsigned j = 0; j < i; j++) {
-        atomic_store(&rt->workers[j].park_word, 1);
-        tr__futex_wake(&rt->workers[j].park_word, 1);
-        pthread_join(rt->workers[j].thread, NULL);
-      }
-      rt->shut = 1;
-      return -rc;
-    }
-  }
-  return 0;
-}
-
-static int quiet_now(tr_runtime_t *rt) {
-  if (atomic_load(&rt->nunparked) != 0 || atomic_load(&rt->inj_len) != 0)
-    return 0;
-  const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
-  return !io || !io->pending(io->arg);
-}
-
-int tr_runtime_await_quiescent(tr_runtime_t *rt, tr_duration_t timeout) {
-  if (!atomic_load(&rt->started) || TR__DURATION_BAD(timeout)) return TR_EINVAL;
-  int timeout_ms = tr__duration_int(timeout);
-  struct timespec dl = tr__deadline_ts(timeout_ms);
-  int rc = 0;
-  pthread_mutex_lock(&rt->sleep_mu);
-  while (!quiet_now(rt)) {
-    if (timeout_ms < 0) {
-      pthread_cond_wait(&rt->quiet_cv, &rt->sleep_mu);
-    } else if (pthread_cond_timedwait(&rt->quiet_cv, &rt->sleep_mu, &dl)) {
-      if (!quiet_now(rt)) rc = TR_ETIMEDOUT;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&rt->sleep_mu);
-  return rc;
-}
-
-/* Sends a shutdown request to live actors: only the roots of the spawn
- * tree (spawned from outside, or whose parent is gone) when roots_only. */
-static unsigned stop_actors(tr_runtime_t *rt, int roots_only) {
-  unsigned n = 0;
-  tr__foreign_enter(rt);
-  pthread_mutex_lock(&rt->slot_mu);
-  uint32_t nchunks = rt->nchunks;
-  pthread_mutex_unlock(&rt->slot_mu);
-  for (uint32_t c = 0; c < nchunks; c++) {
-    tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_acquire);
-    for (uint32_t i = 0; i < TR__CHUNK_SLOTS; i++) {
-      tr__actor_t *a = &chunk[i];
-      uint32_t g = atomic_load_explicit(&a->gen, memory_order_acquire);
-      if (!(g & 1) ||
-          atomic_load_explicit(&a->kind, memory_order_relaxed) != TR__KIND_ACTOR)
-        continue;
-      if (roots_only && a->parent && tr__lookup(a->parent)) continue;
-      tr_ref_t r = {tr__ref_make(rt->id, g, a->idx)};
-      if (tr_actor_stop(r, TR_EXIT_SHUTDOWN) == 0) n++;
-    }
-  }
-  tr__foreign_exit(rt);
-  return n;
-}
-
-static int remaining_ms(uint64_t deadline_ns) {
-  if (deadline_ns == UINT64_MAX) return -1;
-  uint64_t now = tr__now_ns();
-  return now >= deadline_ns ? 0 : (int)((deadline_ns - now) / 1000000u);
 }
 
 /* Actors spawned and stopped so far: the workers' counts and those of
@@ -696,53 +641,191 @@ static uint64_t actor_counts(tr_runtime_t *rt, uint64_t *spawned,
   return sp > st ? sp - st : 0;
 }
 
-int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline) {
-  if (rt->shut || TR__DURATION_BAD(deadline)) return TR_EINVAL;
-  int rc = 0;
-  uint64_t dl = tr__deadline_ns(deadline);
-  if (atomic_load(&rt->started)) {
-    /* 1: let the mail drain; 2: stop the roots top-down (supervisors stop
-     * their children in order); 3: stop whatever is left. Each phase ends
-     * when the runtime is quiescent again or at the deadline. */
-    rc = tr_runtime_await_quiescent(rt, remaining_ms(dl));
-    if (stop_actors(rt, 1))
-      (void)tr_runtime_await_quiescent(rt, remaining_ms(dl));
-    if (stop_actors(rt, 0) &&
-        tr_runtime_await_quiescent(rt, remaining_ms(dl)) != 0)
-      rc = TR_ETIMEDOUT;
-  }
-  atomic_store(&rt->stopping, 1);
-  if (atomic_load(&rt->started)) {
-    const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-      tr__worker_t *w = &rt->workers[i];
-      atomic_store(&w->park_word, 1);
-      tr__futex_wake(&w->park_word, 1);
-    }
-    if (io) io->wake(io->arg);
-    for (unsigned i = 0; i < rt->nworkers; i++)
-      pthread_join(rt->workers[i].thread, NULL);
-  }
-  rt->shut = 1;
-  /* single-threaded from here: stop what is left, counting its mail */
+/* The workers are gone (or never ran): stops what is left, counting its
+ * mail, single-threaded. Returns the number of actors stopped so. */
+static uint64_t stop_remaining(tr_runtime_t *rt) {
   uint64_t sp, st;
   rt->shutdown_forced = actor_counts(rt, &sp, &st);
   tr__actor_stop_all(rt);
-  if (rt->shutdown_forced) rc = TR_ETIMEDOUT;
+  return rt->shutdown_forced;
+}
+
+/* Makes the first n workers leave their loops and joins them. */
+static void stop_workers(tr_runtime_t *rt, unsigned n) {
+  atomic_store(&rt->stopping, 1);
+  const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
+  for (unsigned i = 0; i < n; i++) {
+    tr__worker_t *w = &rt->workers[i];
+    atomic_store(&w->park_word, 1);
+    tr__futex_wake(&w->park_word, 1);
+  }
+  if (io) io->wake(io->arg);
+  for (unsigned i = 0; i < n; i++) pthread_join(rt->workers[i].thread, NULL);
+}
+
+/* Marks rt shut down with result rc and releases the callers waiting for
+ * that. life_mu held. */
+static void set_shut(tr_runtime_t *rt, int rc) {
+  rt->shut_rc = rc;
+  rt->shut = 1;
+  rt->life = TR__LIFE_SHUT;
+  pthread_cond_broadcast(&rt->life_cv);
+}
+
+int tr_runtime_start(tr_runtime_t *rt) {
+  if (!rt) return TR_EINVAL;
+  pthread_mutex_lock(&rt->life_mu);
+  if (rt->life != TR__LIFE_NEW) {
+    int rc = rt->life == TR__LIFE_STARTED ? TR_EBUSY : TR_ESHUTDOWN;
+    pthread_mutex_unlock(&rt->life_mu);
+    return rc;
+  }
+  atomic_store(&rt->started, 1);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    tr__worker_t *w = &rt->workers[i];
+    atomic_store(&w->qs_epoch, atomic_load(&rt->epoch));
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc) {
+      /* The runtime is finished: stop the workers already running and,
+       * once they are gone, the actors spawned before the start. */
+      atomic_store(&w->qs_epoch, UINT64_MAX);
+      stop_workers(rt, i);
+      (void)stop_remaining(rt);
+      atomic_store(&rt->started, 0); /* nothing to await */
+      set_shut(rt, TR_ESHUTDOWN);
+      pthread_mutex_unlock(&rt->life_mu);
+      return -rc;
+    }
+  }
+  rt->life = TR__LIFE_STARTED;
+  pthread_mutex_unlock(&rt->life_mu);
+  return 0;
+}
+
+static int quiet_now(tr_runtime_t *rt) {
+  if (atomic_load(&rt->nunparked) != 0 || atomic_load(&rt->inj_len) != 0)
+    return 0;
+  const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
+  return !io || !io->pending(io->arg);
+}
+
+/* Waits for quiescence until deadline_ns (UINT64_MAX: no limit).
+ * 0 or TR_ETIMEDOUT. */
+static int await_quiet(tr_runtime_t *rt, uint64_t deadline_ns) {
+  int rc = 0;
+  pthread_mutex_lock(&rt->sleep_mu);
+  while (!quiet_now(rt)) {
+    if (deadline_ns == UINT64_MAX) {
+      pthread_cond_wait(&rt->quiet_cv, &rt->sleep_mu);
+      continue;
+    }
+    /* a deadline on quiet_cv's clock (CLOCK_MONOTONIC), which tr__now_ns
+     * also reads */
+    struct timespec dl = {(time_t)(deadline_ns / 1000000000u),
+                          (long)(deadline_ns % 1000000000u)};
+    if (pthread_cond_timedwait(&rt->quiet_cv, &rt->sleep_mu, &dl) == ETIMEDOUT) {
+      if (!quiet_now(rt)) rc = TR_ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&rt->sleep_mu);
+  return rc;
+}
+
+int tr_runtime_await_quiescent(tr_runtime_t *rt, tr_duration_t timeout_ms) {
+  if (!rt || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
+  if (in_actor_code()) return TR_EDEADLK;
+  if (!atomic_load(&rt->started)) return TR_EINVAL;
+  return await_quiet(rt, tr__deadline_ns(timeout_ms));
+}
+
+/* Sends a shutdown request to live actors: only the roots of the spawn
+ * tree (spawned from outside, or whose parent is gone) when roots_only. */
+static unsigned stop_actors(tr_runtime_t *rt, int roots_only) {
+  unsigned n = 0;
+  tr__foreign_enter(rt);
+  pthread_mutex_lock(&rt->slot_mu);
+  uint32_t nchunks = rt->nchunks;
+  pthread_mutex_unlock(&rt->slot_mu);
+  for (uint32_t c = 0; c < nchunks; c++) {
+    tr__actor_t *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_acquire);
+    for (uint32_t i = 0; i < TR__CHUNK_SLOTS; i++) {
+      tr__actor_t *a = &chunk[i];
+      uint32_t g = atomic_load_explicit(&a->gen, memory_order_acquire);
+      if (!(g & 1) ||
+          atomic_load_explicit(&a->kind, memory_order_relaxed) != TR__KIND_ACTOR)
+        continue;
+      if (roots_only && a->parent && tr__lookup(a->parent)) continue;
+      tr_ref_t r = {tr__ref_make(rt->key, g, a->idx)};
+      if (tr_actor_stop(r, TR_EXIT_SHUTDOWN) == 0) n++;
+    }
+  }
+  tr__foreign_exit(rt);
+  return n;
+}
+
+/* The shutdown proper, on the one thread that won the right to it. */
+static int shutdown_now(tr_runtime_t *rt, int was_started,
+                        uint64_t deadline_ns) {
+  int rc = 0;
+  if (was_started) {
+    /* 1: let the mail drain; 2: stop the roots top-down (supervisors stop
+     * their children in order); 3: stop whatever is left. Each phase ends
+     * when the runtime is quiescent again or at the deadline. */
+    rc = await_quiet(rt, deadline_ns);
+    if (stop_actors(rt, 1)) (void)await_quiet(rt, deadline_ns);
+    if (stop_actors(rt, 0) && await_quiet(rt, deadline_ns) != 0)
+      rc = TR_ETIMEDOUT;
+    stop_workers(rt, rt->nworkers);
+  } else {
+    atomic_store(&rt->stopping, 1);
+  }
+  /* single-threaded from here */
+  if (stop_remaining(rt)) rc = TR_ETIMEDOUT;
+  return rc;
+}
+
+int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline_ms) {
+  if (!rt || TR__DURATION_BAD(deadline_ms)) return TR_EINVAL;
+  if (in_actor_code()) return TR_EDEADLK;
+  uint64_t deadline_ns = tr__deadline_ns(deadline_ms);
+  pthread_mutex_lock(&rt->life_mu);
+  if (rt->life >= TR__LIFE_STOPPING) {
+    /* shut down, or being shut down by another thread: that shutdown's
+     * result is this call's too */
+    while (rt->life != TR__LIFE_SHUT)
+      pthread_cond_wait(&rt->life_cv, &rt->life_mu);
+    int rc = rt->shut_rc;
+    pthread_mutex_unlock(&rt->life_mu);
+    return rc;
+  }
+  int was_started = rt->life == TR__LIFE_STARTED;
+  rt->life = TR__LIFE_STOPPING;
+  pthread_mutex_unlock(&rt->life_mu);
+
+  int rc = shutdown_now(rt, was_started, deadline_ns);
+
+  pthread_mutex_lock(&rt->life_mu);
+  set_shut(rt, rc);
+  pthread_mutex_unlock(&rt->life_mu);
   return rc;
 }
 
 int tr_runtime_run(tr_runtime_t *rt) {
-  if (!atomic_load(&rt->started)) {
-    int rc = tr_runtime_start(rt);
-    if (rc) return rc;
-  }
+  if (!rt) return TR_EINVAL;
+  if (in_actor_code()) return TR_EDEADLK;
+  int rc = tr_runtime_start(rt);
+  if (rc && rc != TR_EBUSY) return rc;
   return tr_runtime_shutdown(rt, -1);
 }
 
-void tr_runtime_free(tr_runtime_t *rt) {
-  if (!rt) return;
-  if (!rt->shut) tr_runtime_shutdown(rt, 0);
+int tr_runtime_free(tr_runtime_t *rt) {
+  if (!rt) return 0;
+  if (in_actor_code()) return TR_EDEADLK;
+  /* A runtime still running is shut down at once: its mail is dropped and
+   * its actors are stopped by force. A shutdown in progress on another
+   * thread is waited for. */
+  (void)tr_runtime_shutdown(rt, 0);
   const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
   if (io && io->fini) io->fini(io->arg);
   pthread_mutex_lock(&registry_mu);
@@ -752,9 +835,12 @@ void tr_runtime_free(tr_runtime_t *rt) {
   pthread_mutex_destroy(&rt->sleep_mu);
   pthread_cond_destroy(&rt->quiet_cv);
   pthread_mutex_destroy(&rt->slot_mu);
+  pthread_mutex_destroy(&rt->life_mu);
+  pthread_cond_destroy(&rt->life_cv);
   for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
   free(rt->workers);
   free(rt);
+  return 0;
 }
 
 int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out) {
@@ -765,15 +851,20 @@ int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out) {
       actor_counts(rt, &out->actors_spawned, &out->actors_stopped);
   out->dead_letters = atomic_load(&rt->dead_letters);
   out->shutdown_forced = rt->shut ? rt->shutdown_forced : 0;
-  for (unsigned i = 0; i < rt->nworkers; i++) {
-    tr__worker_t *w = &rt->workers[i];
-    tr_worker_stats_t *s = &out->worker[i];
-    s->runs = TR__LOAD(w->st.runs);
-    s->handled = TR__LOAD(w->st.handled);
-    s->steals = TR__LOAD(w->st.steals);
-    s->parks = TR__LOAD(w->st.parks);
-    s->injected = TR__LOAD(w->st.injected);
-    out->messages_handled += s->handled;
-  }
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    out->messages_handled += TR__LOAD(rt->workers[i].st.handled);
+  return 0;
+}
+
+int tr_runtime_worker_stats(tr_runtime_t *rt, unsigned index,
+                            tr_worker_stats_t *out) {
+  if (!rt || !out) return TR_EINVAL;
+  if (index >= rt->nworkers) return TR_ERANGE;
+  tr__worker_t *w = &rt->workers[index];
+  out->runs = TR__LOAD(w->st.runs);
+  out->handled = TR__LOAD(w->st.handled);
+  out->steals = TR__LOAD(w->st.steals);
+  out->parks = TR__LOAD(w->st.parks);
+  out->injected = TR__LOAD(w->st.injected);
   return 0;
 }

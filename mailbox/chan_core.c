@@ -91,13 +91,8 @@ uint64_t tr__deadline(tr_duration_t timeout) {
 /* Sleeps while *word == 0, until deadline_ns. Returns 0 (woken or
  * spurious: re-check) or TR_ETIMEDOUT. */
 int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns) {
-  int ms = -1;
-  if (deadline_ns != UINT64_MAX) {
-    uint64_t now = tr__now_ns();
-    if (now >= deadline_ns) return TR_ETIMEDOUT;
-    uint64_t left = (deadline_ns - now + 999999) / 1000000;
-    ms = left > INT_MAX ? INT_MAX : (int)left;
-  }
+  int ms = tr__remaining_ms(deadline_ns);
+  if (ms == 0) return TR_ETIMEDOUT;
   for (int i = 0; i < TR__WAIT_SPINS; i++) {
     if (atomic_load_explicit(word, memory_order_acquire) != 0) return 0;
 #if defined(__x86_64__) || defined(__i386__)

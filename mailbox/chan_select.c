@@ -233,7 +233,7 @@ int tr_chan_select_new(tr_runtime_t *rt, tr_ref_t who, unsigned window,
   set->rt = rt;
   set->who = who.id;
   set->window = window ? window : 64;
-  set->timeout_ms = idle_timeout > 0 ? tr__duration_int(idle_timeout) : 0;
+  set->timeout_ms = idle_timeout > 0 ? (int)(idle_timeout > 0x7fffffff ? 0x7fffffff : idle_timeout) : 0;
   atomic_init(&set->refs, 2); /* the owner's and the token's */
   atomic_init(&set->last_ns, tr__now_ns());
   tr__set_tick_t *tk = tr_msg_new(&tr__set_tick_type);

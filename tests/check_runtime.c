@@ -6,9 +6,17 @@
  * counters, a shutdown whose deadline cuts the draining short (nothing is
  * lost silently: handled + dead letters == sent), that an idle runtime uses
  * almost no CPU, and a loose bound on the wake-up latency after idling.
+ * Life-cycle faults: refs of a freed runtime stay dead when later runtimes
+ * take its index, shutdown/await/run/free refused from actor code, two
+ * threads shutting down at once, a free of a running runtime, 100 workers,
+ * waits on CLOCK_MONOTONIC (the wall clock is skewed through this
+ * program's own clock_gettime) and huge timeouts.
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +158,7 @@ START_TEST(test_tr_runtime_new_default_workers) {
   ck_assert_int_eq(tr_runtime_new(NULL, &rt), 0);
   ck_assert_ptr_nonnull(rt);
   w = tr_runtime_workers(rt);
-  ck_assert_msg(w >= 1 && (w == (unsigned)online || w == (unsigned)allowed ||
-                           w == TR_STATS_MAX_WORKERS),
+  ck_assert_msg(w >= 1 && (w == (unsigned)online || w == (unsigned)allowed),
                 "workers %u, online CPUs %ld, allowed %ld", w, online,
                 allowed);
   tr_runtime_free(rt); /* never started */
@@ -291,8 +298,11 @@ START_TEST(test_tr_runtime_stats_counts) {
   ck_assert_int_eq(tr_runtime_stats(rt, &st), 0);
   ck_assert_uint_eq(st.workers, 2);
   ck_assert_uint_eq(st.messages_handled, 500);
-  for (unsigned i = 0; i < st.workers; i++)
-    sum += st.worker[i].handled;
+  for (unsigned i = 0; i < st.workers; i++) {
+    tr_worker_stats_t ws;
+    ck_assert_int_eq(tr_runtime_worker_stats(rt, i, &ws), 0);
+    sum += ws.handled;
+  }
   ck_assert_uint_eq(sum, st.messages_handled);
   ck_assert_uint_eq(st.actors_live, 5);
   ck_assert_uint_eq(st.actors_spawned, 5);
@@ -416,6 +426,265 @@ START_TEST(test_tr_runtime_start_wakeup_latency) {
 }
 END_TEST
 
+/* ---- refs across runtimes ------------------------------------------------ */
+
+/* A ref of a freed runtime never reaches an actor of a later one, even
+ * when the later runtimes have taken its index (more runtimes than there
+ * are indexes, each spawning into its first slot). */
+START_TEST(test_tr_runtime_free_refs_stay_dead) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 0);
+  tr_ref_t old, r;
+  reset();
+  ck_assert_int_eq(tr_spawn(rt, &counter, NULL, &old), 0);
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  for (int i = 0; i < 2 * 255 + 2; i++) {
+    rt = tu_runtime(1, 0, 0);
+    ck_assert_int_eq(tr_spawn(rt, &counter, NULL, &r), 0);
+    ck_assert(!tr_ref_eq(r, old));
+    ck_assert(!tr_actor_alive(old));
+    tick_t *t = tick_t_new();
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tr_send(NULL, old, t), TR_ENOACTOR);
+    tr_msg_free(t);
+    ck_assert(tr_actor_alive(r));
+    ck_assert_int_eq(tr_runtime_free(rt), 0);
+  }
+}
+END_TEST
+
+/* ---- life cycle calls from actor code ------------------------------------ */
+
+static _Atomic int rc_shutdown, rc_await, rc_run, rc_free;
+static _Atomic uint64_t calls_done;
+
+static void lifecycle_calls(tr_ctx_t *ctx) {
+  tr_runtime_t *rt = tr_ctx_runtime(ctx);
+  atomic_store(&rc_shutdown, tr_runtime_shutdown(rt, 0));
+  atomic_store(&rc_await, tr_runtime_await_quiescent(rt, 0));
+  atomic_store(&rc_run, tr_runtime_run(rt));
+  atomic_store(&rc_free, tr_runtime_free(rt));
+  atomic_fetch_add(&calls_done, 1);
+}
+
+static int caller_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  (void)msg;
+  lifecycle_calls(ctx);
+  return 0;
+}
+static int caller_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  if (arg) lifecycle_calls(ctx);
+  return 0;
+}
+static const tr_handler_t caller_handlers[] = {
+    {.type = TR_TYPE(tick_t), .fn = caller_on_tick}};
+static const tr_behavior_t caller = {
+    .name = "caller",
+    .init = caller_init,
+    .handlers = TR_HANDLERS(caller_handlers),
+};
+
+static void assert_refused(void) {
+  ck_assert_int_eq(atomic_load(&rc_shutdown), TR_EDEADLK);
+  ck_assert_int_eq(atomic_load(&rc_await), TR_EDEADLK);
+  ck_assert_int_eq(atomic_load(&rc_run), TR_EDEADLK);
+  ck_assert_int_eq(atomic_load(&rc_free), TR_EDEADLK);
+}
+
+/* From a handler, shutdown would wait for the caller's own worker and join
+ * it, and a free would free the runtime under it: both are refused, and
+ * so are await_quiescent and run. The runtime works on afterwards. */
+START_TEST(test_tr_runtime_shutdown_from_handler) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r;
+  atomic_store(&calls_done, 0);
+  ck_assert_int_eq(tr_spawn(rt, &caller, NULL, &r), 0);
+  send_ticks(r, 1);
+  ck_assert(tu_wait_ge(&calls_done, 1, 30000));
+  assert_refused();
+  send_ticks(r, 1); /* still served */
+  ck_assert(tu_wait_ge(&calls_done, 2, 30000));
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* The same from an init, which runs on the thread calling tr_spawn. */
+START_TEST(test_tr_runtime_shutdown_from_init) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r;
+  atomic_store(&calls_done, 0);
+  ck_assert_int_eq(tr_spawn(rt, &caller, (void *)1, &r), 0);
+  ck_assert_uint_eq(atomic_load(&calls_done), 1);
+  assert_refused();
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* ---- concurrent shutdowns -------------------------------------------------- */
+
+struct shut_arg {
+  tr_runtime_t *rt;
+  int rc;
+};
+
+static void *shutdown_thread(void *p) {
+  struct shut_arg *a = p;
+  a->rc = tr_runtime_shutdown(a->rt, -1);
+  return NULL;
+}
+
+/* Two threads shut down at once while slow mail drains: one does it, the
+ * other waits for it and returns the same result; nothing is joined twice
+ * and every tick is handled. A later call returns that result too. */
+START_TEST(test_tr_runtime_shutdown_two_threads) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r;
+  pthread_t th[2];
+  struct shut_arg a[2] = {{rt, 1}, {rt, 1}};
+  reset();
+  ck_assert_int_eq(tr_spawn(rt, &slow, NULL, &r), 0);
+  send_ticks(r, 200); /* about 40 ms of work */
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, shutdown_thread, &a[i]), 0);
+  for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+  ck_assert_int_eq(a[0].rc, 0);
+  ck_assert_int_eq(a[1].rc, 0);
+  ck_assert_uint_eq(atomic_load(&handled), 200);
+  ck_assert_uint_eq(atomic_load(&stops), 1);
+  ck_assert_int_eq(tr_runtime_shutdown(rt, -1), 0);
+  ck_assert_int_eq(tr_runtime_start(rt), TR_ESHUTDOWN);
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+}
+END_TEST
+
+/* A free of a runtime that runs shuts it down first: the actor is stopped
+ * (by force) and its mail freed, nothing leaks. */
+START_TEST(test_tr_runtime_free_running) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r;
+  reset();
+  ck_assert_int_eq(tr_spawn(rt, &looper, NULL, &r), 0);
+  send_ticks(r, 1);
+  ck_assert(tu_wait_ge(&handled, 10, 30000));
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  ck_assert_uint_eq(atomic_load(&stops), 1);
+  ck_assert_uint_eq(atomic_load(&ticks_freed), 1);
+}
+END_TEST
+
+/* ---- many workers ------------------------------------------------------------ */
+
+/* No fixed bound on workers (the stats used to hold 64): 100 workers
+ * start, share a small workload, report their counters, shut down. */
+START_TEST(test_tr_runtime_new_100_workers) {
+  enum { W = 100, A = 20, N = 50 };
+  tr_runtime_t *rt = tu_runtime(W, 0, 1);
+  tr_runtime_stats_t st;
+  tr_worker_stats_t ws;
+  tr_ref_t r[A];
+  uint64_t sum = 0;
+  reset();
+  ck_assert_uint_eq(tr_runtime_workers(rt), W);
+  for (int i = 0; i < A; i++) {
+    ck_assert_int_eq(tr_spawn(rt, &counter, NULL, &r[i]), 0);
+    send_ticks(r[i], N);
+  }
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 60000), 0);
+  ck_assert_int_eq(tr_runtime_stats(rt, &st), 0);
+  ck_assert_uint_eq(st.workers, W);
+  ck_assert_uint_eq(st.messages_handled, A * N);
+  for (unsigned i = 0; i < st.workers; i++) {
+    ck_assert_int_eq(tr_runtime_worker_stats(rt, i, &ws), 0);
+    sum += ws.handled;
+  }
+  ck_assert_uint_eq(sum, A * N);
+  ck_assert_int_eq(tr_runtime_worker_stats(rt, W, &ws), TR_ERANGE);
+  ck_assert_int_eq(tr_runtime_worker_stats(rt, 0, NULL), TR_EINVAL);
+  ck_assert_int_eq(tr_runtime_shutdown(rt, 60000), 0);
+  ck_assert_uint_eq(atomic_load(&stops), A);
+  tr_runtime_free(rt);
+}
+END_TEST
+
+/* ---- clocks -------------------------------------------------------------------- */
+
+/* The wall clock this program's clock_gettime reports is set back by
+ * realtime_skew_s (the library's calls land here, ahead of the C
+ * library's): a wait that took its deadline from CLOCK_REALTIME would end
+ * at once, since the kernel measures that clock unskewed. */
+static _Atomic long realtime_skew_s;
+
+__attribute__((visibility("default"))) int clock_gettime(clockid_t clk,
+                                                    struct timespec *ts) {
+  static int (*real)(clockid_t, struct timespec *);
+  if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+  int rc = real(clk, ts);
+  if (rc == 0 && clk == CLOCK_REALTIME) ts->tv_sec -= atomic_load(&realtime_skew_s);
+  return rc;
+}
+
+/* Waits measure CLOCK_MONOTONIC: with the wall clock an hour off, a 300 ms
+ * wait for quiescence (a looper keeps the runtime busy) and a 300 ms join
+ * wait still last about 300 ms and then time out. */
+START_TEST(test_tr_runtime_await_quiescent_monotonic) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r;
+  tr_join_t *j = NULL;
+  tr_spawn_opts_t o = {.join = &j};
+  reset();
+  ck_assert_int_eq(tr_spawn_ex(rt, &looper, NULL, &o, &r), 0);
+  send_ticks(r, 1);
+  atomic_store(&realtime_skew_s, 3600);
+  uint64_t t0 = tu_now_ms();
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, 300), TR_ETIMEDOUT);
+  uint64_t t1 = tu_now_ms();
+  ck_assert_int_eq(tr_join_wait(j, 300, NULL, NULL), TR_ETIMEDOUT);
+  uint64_t t2 = tu_now_ms();
+  atomic_store(&realtime_skew_s, 0);
+  ck_assert_msg(t1 - t0 >= 250, "await_quiescent returned after %llu ms",
+                (unsigned long long)(t1 - t0));
+  ck_assert_msg(t2 - t1 >= 250, "join_wait returned after %llu ms",
+                (unsigned long long)(t2 - t1));
+  ck_assert_int_eq(tr_actor_stop(r, TR_EXIT_NORMAL), 0);
+  int reason = -1;
+  ck_assert_int_eq(tr_join_wait(j, 30000, &reason, NULL), 0);
+  ck_assert_int_eq(reason, TR_EXIT_NORMAL);
+  tr_join_free(j);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* Huge timeouts mean "very long", never a deadline in the past: waits of
+ * INT_MAX ms end when their condition holds, not at once. */
+START_TEST(test_tr_runtime_await_quiescent_huge_timeout) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_ref_t r, e;
+  tr_join_t *j = NULL;
+  tr_spawn_opts_t o = {.join = &j};
+  tr_handle_t *h;
+  reset();
+  ck_assert_int_eq(tr_spawn_ex(rt, &slow, NULL, &o, &r), 0);
+  send_ticks(r, 100); /* about 20 ms of work */
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, INT_MAX), 0);
+  ck_assert_uint_eq(atomic_load(&handled), 100);
+  ck_assert_int_eq(tr_actor_stop(r, TR_EXIT_NORMAL), 0);
+  ck_assert_int_eq(tr_join_wait(j, INT_MAX, NULL, NULL), 0);
+  tr_join_free(j);
+  ck_assert_int_eq(tr_spawn(rt, &echo, NULL, &e), 0);
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  tick_t *t = tick_t_new();
+  void *reply = NULL;
+  ck_assert_int_eq(tr_handle_call(h, e, t, INT_MAX, &reply), 0);
+  ck_assert_uint_eq(((tick_t *)reply)->v, 1);
+  tr_msg_free(reply);
+  ck_assert_int_eq(tr_handle_receive(h, 50, &reply), TR_ETIMEDOUT);
+  tr_handle_free(h);
+  ck_assert_int_eq(tr_runtime_shutdown(rt, INT_MAX), 0);
+  tr_runtime_free(rt);
+}
+END_TEST
+
 static Suite *runtime_suite(void) {
   Suite *s = suite_create("runtime");
   TCase *tc = tcase_create("core");
@@ -435,6 +704,14 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, test_tr_runtime_shutdown_no_deadline_drains);
   tcase_add_test(tc, test_tr_runtime_start_idle_cpu);
   tcase_add_test(tc, test_tr_runtime_start_wakeup_latency);
+  tcase_add_test(tc, test_tr_runtime_free_refs_stay_dead);
+  tcase_add_test(tc, test_tr_runtime_shutdown_from_handler);
+  tcase_add_test(tc, test_tr_runtime_shutdown_from_init);
+  tcase_add_test(tc, test_tr_runtime_shutdown_two_threads);
+  tcase_add_test(tc, test_tr_runtime_free_running);
+  tcase_add_test(tc, test_tr_runtime_new_100_workers);
+  tcase_add_test(tc, test_tr_runtime_await_quiescent_monotonic);
+  tcase_add_test(tc, test_tr_runtime_await_quiescent_huge_timeout);
   suite_add_tcase(s, tc);
   return s;
 }

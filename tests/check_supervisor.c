@@ -450,7 +450,7 @@ START_TEST(test_chaos_tree_recovers) {
     for (int s = 0; s < SUBS; s++) {
       q = info(sref[s]);
       ck_assert_uint_eq(q->running, PER);
-      for (int i = 0; i < TR_SUP_INFO_MAX && i < PER; i++) {
+      for (int i = 0; i < PER; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         if ((seed >> 33) % 10 == 0) {
           send_work(q->children[i], W_FAIL, 0);
@@ -542,6 +542,39 @@ START_TEST(test_exit_without_memory_restarts) {
 }
 END_TEST
 
+/* More children than the old fixed array of 64: every ref is reported,
+ * and a caller's array that is too small learns the real count. */
+START_TEST(test_tr_sup_info_children_many) {
+  enum { N = 100 };
+  g_report = TR_REF_NULL; /* no start events for the handle */
+  tr_child_spec_t many[N];
+  memset(many, 0, sizeof(many));
+  for (int i = 0; i < N; i++) {
+    many[i].behavior = &worker_beh;
+    many[i].arg = (void *)(intptr_t)i;
+  }
+  tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .children = many,
+                        .nchildren = N};
+  tr_ref_t sup;
+  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  tr_sup_info_t *q = info(sup);
+  ck_assert_int_eq(q->status, 0);
+  ck_assert_uint_eq(q->nchildren, N);
+  ck_assert_uint_eq(q->running, N);
+  tr_ref_t small[10], all[N];
+  ck_assert_uint_eq(tr_sup_info_children(q, small, 10), N);
+  ck_assert_uint_eq(tr_sup_info_children(q, all, N), N);
+  ck_assert_uint_eq(tr_sup_info_children(q, NULL, 0), N);
+  for (int i = 0; i < 10; i++) ck_assert(tr_ref_eq(small[i], all[i]));
+  for (int i = 0; i < N; i++) {
+    ck_assert(tr_actor_alive(all[i]));
+    for (int k = 0; k < i; k++) ck_assert(!tr_ref_eq(all[i], all[k]));
+  }
+  ck_assert(tr_ref_eq(all[N - 1], q->children[N - 1]));
+  tr_msg_free(q);
+}
+END_TEST
+
 Suite *supervisor_suite(void);
 Suite *supervisor_suite(void) {
   Suite *s = suite_create("supervisor");
@@ -560,6 +593,7 @@ Suite *supervisor_suite(void) {
   tcase_add_test(tc, test_shutdown_deadline_kills);
   tcase_add_test(tc, test_chaos_tree_recovers);
   tcase_add_test(tc, test_exit_without_memory_restarts);
+  tcase_add_test(tc, test_tr_sup_info_children_many);
   suite_add_tcase(s, tc);
   return s;
 }

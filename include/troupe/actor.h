@@ -34,22 +34,32 @@ typedef struct tr_runtime_config {
 /* Fills cfg with the defaults (every field 0, meaning "choose"). */
 TR_EXTERN void tr_runtime_config_init(tr_runtime_config_t *cfg);
 
-/* Creates a runtime (threads are not started yet). cfg may be NULL.
- * Returns 0, TR_EINVAL (more than TR_STATS_MAX_WORKERS workers), TR_ENOMEM,
- * or TR_ENOSPC (more than 255 runtimes alive). */
+/* Creates a runtime (threads are not started yet). cfg may be NULL. Any
+ * number of workers may be asked for; memory and the system's thread
+ * limit are the only bounds. Returns 0, TR_EINVAL, TR_ENOMEM, or
+ * TR_ENOSPC (255 runtimes alive at once).
+ *
+ * Refs of a runtime are never valid in another one: once a runtime is
+ * freed, sending to its refs fails with TR_ENOACTOR, even after later
+ * runtimes of the process have taken its place. */
 TR_EXTERN int tr_runtime_new(const tr_runtime_config_t *cfg,
                              tr_runtime_t **out);
 
 /* Starts the worker threads. Actors may be spawned and sent to before the
- * start; they run once it has happened. Returns 0, TR_EBUSY if started, or
- * the negated errno of a failed pthread_create. */
+ * start; they run once it has happened. Returns 0, TR_EBUSY if started,
+ * TR_ESHUTDOWN if it was shut down, or the negated errno of a failed
+ * pthread_create (the runtime is then shut down: only tr_runtime_free is
+ * left). */
 TR_EXTERN int tr_runtime_start(tr_runtime_t *rt);
 
 /* Blocks until the runtime is quiescent: no actor has mail or is running,
  * no worker has work and no timer is armed, or until timeout passes
- * (TR_FOREVER: no limit). Returns 0, TR_ETIMEDOUT, or TR_EINVAL (the
- * runtime was not started; a negative timeout other than TR_FOREVER).
- * Call from outside the workers. */
+ * (TR_FOREVER: no limit; a huge one waits very long; time is
+ * CLOCK_MONOTONIC: a change of the wall clock does not affect it).
+ * Returns 0, TR_ETIMEDOUT, TR_EINVAL (the runtime was not started; a
+ * negative timeout other than TR_FOREVER), or TR_EDEADLK when called from actor code
+ * (a handler, or an init inside tr_spawn), whose actor keeps the runtime
+ * busy: call from a thread outside the runtime. */
 TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt,
                                           tr_duration_t timeout);
 
@@ -65,14 +75,28 @@ TR_EXTERN int tr_runtime_await_quiescent(tr_runtime_t *rt,
  * Messages still queued when an actor stops are counted in
  * tr_runtime_stats_t.dead_letters, and requests among them get TR_ENOREPLY
  * replies. Returns 0 if the mail drained and every actor stopped in time,
- * TR_ETIMEDOUT otherwise. Call from outside the workers, once. */
+ * TR_ETIMEDOUT otherwise.
+ *
+ * Call from a thread outside the runtime: from actor code (a handler, or
+ * an init inside tr_spawn) it returns TR_EDEADLK and does nothing, since
+ * the worker would wait for itself. Several threads may call it: one shuts
+ * down, the others wait until it has finished (their deadlines unused)
+ * and return its result, as does any later call. */
 TR_EXTERN int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline);
 
-/* Starts the runtime (if needed), waits for quiescence, shuts down. */
+/* Starts the runtime (if needed), waits for quiescence, shuts down.
+ * Returns what tr_runtime_shutdown returns, the error of
+ * tr_runtime_start, or TR_EDEADLK from actor code (nothing is done). */
 TR_EXTERN int tr_runtime_run(tr_runtime_t *rt);
 
-/* Frees a runtime that was shut down (or never started). */
-TR_EXTERN void tr_runtime_free(tr_runtime_t *rt);
+/* Frees a runtime. One that was started and not shut down is shut down
+ * first with no deadline to wait for (tr_runtime_shutdown(rt, 0)): mail
+ * still queued is dropped and live actors are stopped by force; a shutdown
+ * in progress on another thread is waited for. Returns 0 (also for a NULL
+ * rt), or TR_EDEADLK when called from actor code (a handler, or an init
+ * inside tr_spawn): then nothing is freed. No other call on rt may run
+ * concurrently with or after it. */
+TR_EXTERN int tr_runtime_free(tr_runtime_t *rt);
 
 /* Number of worker threads. */
 TR_EXTERN unsigned tr_runtime_workers(const tr_runtime_t *rt);
@@ -366,9 +390,10 @@ TR_EXTERN int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k,
                             void *cookie);
 
 /* Blocks (outside the runtime) until the actor has stopped or timeout
- * passes (TR_NOWAIT: only looks; TR_FOREVER: no limit). On 0, *reason has the exit reason and *result the result (or
- * NULL), now owned by the caller. Returns 0, TR_ETIMEDOUT, TR_EBUSY
- * (awaited by an actor or already taken). */
+ * passes (TR_NOWAIT: only looks; TR_FOREVER: no limit; CLOCK_MONOTONIC).
+ * On 0, *reason has the exit reason and *result the result (or NULL), now
+ * owned by the caller. Returns 0, TR_ETIMEDOUT, TR_EBUSY (awaited by an actor
+ * or already taken). */
 TR_EXTERN int tr_join_wait(tr_join_t *j, tr_duration_t timeout, int *reason,
                            void **result);
 
@@ -417,20 +442,24 @@ typedef struct tr_worker_stats {
   uint64_t injected;    /* actors taken from the global queue */
 } tr_worker_stats_t;
 
-#define TR_STATS_MAX_WORKERS 64
-
 typedef struct tr_runtime_stats {
-  unsigned workers;
+  unsigned workers;           /* tr_runtime_worker_stats takes 0..workers-1 */
   uint64_t actors_live;
   uint64_t actors_spawned;
   uint64_t actors_stopped;
   uint64_t messages_handled;  /* sum over workers */
   uint64_t dead_letters;      /* messages dropped undelivered */
   uint64_t shutdown_forced;   /* actors stopped forcibly at shutdown */
-  tr_worker_stats_t worker[TR_STATS_MAX_WORKERS];
 } tr_runtime_stats_t;
 
+/* Counters of the whole runtime. Returns 0 or TR_EINVAL. */
 TR_EXTERN int tr_runtime_stats(tr_runtime_t *rt, tr_runtime_stats_t *out);
+
+/* Counters of worker `index` (0 .. tr_runtime_workers(rt) - 1), read
+ * while it runs (each counter is exact, the set is not a snapshot).
+ * Returns 0, TR_ERANGE (no such worker) or TR_EINVAL. */
+TR_EXTERN int tr_runtime_worker_stats(tr_runtime_t *rt, unsigned index,
+                                      tr_worker_stats_t *out);
 
 typedef struct tr_actor_stats {
   const char *name;       /* behaviour name */

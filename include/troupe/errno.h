@@ -23,6 +23,7 @@
   XX(ENOMEM, -ENOMEM, "out of memory")                                       \
   XX(EBUSY, -EBUSY, "resource busy")                                         \
   XX(EEXIST, -EEXIST, "already exists")                                      \
+  XX(EDEADLK, -EDEADLK, "would deadlock (a blocking call from actor code)")  \
   XX(EINVAL, -EINVAL, "invalid argument")                                    \
   XX(ENOSPC, -ENOSPC, "no space left (limit reached)")                       \
   XX(ERANGE, -ERANGE, "value out of range")                                  \

@@ -68,17 +68,28 @@ extern TR_EXTERN const tr_behavior_t tr_supervisor_behavior;
 TR_EXTERN int tr_supervisor_spawn(tr_runtime_t *rt, const tr_sup_spec_t *spec,
                                   tr_ref_t *out);
 
-/* Ask a supervisor with this message (tr_ask or tr_handle_call): the
- * reply is the same message, filled in. */
-#define TR_SUP_INFO_MAX 64
+/* Ask a supervisor with this message (tr_ask or tr_handle_call, with a
+ * message from tr_sup_info_t_new): the reply is the same message, filled
+ * in. Its children array has one entry per child of the spec, whatever
+ * their number; it belongs to the message and is freed with it. */
 typedef struct tr_sup_info {
   tr_msg_t hdr;
-  size_t nchildren;                  /* children in the spec */
-  size_t running;                    /* children alive now */
-  uint64_t restarts;                 /* restarts done so far */
-  tr_ref_t children[TR_SUP_INFO_MAX]; /* current refs (NULL if not running) */
+  size_t nchildren;    /* children in the spec */
+  size_t running;      /* children alive now */
+  uint64_t restarts;   /* restarts done so far */
+  int status;          /* 0, or TR_ENOMEM: children could not be had */
+  tr_ref_t *children;  /* nchildren current refs (TR_REF_NULL if not
+                          running); NULL when nchildren is 0 or status is
+                          not 0 */
 } tr_sup_info_t;
 TR_MESSAGE_DECLARE(tr_sup_info_t)
+
+/* Copies the refs of the first min(capacity, nchildren) children of a
+ * reply into the caller's array out (which may be NULL when capacity is
+ * 0) and returns nchildren, the real count: a caller whose array was too
+ * small sees it and may retry with a larger one. Any thread. */
+TR_EXTERN size_t tr_sup_info_children(const tr_sup_info_t *info,
+                                      tr_ref_t *out, size_t capacity);
 
 TR_END_DECLS
 
