@@ -597,6 +597,23 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   pthread_cond_init(&rt->life_cv, NULL);
   atomic_init(&rt->epoch, 1);
   atomic_init(&rt->nunparked, c.workers);
+  /* The global queue's rings exist from the start: a first send from a
+   * thread outside the workers must not depend on memory it may not get
+   * (the push retries until it has room, and would spin there). */
+  int inj_rc = 0;
+  for (unsigned p = 0; p < TR_PRIO_COUNT && !inj_rc; p++)
+    inj_rc = inj_reserve(rt, p, 1);
+  if (inj_rc) {
+    for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
+    pthread_mutex_destroy(&rt->sleep_mu);
+    pthread_cond_destroy(&rt->quiet_cv);
+    pthread_mutex_destroy(&rt->slot_mu);
+    pthread_mutex_destroy(&rt->life_mu);
+    pthread_cond_destroy(&rt->life_cv);
+    free(rt->workers);
+    free(rt);
+    return TR_ENOMEM;
+  }
 
   pthread_mutex_lock(&registry_mu);
   for (unsigned tries = 0; tries < TR__MAX_RUNTIMES && !rt->id; tries++) {
@@ -610,6 +627,7 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   }
   pthread_mutex_unlock(&registry_mu);
   if (!rt->id) {
+    for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
     pthread_mutex_destroy(&rt->sleep_mu);
     pthread_cond_destroy(&rt->quiet_cv);
     pthread_mutex_destroy(&rt->slot_mu);

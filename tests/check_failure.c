@@ -686,6 +686,29 @@ START_TEST(test_handle_monitor_down_arrives_without_memory) {
 }
 END_TEST
 
+/* The first send from a thread outside the workers, on a new runtime,
+ * while no allocation of the library succeeds: it is delivered (the queue
+ * for actors woken from outside exists from the runtime's creation; it was
+ * made on first use, and the send spun there waiting for memory). */
+START_TEST(test_first_foreign_send_without_memory) {
+  if (!failinject_active()) return; /* sanitizer build */
+  tr_runtime_t *r2 = tu_runtime(1, 0, 1);
+  tr_ref_t v;
+  oom_reset();
+  ck_assert_int_eq(tr_spawn(r2, &victim_beh, NULL, &v), 0);
+  cmd_t *c = cmd_t_new();
+  ck_assert_ptr_nonnull(c);
+  c->op = OP_NOP;
+  failinject_set(1, 0, 0);
+  int rc = tr_send(NULL, v, c);
+  int got = rc == 0 && tu_wait_ge(&oom_nops, 1, 10000);
+  failinject_set(0, 0, 0);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(got, "the message was not handled");
+  tu_runtime_finish(r2);
+}
+END_TEST
+
 /* A link or a monitor that cannot be made fails with TR_ENOMEM and has no
  * effect: no exit or down comes of it later. */
 static _Atomic int oom_call_rc[2];
@@ -748,6 +771,7 @@ Suite *failure_suite(void) {
   tcase_add_test(tc, test_join_await_in_actor);
   tcase_add_test(tc, test_cancel_queued_requests_on_stop);
   tcase_add_test(tc, test_link_exit_arrives_without_memory);
+  tcase_add_test(tc, test_first_foreign_send_without_memory);
   tcase_add_test(tc, test_monitor_down_arrives_without_memory);
   tcase_add_test(tc, test_handle_monitor_down_arrives_without_memory);
   tcase_add_test(tc, test_link_monitor_without_memory_fail_cleanly);
