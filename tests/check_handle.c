@@ -219,6 +219,51 @@ START_TEST(test_tr_handle_receive_timeout) {
 }
 END_TEST
 
+/* The duration convention, checked on every blocking call of the
+ * runtime and channel API: a negative duration other than TR_FOREVER is
+ * TR_EINVAL (it used to mean "forever" in some calls), TR_NOWAIT looks
+ * without waiting, and a huge one waits (no overflow into the past). */
+START_TEST(test_duration_convention) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_handle_t *h = handle(rt);
+  tr_chan_t *ch, *sel[1];
+  tr_chan_select_t *set;
+  void *m = NULL;
+  size_t idx;
+  uint64_t t0;
+  ck_assert_int_eq(tr_chan_mpsc_new(rt, 1, TR_OVERFLOW_BLOCK, &ch), 0);
+  sel[0] = ch;
+  ck_assert_int_eq(tr_handle_receive(h, -2, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_handle_receive(h, INT64_MIN, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_chan_recv(ch, -5, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_chan_recv_any(sel, 1, -100, &idx, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_chan_closed_wait(ch, -3), TR_EINVAL);
+  ck_assert_int_eq(tr_runtime_await_quiescent(rt, -2), TR_EINVAL);
+  ck_assert_int_eq(tr_runtime_shutdown(rt, -2), TR_EINVAL);
+  ck_assert_int_eq(tr_chan_select_new(rt, tr_handle_ref(h), 0, TR_NOWAIT, &set),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_chan_select_new(rt, tr_handle_ref(h), 0, -9, &set),
+                   TR_EINVAL);
+  /* TR_NOWAIT: no wait at all */
+  t0 = tu_now_ms();
+  ck_assert_int_eq(tr_handle_receive(h, TR_NOWAIT, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_recv(ch, TR_NOWAIT, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_chan_send_timeout(ch, hq_new(1), TR_NOWAIT), 0);
+  ck_assert_int_eq(tr_chan_send_timeout(ch, hq_new(2), TR_NOWAIT), TR_EAGAIN);
+  ck_assert_uint_lt(tu_now_ms() - t0, 1000);
+  /* huge: waits, then the value arrives from another thread's receive */
+  ck_assert_int_eq(tr_chan_recv(ch, INT64_MAX, &m), 0);
+  tr_msg_free(m);
+  ck_assert_int_eq(tr_chan_send_timeout(ch, hq_new(3), INT64_MAX), 0);
+  ck_assert_int_eq(tr_chan_recv(ch, TR_FOREVER, &m), 0);
+  tr_msg_free(m);
+  tr_chan_free(ch);
+  tr_chan_sender_drop(ch);
+  tr_handle_free(h);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 struct delayed {
   tr_ref_t to;
   unsigned ms;
@@ -456,6 +501,7 @@ static Suite *handle_suite(void) {
   tcase_add_test(tc, test_tr_handle_new_ref);
   tcase_add_test(tc, test_tr_handle_send_receive);
   tcase_add_test(tc, test_tr_handle_receive_timeout);
+  tcase_add_test(tc, test_duration_convention);
   tcase_add_test(tc, test_tr_handle_receive_wakes);
   tcase_add_test(tc, test_tr_handle_call_reply);
   tcase_add_test(tc, test_tr_handle_call_timeout);
