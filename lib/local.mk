@@ -17,6 +17,8 @@ libtroupe_la_SOURCES = \
 	lib/inbox.h \
 	lib/runq.h \
 	lib/park.h \
+	lib/debug.h \
+	lib/debug.c \
 	lib/errno.c \
 	lib/msg.c \
 	lib/runtime.c \
@@ -45,7 +47,8 @@ lib_tests = \
 	tests/check_priority \
 	tests/check_stress \
 	tests/check_failure \
-	tests/check_mailbox
+	tests/check_mailbox \
+	tests/check_debug
 runtime_tests += $(lib_tests)
 
 tests_check_errno_SOURCES = tests/check_errno.c
@@ -91,6 +94,10 @@ tests_check_mailbox_LDADD = $(TEST_LIBS)
 tests_check_stress_SOURCES = tests/check_stress.c tests/testutil.h
 tests_check_stress_CFLAGS = $(TEST_CFLAGS)
 tests_check_stress_LDADD = $(TEST_LIBS)
+# Misuse caught by --enable-debug builds (skipped in release builds).
+tests_check_debug_SOURCES = tests/check_debug.c tests/testutil.h
+tests_check_debug_CFLAGS = $(TEST_CFLAGS)
+tests_check_debug_LDADD = $(TEST_LIBS)
 
 # Examples from the manual: built and run by make check.
 lib_examples = examples/pipeline examples/hello

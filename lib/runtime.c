@@ -58,6 +58,8 @@ tr__worker_t *tr__current_worker(tr_runtime_t *rt) {
   return (w && w->rt == rt) ? w : NULL;
 }
 
+int tr__on_worker(void) { return tls_worker != NULL; }
+
 unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
 
 tr_ctx_t *tr__worker_ctx(tr__worker_t *w) { return w ? &w->ctx : NULL; }
@@ -630,6 +632,7 @@ static int quiet_now(tr_runtime_t *rt) {
 }
 
 int tr_runtime_await_quiescent(tr_runtime_t *rt, tr_duration_t timeout) {
+  TR__ASSERT_MAY_BLOCK();
   if (!atomic_load(&rt->started) || TR__DURATION_BAD(timeout)) return TR_EINVAL;
   int timeout_ms = tr__duration_int(timeout);
   struct timespec dl = tr__deadline_ts(timeout_ms);
@@ -697,6 +700,7 @@ static uint64_t actor_counts(tr_runtime_t *rt, uint64_t *spawned,
 }
 
 int tr_runtime_shutdown(tr_runtime_t *rt, tr_duration_t deadline) {
+  TR__ASSERT_MAY_BLOCK();
   if (rt->shut || TR__DURATION_BAD(deadline)) return TR_EINVAL;
   int rc = 0;
   uint64_t dl = tr__deadline_ns(deadline);
@@ -742,6 +746,7 @@ int tr_runtime_run(tr_runtime_t *rt) {
 
 void tr_runtime_free(tr_runtime_t *rt) {
   if (!rt) return;
+  TR__ASSERT_MAY_BLOCK();
   if (!rt->shut) tr_runtime_shutdown(rt, 0);
   const tr__io_hooks_t *io = atomic_load(&rt->io_hooks);
   if (io && io->fini) io->fini(io->arg);
