@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The reactor's backend interface: one const ops table per kernel
- * mechanism (io_uring, epoll, kqueue, poll), each implemented in its own
+ * mechanism (io_uring, epoll, poll), each implemented in its own
  * io/poll_<name>.c with its state struct private to that file. The
  * reactor (io/reactor.c) picks one at run time and is the only caller.
  *
@@ -37,7 +37,7 @@
  *    (0 on timeout or interruption) or a negative TR_E* code.
  *  - Threads: the reactor calls every op from the one thread holding the
  *    poll token, except that a backend whose flags contain TR__BK_MT_CTL
- *    (epoll, kqueue) lets add/mod/del run on any thread concurrently with
+ *    (epoll) lets add/mod/del run on any thread concurrently with
  *    a wait() blocked in another. Backends without it get their changes
  *    queued by the reactor and applied by the token holder.
  *  - submit (optional, NULL when the backend has no completion API): starts
@@ -89,7 +89,7 @@ typedef struct tr__bk_fileop {
 } tr__bk_fileop_t;
 
 typedef struct tr__backend_ops {
-  const char *name; /* "uring", "epoll", "kqueue", "poll" */
+  const char *name; /* "uring", "epoll", "poll" */
   unsigned flags;   /* TR__BK_* */
   /* Creates the backend state. TR_ENOSYS when the kernel refuses it
    * (the reactor then tries the next backend). */
@@ -102,17 +102,14 @@ typedef struct tr__backend_ops {
   int (*submit)(void *state, const tr__bk_fileop_t *op);
 } tr__backend_ops_t;
 
-/* Which backends this build has, from configure's header checks (Linux
- * is excluded from kqueue because libkqueue installs a <sys/event.h>
- * there). */
+/* Which backends this build has, from configure's checks. No kqueue
+ * backend yet: TR_IO_BACKEND_KQUEUE is refused with TR_ENOSYS until one
+ * can be built and tested on a BSD. */
 #if defined(HAVE_SYS_EPOLL_H)
 #define TR_HAVE_EPOLL_BACKEND 1
 #endif
 #if defined(TR_HAVE_URING) && defined(__linux__)
 #define TR_HAVE_URING_BACKEND 1
-#endif
-#if defined(HAVE_SYS_EVENT_H) && !defined(__linux__)
-#define TR_HAVE_KQUEUE_BACKEND 1
 #endif
 
 #if defined(TR_HAVE_URING_BACKEND)
@@ -120,9 +117,6 @@ extern const tr__backend_ops_t tr__backend_uring;
 #endif
 #if defined(TR_HAVE_EPOLL_BACKEND)
 extern const tr__backend_ops_t tr__backend_epoll;
-#endif
-#if defined(TR_HAVE_KQUEUE_BACKEND)
-extern const tr__backend_ops_t tr__backend_kqueue;
 #endif
 extern const tr__backend_ops_t tr__backend_poll; /* everywhere */
 

@@ -12,7 +12,6 @@ libtroupe_la_SOURCES += \
 	io/poll_uring.c \
 	io/poll_epoll.c \
 	io/poll_poll.c \
-	io/poll_kqueue.c \
 	io/reactor.c \
 	io/timer.c \
 	io/ask_timeout.c \
@@ -31,8 +30,8 @@ io_tests = $(io_contract_tests) tests/check_timer_wheel tests/check_timer \
 	tests/check_blocking tests/check_file tests/check_tcp tests/check_resolve
 
 runtime_tests += $(io_tests)
-check_PROGRAMS += examples/echo_server
-TESTS += examples/echo_server
+check_PROGRAMS += examples/echo_server examples/assets
+TESTS += examples/echo_server examples/assets
 
 tests_check_io_uring_SOURCES = tests/check_io_contract.c tests/testutil.h
 tests_check_io_uring_CFLAGS = $(TEST_CFLAGS) -DTR_TEST_BACKEND=TR_IO_BACKEND_URING
@@ -65,6 +64,8 @@ tests_check_resolve_LDADD = $(TEST_LIBS)
 
 examples_echo_server_SOURCES = examples/echo_server.c
 examples_echo_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
+examples_assets_SOURCES = examples/assets.c
+examples_assets_LDADD = libtroupe.la
 
 # Benchmarks (never part of make check).
 io_bench_programs = bench/timers bench/tcp_echo bench/epoll_echo

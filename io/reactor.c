@@ -576,9 +576,6 @@ static const tr__backend_ops_t *backend_by_kind(tr_io_backend_t k) {
 #if defined(TR_HAVE_EPOLL_BACKEND)
   case TR_IO_BACKEND_EPOLL: return &tr__backend_epoll;
 #endif
-#if defined(TR_HAVE_KQUEUE_BACKEND)
-  case TR_IO_BACKEND_KQUEUE: return &tr__backend_kqueue;
-#endif
   case TR_IO_BACKEND_POLL: return &tr__backend_poll;
   default: return NULL;
   }
@@ -607,8 +604,7 @@ static int pick_backend(tr__io_t *io, tr_io_backend_t want) {
     return 0;
   }
   static const tr_io_backend_t order[] = {
-      TR_IO_BACKEND_URING, TR_IO_BACKEND_EPOLL, TR_IO_BACKEND_KQUEUE,
-      TR_IO_BACKEND_POLL};
+      TR_IO_BACKEND_URING, TR_IO_BACKEND_EPOLL, TR_IO_BACKEND_POLL};
   int rc = TR_ENOSYS;
   for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
     const tr__backend_ops_t *b = backend_by_kind(order[i]);

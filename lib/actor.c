@@ -763,6 +763,7 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
 static int send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   tr_msg_t *m = msg;
   if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
+  TR__MSG_CHECK_SEND(m);
   tr__ctx_publish(ctx, m);
   m->flags = flags & TR_SEND_RETURN_DEAD;
   tr__worker_t *w;
@@ -1118,8 +1119,24 @@ int tr__dispatch_current(tr_ctx_t *ctx, tr_msg_t *m) {
 
 /* Runs one batch of actor a on worker w: until `budget` is spent by the
  * messages handled and the messages its handlers sent. */
+/* Debug builds check that one worker at a time runs an actor: a run owns
+ * it from its start until it hands it away (idle, rescheduled, muted,
+ * stopped), and running_ says so. */
+#ifdef TR_DEBUG
+#define RUN_OWN(a)                                                           \
+  TR__ASSERT(!__atomic_exchange_n(&(a)->running_, 1, __ATOMIC_ACQ_REL),      \
+             "actor %s run by two workers at once",                          \
+             atomic_load_explicit(&(a)->behavior, memory_order_relaxed)->name)
+#define RUN_DROP(a) __atomic_store_n(&(a)->running_, 0, __ATOMIC_RELEASE)
+#else
+#define RUN_OWN(a) ((void)0)
+#define RUN_DROP(a) ((void)0)
+#endif
+
 void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
   tr_ctx_t *ctx = &w->ctx;
+  TR__ASSERT(ctx->a == NULL, "a worker started an actor inside another's run");
+  RUN_OWN(a);
   const tr_behavior_t *b = atomic_load_explicit(&a->behavior, memory_order_relaxed);
   unsigned budget = w->rt->cfg.budget, n = 0;
   ctx->charge = 0;
@@ -1132,7 +1149,9 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
         overload_clear(w, a);
       /* once idle, the actor may run elsewhere: touch nothing after */
       atomic_store_explicit(&a->depth, 0, memory_order_relaxed);
+      RUN_DROP(a);
       if (tr__inbox_try_idle(&a->inbox)) break;
+      RUN_OWN(a); /* not idle: nobody else may have scheduled it */
       take_inbox(a);
       continue;
     }
@@ -1149,7 +1168,10 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       int gone = tr__sys_dispatch(ctx, a, m);
       batch_flush(ctx);
       ctx->mute_on = NULL; /* system work never parks the actor */
-      if (gone) break;
+      if (gone) {
+        RUN_DROP(a);
+        break;
+      }
       TR__STAT_ADD(a->handled, 1);
       goto next;
     } else if (tr__unlikely(m->type->flags & TR__MSG_EXPAND)) {
@@ -1172,6 +1194,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     batch_flush(ctx);
     if (tr__unlikely(rc < 0 || ctx->stop_req)) {
       ctx->mute_on = NULL;
+      RUN_DROP(a);
       tr__finalize(ctx, a, rc < 0 ? rc : ctx->stop_reason, 1);
       break;
     }
@@ -1180,6 +1203,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
       tr__actor_t *recv = ctx->mute_on;
       ctx->mute_on = NULL;
       atomic_store_explicit(&a->depth, a->qlen, memory_order_relaxed);
+      RUN_DROP(a);
       mute_self(w, a, recv, ctx->mute_box);
       break;
     }
@@ -1193,6 +1217,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
                  atomic_load_explicit(&a->overloaded, memory_order_relaxed)) {
         overload_clear(w, a);
       }
+      RUN_DROP(a);
       if (a->qlen || !tr__inbox_try_idle(&a->inbox)) tr__reschedule(w, a);
       break;
     }

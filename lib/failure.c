@@ -349,6 +349,7 @@ int tr_join_wait(tr_join_t *j, tr_duration_t timeout, int *reason,
                  void **result) {
   if (!j || TR__DURATION_BAD(timeout)) return TR_EINVAL;
   int64_t timeout_ms = timeout;
+  if (timeout != 0) TR__ASSERT_MAY_BLOCK();
   struct timespec dl = tr__deadline_ts(timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&j->mu);

@@ -17,7 +17,18 @@ struct tr_handle {
   tr_msg_t *head, *tail; /* received, not yet handed out */
   uint64_t next_tag;
   _Atomic uint32_t signal;
+  uint32_t live; /* HANDLE_LIVE, then HANDLE_FREED (checked in debug) */
 };
+
+/* Kept last in the struct: the allocator may reuse the first words of a
+ * freed block for its own lists, so a second tr_handle_free still finds
+ * HANDLE_FREED there unless the block was handed out again. */
+#define HANDLE_LIVE 0x68616e64u
+#define HANDLE_FREED 0xf7eeda7au
+#define CHECK_HANDLE(h)                                                      \
+  TR__ASSERT((h)->live == HANDLE_LIVE, "%s",                                 \
+             (h)->live == HANDLE_FREED ? "handle used after tr_handle_free"  \
+                                       : "not a handle")
 
 static const tr_behavior_t handle_behavior = {.name = "tr.handle"};
 
@@ -38,6 +49,7 @@ int tr_handle_new(tr_runtime_t *rt, tr_handle_t **out) {
   }
   h->a = a;
   h->rt = rt;
+  h->live = HANDLE_LIVE;
   a->handle = h;
   a->state = NULL;
   a->pending = NULL;
@@ -57,6 +69,8 @@ tr_ref_t tr_handle_ref(const tr_handle_t *h) { return tr__self_ref(h->a); }
 
 void tr_handle_free(tr_handle_t *h) {
   if (!h) return;
+  TR__ASSERT(h->live != HANDLE_FREED, "handle freed twice");
+  CHECK_HANDLE(h);
   tr__actor_t *a = h->a;
   atomic_store_explicit(&a->gen, atomic_load_explicit(&a->gen, memory_order_relaxed) + 1,
                         memory_order_seq_cst);
@@ -66,6 +80,8 @@ void tr_handle_free(tr_handle_t *h) {
   atomic_store_explicit(&a->kind, TR__KIND_FREE, memory_order_relaxed);
   a->handle = NULL;
   tr__slot_retire(NULL, a);
+  /* volatile: a plain store just before free() is optimised away */
+  *(volatile uint32_t *)&h->live = HANDLE_FREED;
   free(h);
 }
 
@@ -77,7 +93,9 @@ int tr_handle_monitor(tr_handle_t *h, tr_ref_t target, uint64_t *id) {
 int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg) {
   tr_msg_t *m = msg;
   if (!m || !m->type) return TR_EINVAL;
+  TR__MSG_CHECK_SEND(m);
   if (!h) return tr__msg_drop_failed(NULL, m, TR_EINVAL);
+  CHECK_HANDLE(h);
   if (!m->tag) m->sender = tr__self_ref(h->a).id;
   int rc = tr__send_raw(NULL, NULL, to, m, 1);
   return rc ? tr__msg_drop_failed(NULL, m, rc) : 0;
@@ -145,6 +163,8 @@ static tr_msg_t *pick(struct tr_handle *h, uint64_t want) {
 
 int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
   if (!h || !msg || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
+  CHECK_HANDLE(h);
+  if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
   uint64_t dl = deadline_of(timeout_ms);
   for (;;) {
     pull(h);
@@ -169,8 +189,11 @@ int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
                    tr_duration_t timeout_ms, void **reply) {
   tr_msg_t *m = req;
   if (!m || !m->type) return TR_EINVAL;
+  TR__MSG_CHECK_SEND(m);
   if (!h || !reply || TR__DURATION_BAD(timeout_ms))
     return tr__msg_drop_failed(NULL, m, TR_EINVAL);
+  CHECK_HANDLE(h);
+  TR__ASSERT_MAY_BLOCK();
   *reply = NULL;
   uint64_t tag = ++h->next_tag & ~TR__TAG_REPLY;
   if (!tag) tag = h->next_tag = 1;

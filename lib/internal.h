@@ -26,6 +26,7 @@
 
 #include "inbox.h"
 #include "runq.h"
+#include "debug.h"
 
 #define TR__CACHELINE 64
 #define TR__ALIGNED __attribute__((aligned(TR__CACHELINE)))
@@ -213,7 +214,7 @@ typedef struct tr__actor {
   _Atomic uint8_t kind;
   uint8_t prio;
   _Atomic uint8_t overloaded;      /* its backlog passed TR__OVERLOAD_QLEN */
-  uint8_t pad_;
+  uint8_t running_;                /* debug builds: a worker runs it */
   uint32_t nmbox;                  /* declared mailboxes in use */
   void *state;
   tr_msg_t *data_head, *data_tail; /* private FIFOs, owner only */
@@ -536,6 +537,13 @@ typedef struct tr__noreply_msg {
   int status;
 } tr__noreply_msg_t;
 void tr__msg_release(tr_msg_t *m);
+#ifdef TR_DEBUG
+/* Aborts, in fn's name, if m was freed (lib/msg.c). */
+void tr__msg_check_send(const tr_msg_t *m, const char *fn);
+#define TR__MSG_CHECK_SEND(m) tr__msg_check_send((m), __func__)
+#else
+#define TR__MSG_CHECK_SEND(m) ((void)0)
+#endif
 void tr__dead_letter_dtor(void *p);
 
 /* The ctx of the calling worker's running actor, or NULL on a foreign

@@ -55,6 +55,26 @@ void tr__mc_register(void) {
 }
 #endif
 
+/* Debug builds mark a freed message: its spare header word gets
+ * MSG_FREED, and its type is kept in the sender field (the allocator may
+ * overwrite the first two words of a freed block, not the next ones), so
+ * that freeing or sending it again names its type. A new message is zeroed
+ * whole. Release builds write nothing. */
+#define MSG_FREED 0xf7eed00du
+
+#ifdef TR_DEBUG
+static void msg_check_live(const tr_msg_t *m, const char *fn,
+                           const char *what) {
+  if (__builtin_expect(m->reserved_ == MSG_FREED, 0)) {
+    const tr_msgtype_t *t = (const tr_msgtype_t *)(uintptr_t)m->sender;
+    tr__fatal(fn, "message %s (type %s)", what, t && t->name ? t->name : "?");
+  }
+}
+void tr__msg_check_send(const tr_msg_t *m, const char *fn) {
+  msg_check_live(m, fn, "sent after it was freed");
+}
+#endif
+
 const tr_msgtype_t tr__stop_type = {
     .name = "tr.stop", .size = sizeof(tr__stop_msg_t), .flags = TR_MSG_SYSTEM};
 const tr_msgtype_t tr__noreply_type = {
@@ -69,6 +89,9 @@ void *tr_msg_new(const tr_msgtype_t *type) {
 
 /* Frees m; an unanswered request first produces a TR_ENOREPLY reply. */
 void tr__msg_release(tr_msg_t *m) {
+#ifdef TR_DEBUG
+  msg_check_live(m, __func__, "freed twice");
+#endif
   if (m->tag && !(m->tag & TR__TAG_REPLY) && m->sender) {
     tr__noreply_msg_t *r = tr_msg_new(&tr__noreply_type);
     if (r) {
@@ -86,9 +109,17 @@ void tr__msg_release(tr_msg_t *m) {
   }
   const tr_msgtype_t *t = m->type;
   if (t->dtor) t->dtor(m);
+#ifdef TR_DEBUG
+  /* volatile: plain stores just before a free are optimised away */
+  *(volatile uint32_t *)&m->reserved_ = MSG_FREED;
+  *(volatile uint64_t *)&m->sender = (uint64_t)(uintptr_t)t;
+#endif
   tr__free(m, t->size);
 }
 
 void tr_msg_free(void *msg) {
+#ifdef TR_DEBUG
+  if (msg) msg_check_live(msg, __func__, "freed twice");
+#endif
   if (msg) tr__msg_release(msg);
 }

@@ -58,6 +58,8 @@ tr__worker_t *tr__current_worker(tr_runtime_t *rt) {
   return (w && w->rt == rt) ? w : NULL;
 }
 
+int tr__on_worker(void) { return tls_worker != NULL; }
+
 unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
 
 tr_ctx_t *tr__worker_ctx(tr__worker_t *w) { return w ? &w->ctx : NULL; }

@@ -404,8 +404,9 @@ static void chan_destroy(tr_chan_t *ch) {
 }
 
 void tr__chan_unref(tr_chan_t *ch) {
-  if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
-    chan_destroy(ch);
+  uint64_t was = atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel);
+  TR__ASSERT(was > 0, "channel reference dropped below zero");
+  if (was == 1) chan_destroy(ch);
 }
 
 int tr_chan_sender_clone(tr_chan_t *ch) {
@@ -449,6 +450,8 @@ int tr_chan_close(tr_chan_t *ch) {
 
 void tr_chan_free(tr_chan_t *ch) {
   if (!ch) return;
+  /* owner_gone stays set in the freed block unless it was reused */
+  TR__ASSERT(!ch->owner_gone, "channel freed twice");
   tr__defer_t d;
   tr__defer_init(&d);
   tr__mutex_lock(&ch->mu);
@@ -490,6 +493,7 @@ int tr_chan_notify_closed(tr_chan_t *ch, tr_ref_t who, unsigned index) {
 int tr_chan_closed_wait(tr_chan_t *ch, tr_duration_t timeout_ms) {
   if (TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   if (!ch) return TR_EINVAL;
+  if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
   uint64_t dl = tr__deadline(timeout_ms);
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
@@ -559,6 +563,7 @@ int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg) {
 }
 
 int tr_chan_send_timeout(tr_chan_t *ch, void *msg, tr_duration_t timeout_ms) {
+  if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
   return tr_chan_send_ex(NULL, ch, msg, TR_REF_NULL, timeout_ms, 0);
 }
 

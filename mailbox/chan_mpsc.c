@@ -610,6 +610,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
 int tr_chan_recv(tr_chan_t *ch, tr_duration_t timeout_ms, void **out) {
   size_t i;
   if (!ch) return TR_EINVAL;
+  if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
   return tr_chan_recv_any(&ch, 1, timeout_ms, &i, out);
 }
 

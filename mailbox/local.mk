@@ -26,8 +26,8 @@ chan_tests = \
 	tests/check_chan_watch \
 	tests/check_chan_select
 runtime_tests += $(chan_tests)
-check_PROGRAMS += $(chan_tests) examples/chan_demo
-TESTS += $(chan_tests) examples/chan_demo
+check_PROGRAMS += examples/chan_demo
+TESTS += examples/chan_demo
 EXTRA_DIST += doc/channels.md doc/overflow.md
 
 tests_check_chan_mpsc_SOURCES = tests/check_chan_mpsc.c tests/testutil.h

@@ -5,9 +5,12 @@
  * that codes mirroring POSIX equal -errno, and that troupe's own codes are
  * distinct, negative and far from any errno value.
  */
+#include "config.h"
+
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +148,21 @@ START_TEST(test_tr_errno_map_distinct_negative) {
 }
 END_TEST
 
+/* The version is written once (configure.ac): the library, the header's
+ * string, its numbers and the package all say the same. */
+START_TEST(test_tr_version_agrees) {
+  char buf[32];
+  ck_assert_str_eq(tr_version(), TR_VERSION_STRING);
+  ck_assert_str_eq(tr_version(), PACKAGE_VERSION);
+  snprintf(buf, sizeof(buf), "%d.%d.%d", TR_VERSION_MAJOR, TR_VERSION_MINOR,
+           TR_VERSION_PATCH);
+  ck_assert_str_eq(buf, TR_VERSION_STRING);
+  ck_assert_int_eq(TR_VERSION_HEX, (TR_VERSION_MAJOR << 16) |
+                                       (TR_VERSION_MINOR << 8) |
+                                       TR_VERSION_PATCH);
+}
+END_TEST
+
 static Suite *errno_suite(void) {
   Suite *s = suite_create("errno");
   TCase *tc = tcase_create("core");
@@ -157,6 +175,7 @@ static Suite *errno_suite(void) {
   tcase_add_test(tc, test_tr_errno_map_posix_values);
   tcase_add_test(tc, test_tr_errno_map_own_range);
   tcase_add_test(tc, test_tr_errno_map_distinct_negative);
+  tcase_add_test(tc, test_tr_version_agrees);
   suite_add_tcase(s, tc);
   return s;
 }

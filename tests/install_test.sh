@@ -49,11 +49,11 @@ inc=$dest$(pkg-config --variable=includedir troupe | sed "s|^$dest||")
 [ -d "$libdir" ] || fail "libdir $libdir missing"
 [ -f "$inc/troupe.h" ] || fail "troupe.h not installed in $inc"
 
-# Only the public headers (those under include/ in the sources) are
-# installed; internal ones stay beside their .c files.
+# Only the public headers (those under include/ in the sources, some
+# generated from a .in there) are installed; internal ones stay beside their .c files.
 if [ -n "${top_srcdir:-}" ] && [ -d "$top_srcdir/include" ]; then
   for h in $(cd "$inc" && find . -name '*.h'); do
-    [ -f "$top_srcdir/include/$h" ] ||
+    [ -f "$top_srcdir/include/$h" ] || [ -f "$top_srcdir/include/$h.in" ] ||
       fail "installed header $h is not a public header"
   done
 fi

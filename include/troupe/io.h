@@ -54,7 +54,8 @@ TR_EXTERN void tr_io_config_init(tr_io_config_t *cfg);
 /* Attaches the I/O layer to rt with cfg (NULL: defaults). With
  * TR_IO_BACKEND_AUTO the environment variable TROUPE_IO_BACKEND
  * (uring|epoll|kqueue|poll) forces a backend; otherwise the first of
- * uring, epoll, kqueue, poll that the build and the kernel allow is used.
+ * uring, epoll, poll that the build and the kernel allow is used (no
+ * kqueue backend is shipped yet: asking for it gives TR_ENOSYS).
  * Returns 0, TR_EBUSY (already attached), TR_ENOSYS (the backend asked
  * for is not available here), TR_EINVAL (unknown name in the variable),
  * TR_ENOMEM, or a system error. Any thread, before or after start. */
