@@ -10,7 +10,10 @@
  * -m 0 (default): the main thread spawns the actors and each arms its
  * timers in its init (an outside thread arms them); -m 1: a spawner actor
  * spawns them from a handler, 1,000 per message, so the timers are armed
- * on the workers while the workers are busy.
+ * on the workers while the workers are busy; -m 2: the main thread spawns
+ * the actors and sends each a message, and each arms its timers in that
+ * handler, on a worker, as an Erlang process does once started (arming
+ * then competes with firing for the workers, as it does there).
  */
 #include "benchutil.h"
 
@@ -36,10 +39,7 @@ typedef struct sleeper {
   uint64_t nfired;
 } sleeper_t;
 
-static int sleeper_init(tr_ctx_t *ctx, void *st, void *arg) {
-  sleeper_t *s = st;
-  s->index = (uint64_t)(uintptr_t)arg;
-  s->nfired = 0;
+static void arm_all(tr_ctx_t *ctx, sleeper_t *s) {
   /* splitmix64 of (seed, actor): the same delays on every run */
   uint64_t x = seed + 0x9E3779B97F4A7C15ull * (s->index + 1);
   for (uint64_t k = 0; k < n_per; k++) {
@@ -53,6 +53,23 @@ static int sleeper_init(tr_ctx_t *ctx, void *st, void *arg) {
     uint64_t deadline = now_ns() + delay * 1000000ull;
     BENCH_CHECK(tr_timer_start(ctx, delay, 0, deadline, NULL));
   }
+}
+
+static int sleeper_init(tr_ctx_t *ctx, void *st, void *arg) {
+  sleeper_t *s = st;
+  s->index = (uint64_t)(uintptr_t)arg;
+  s->nfired = 0;
+  if (mode != 2) arm_all(ctx, s);
+  return 0;
+}
+
+/* -m 2: the message that makes a sleeper arm */
+TR_MESSAGE_TYPE(start_t, uint8_t unused;);
+TR_MESSAGE_DEFINE(start_t);
+
+static int sleeper_start(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)msg;
+  arm_all(ctx, st);
   return 0;
 }
 
@@ -73,7 +90,8 @@ static int sleeper_fired(tr_ctx_t *ctx, void *st, void *msg) {
 }
 
 static const tr_handler_t sleeper_h[] = {
-    {&tr_timer_fired_t__type, sleeper_fired}};
+    {&tr_timer_fired_t__type, sleeper_fired},
+    {TR_TYPE(start_t), sleeper_start}};
 static const tr_behavior_t sleeper_b = {.name = "sleeper",
                                         .state_size = sizeof(sleeper_t),
                                         .init = sleeper_init,
@@ -112,8 +130,8 @@ int main(int argc, char **argv) {
                         {'w', "workers", &n_workers}};
   bench_parse_args(argc, argv, "timer_lateness", opts, 6);
   bench_print_params("timer-lateness", opts, 6);
-  if (!n_actors || !n_per || !max_delay || mode > 1)
-    bench_die("actors, timers and delay must be > 0; mode 0 or 1");
+  if (!n_actors || !n_per || !max_delay || mode > 2)
+    bench_die("actors, timers and delay must be > 0; mode 0, 1 or 2");
   uint64_t total = n_actors * n_per;
   late_us = calloc(total, sizeof(*late_us));
   if (!late_us) bench_die("out of memory");
@@ -128,6 +146,12 @@ int main(int argc, char **argv) {
   if (mode == 0) {
     for (uint64_t i = 0; i < n_actors; i++)
       BENCH_CHECK(tr_spawn(rt, &sleeper_b, (void *)(uintptr_t)i, NULL));
+  } else if (mode == 2) {
+    for (uint64_t i = 0; i < n_actors; i++) {
+      tr_ref_t r;
+      BENCH_CHECK(tr_spawn(rt, &sleeper_b, (void *)(uintptr_t)i, &r));
+      BENCH_CHECK(tr_send(NULL, r, bench_msg_new(TR_TYPE(start_t))));
+    }
   } else {
     tr_ref_t sp;
     BENCH_CHECK(tr_spawn(rt, &spawner_b, NULL, &sp));
