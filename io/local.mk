@@ -68,11 +68,14 @@ examples_assets_SOURCES = examples/assets.c
 examples_assets_LDADD = libtroupe.la
 
 # Benchmarks (never part of make check).
-io_bench_programs = bench/timers bench/tcp_echo bench/epoll_echo
+io_bench_programs = bench/timers bench/timer_lateness bench/tcp_echo \
+	bench/epoll_echo
 EXTRA_PROGRAMS += $(io_bench_programs)
 CLEANFILES += $(io_bench_programs)
 bench_timers_SOURCES = bench/timers.c bench/benchutil.h
 bench_timers_LDADD = libtroupe.la
+bench_timer_lateness_SOURCES = bench/timer_lateness.c bench/benchutil.h
+bench_timer_lateness_LDADD = libtroupe.la
 bench_tcp_echo_SOURCES = bench/tcp_echo.c bench/benchutil.h
 bench_tcp_echo_LDADD = libtroupe.la $(PTHREAD_LIBS)
 bench_epoll_echo_SOURCES = bench/epoll_echo.c

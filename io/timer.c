@@ -94,6 +94,11 @@ static tr__timer_t *t_alloc(tr__tshard_t *sh) {
   tr__timer_t *t = sh->free;
   sh->free = t->free_next;
   t->free_next = NULL;
+  /* The free list is in the order timers were released, by whichever
+   * thread fired them, so its next node is usually cold (or in another
+   * core's cache): reading its link was most of an arm's time when an
+   * init or a handler arms several timers in a row. Fetch it now. */
+  if (sh->free) __builtin_prefetch(sh->free, 1);
   return t;
 }
 
@@ -188,9 +193,23 @@ static int arm(tr__io_t *io, tr__io_owner_t *own, uint64_t when, int kind,
   return 0;
 }
 
+/* a + b, or UINT64_MAX where that overflows: a deadline that far away
+ * means "never" and must not wrap round to the past. */
+static inline uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* a * b, or UINT64_MAX where that overflows. */
+static inline uint64_t sat_mul(uint64_t a, uint64_t b) {
+  return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* The wheel time delay_ms from now. The current time is rounded up to
+ * the next millisecond, so a timer never fires early; the delay is added
+ * in milliseconds, saturating, so no delay can overflow. */
 static uint64_t when_after(tr__io_t *io, uint64_t delay_ms) {
-  uint64_t at = mono_ns() - io->start_ns + delay_ms * 1000000ull;
-  return (at + 999999ull) / 1000000ull; /* round up: never early */
+  uint64_t now_ms = (mono_ns() - io->start_ns + 999999ull) / 1000000ull;
+  return sat_add(now_ms, delay_ms);
 }
 
 int tr__timer_call(tr__io_t *io, tr__io_owner_t *own, uint64_t delay_ms,
@@ -262,9 +281,12 @@ int tr__timers_timeout(tr__io_t *io) {
     if (x < next) next = x;
   }
   if (next == UINT64_MAX) return -1;
-  uint64_t target = io->start_ns + next * 1000000ull, now = mono_ns();
-  if (target <= now) return 0;
-  uint64_t ms = (target - now + 999999ull) / 1000000ull;
+  /* in wheel milliseconds, so that a far deadline cannot overflow the
+   * nanoseconds; the wait is rounded up (a poller woken before the
+   * deadline would only go back to sleep) */
+  uint64_t now_ns = mono_ns() - io->start_ns;
+  if (next <= now_ns / 1000000ull) return 0;
+  uint64_t ms = next - now_ns / 1000000ull;
   return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
@@ -294,11 +316,23 @@ static fire_t *fire_slot(fire_buf_t *fb) {
   return &fb->f[fb->n];
 }
 
-/* Collects what is due in sh into fb; returns how many timers ended. */
-static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb) {
+/* Timers taken from a shard per hold of its lock (whole slots, so a slot
+ * with more is taken whole): armers and cancellers get the lock between
+ * batches, and the messages go out while it is free. */
+#define FIRE_BATCH 256
+/* Timers fired from one shard in one turn of the poller: a turn that
+ * finds a backlog leaves the rest for the next one, so the worker also
+ * runs the actors it has just woken (an idle poller is told to come back
+ * at once: the shard's next expiration stays in the past). */
+#define FIRE_TURN_MAX 4096
+
+/* Collects at most about `max` of what is due in sh into fb; returns how
+ * many timers ended. */
+static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb,
+                          size_t max) {
   int64_t done = 0;
   pthread_mutex_lock(&sh->mu);
-  tr__wnode_t *list = tr__wheel_poll(&sh->wheel, now);
+  tr__wnode_t *list = tr__wheel_poll(&sh->wheel, now, max);
   while (list) {
     tr__timer_t *t = (tr__timer_t *)list; /* wn is the first member */
     list = list->next;
@@ -327,8 +361,9 @@ static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb) {
         fb->n++;
       }
       if (t->interval) {
-        (void)tr__wheel_insert(&sh->wheel, &t->wn,
-                               when + (missed + 1) * t->interval);
+        (void)tr__wheel_insert(
+            &sh->wheel, &t->wn,
+            sat_add(when, sat_mul(missed + 1, t->interval)));
         continue;
       }
     } else if (t->kind == TR__TMR_SEND) {
@@ -354,18 +389,24 @@ void tr__timers_fire(tr__io_t *io) {
   fire_buf_t fb;
   fb.f = fb.local;
   fb.n = 0;
-  fb.cap = 64;
+  fb.cap = sizeof(fb.local) / sizeof(fb.local[0]);
   for (unsigned s = 0; s < io->ntshards; s++) {
     tr__tshard_t *sh = &io->tshards[s];
-    if (atomic_load_explicit(&sh->next, memory_order_acquire) > now) continue;
-    int64_t done = shard_poll(sh, now, &fb);
-    for (size_t i = 0; i < fb.n; i++) {
-      if (fb.f[i].msg) (void)tr__io_deliver(io->rt, fb.f[i].to, fb.f[i].msg);
-      else if (fb.f[i].cb) fb.f[i].cb(io, fb.f[i].a, fb.f[i].b);
+    size_t fired = 0;
+    while (fired < FIRE_TURN_MAX &&
+           atomic_load_explicit(&sh->next, memory_order_acquire) <= now) {
+      int64_t done = shard_poll(sh, now, &fb, FIRE_BATCH);
+      for (size_t i = 0; i < fb.n; i++) {
+        if (fb.f[i].msg) (void)tr__io_deliver(io->rt, fb.f[i].to, fb.f[i].msg);
+        else if (fb.f[i].cb) fb.f[i].cb(io, fb.f[i].a, fb.f[i].b);
+      }
+      fired += fb.n;
+      /* after the sends, so quiescence is never seen in between */
+      if (done)
+        atomic_fetch_sub_explicit(&sh->armed, done, memory_order_seq_cst);
+      if (!fb.n && !done) break; /* nothing taken (memory short) */
+      fb.n = 0;
     }
-    fb.n = 0;
-    /* after the sends, so quiescence is never seen in between */
-    if (done) atomic_fetch_sub_explicit(&sh->armed, done, memory_order_seq_cst);
   }
   if (fb.f != fb.local) free(fb.f);
 }

@@ -392,8 +392,12 @@ static tr__actor_t *next_task(tr__worker_t *w) {
      * so a long run of cheap actors does not delay them */
     uint64_t now = tr__now_ns();
     if (now - w->last_poll_ns > 1000000u) {
-      w->last_poll_ns = now;
       io_poll_nonblocking(w->rt);
+      /* counted from the end of the turn: a long turn (a backlog of
+       * timers) is followed by a millisecond of actor runs, not by
+       * another turn eight picks later, which starved the actors it
+       * had just woken */
+      w->last_poll_ns = tr__now_ns();
     }
   }
   if (w->tick % TR__GLOBAL_INTERVAL == 0) {

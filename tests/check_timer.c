@@ -255,6 +255,179 @@ START_TEST(test_deadline) {
 }
 END_TEST
 
+/* ---- delays at the edges ------------------------------------------------------------ */
+
+/* Each "edge" actor arms, in its init, one tick per delay of edge_delays
+ * (cookie: the index) and records which fired; a sentinel tick at
+ * EDGE_SENTINEL_MS tells the test that every timer due before it has
+ * fired (a wheel fires in deadline order). A huge delay means "never":
+ * the delay * 10^6 of the nanosecond arithmetic used to wrap, and such a
+ * timer fired at once. */
+#define EDGE_SENTINEL_MS 60u
+static const uint64_t edge_delays[] = {
+    0, 1, UINT64_MAX, (uint64_t)INT64_MAX, UINT64_MAX / 1000000u + 1,
+    (UINT64_MAX / 1000000u + 1) * 2, UINT64_MAX - 1};
+enum { NEDGE = sizeof(edge_delays) / sizeof(edge_delays[0]) };
+static _Atomic uint64_t edge_fired[NEDGE], edge_sentinel, edge_early;
+static tr_timer_id_t edge_ids[NEDGE];
+static uint64_t edge_armed_ns;
+
+static int edge_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  edge_armed_ns = tu_now_ns();
+  for (unsigned i = 0; i < NEDGE; i++) {
+    int rc = tr_timer_start(ctx, edge_delays[i], 0, i, &edge_ids[i]);
+    if (rc) return rc;
+  }
+  return tr_timer_start(ctx, EDGE_SENTINEL_MS, 0, 1000, NULL);
+}
+static int edge_tick(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  tr_timer_fired_t *f = msg;
+  uint64_t el = tu_now_ns() - edge_armed_ns;
+  if (f->cookie == 1000) {
+    atomic_store(&edge_sentinel, 1);
+    return 0;
+  }
+  ck_assert_uint_lt(f->cookie, NEDGE);
+  if (el < edge_delays[f->cookie] * 1000000u) atomic_fetch_add(&edge_early, 1);
+  atomic_fetch_add(&edge_fired[f->cookie], 1);
+  return 0;
+}
+static const tr_handler_t edge_h[] = {{&tr_timer_fired_t__type, edge_tick}};
+static const tr_behavior_t edge_b = {
+    .name = "edge", .init = edge_init, .handlers = TR_HANDLERS(edge_h)};
+
+START_TEST(test_timer_start_delay_edges) {
+  tr_runtime_t *rt = rt_new(2);
+  for (unsigned i = 0; i < NEDGE; i++) atomic_store(&edge_fired[i], 0);
+  atomic_store(&edge_sentinel, 0);
+  atomic_store(&edge_early, 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &edge_b, NULL, &a), 0);
+  ck_assert(tu_wait_ge(&edge_sentinel, 1, 10000));
+  ck_assert_uint_eq(atomic_load(&edge_early), 0);
+  ck_assert_uint_eq(atomic_load(&edge_fired[0]), 1); /* 0 ms: at once */
+  ck_assert_uint_eq(atomic_load(&edge_fired[1]), 1);
+  for (unsigned i = 2; i < NEDGE; i++) {
+    ck_assert_msg(atomic_load(&edge_fired[i]) == 0,
+                  "delay %llu ms fired", (unsigned long long)edge_delays[i]);
+    /* still armed, and cancellable */
+    ck_assert_int_eq(tr_timer_cancel(rt, edge_ids[i]), 0);
+  }
+  tr_actor_stop(a, 0);
+  rt_done(rt);
+}
+END_TEST
+
+/* send_after with a huge delay keeps its message until cancelled */
+START_TEST(test_send_after_huge_delay) {
+  atomic_store(&note_freed, 0);
+  atomic_store(&note_got, 0);
+  atomic_store(&edge_sentinel, 0);
+  tr_runtime_t *rt = rt_new(2);
+  tr_ref_t a, e;
+  ck_assert_int_eq(tr_spawn(rt, &note_b, NULL, &a), 0);
+  tr_timer_id_t ids[3];
+  const uint64_t delays[3] = {UINT64_MAX, (uint64_t)INT64_MAX,
+                              UINT64_MAX / 1000000u + 7};
+  for (unsigned i = 0; i < 3; i++) {
+    note_t *n = note_t_new();
+    n->v = 42;
+    ck_assert_int_eq(tr_timer_send_after(NULL, a, delays[i], n, &ids[i]), 0);
+  }
+  /* the edge actor's sentinel, as a clock that has moved on */
+  ck_assert_int_eq(tr_spawn(rt, &edge_b, NULL, &e), 0);
+  ck_assert(tu_wait_ge(&edge_sentinel, 1, 10000));
+  ck_assert_uint_eq(atomic_load(&note_got), 0);
+  for (unsigned i = 0; i < 3; i++)
+    ck_assert_int_eq(tr_timer_cancel(rt, ids[i]), 0);
+  ck_assert_uint_eq(atomic_load(&note_freed), 3);
+  tr_actor_stop(a, 0);
+  tr_actor_stop(e, 0); /* cancels its never-firing timers */
+  rt_done(rt);
+}
+END_TEST
+
+/* An interval so large that start + k * interval overflows: one tick,
+ * then never again (it used to wrap into the past). */
+static _Atomic uint64_t big_ticks;
+static int big_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  return tr_timer_start(ctx, 1, (uint64_t)(uintptr_t)arg, 0, NULL);
+}
+static int big_tick(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  (void)msg;
+  atomic_fetch_add(&big_ticks, 1);
+  return 0;
+}
+static const tr_handler_t big_h[] = {{&tr_timer_fired_t__type, big_tick}};
+static const tr_behavior_t big_b = {
+    .name = "big", .init = big_init, .handlers = TR_HANDLERS(big_h)};
+
+START_TEST(test_timer_start_huge_interval) {
+  tr_runtime_t *rt = rt_new(2);
+  atomic_store(&big_ticks, 0);
+  atomic_store(&edge_sentinel, 0);
+  const uint64_t intervals[] = {UINT64_MAX, (uint64_t)INT64_MAX,
+                                UINT64_MAX - 3, UINT64_MAX / 2 + 1};
+  tr_ref_t refs[4], e;
+  for (unsigned i = 0; i < 4; i++)
+    ck_assert_int_eq(tr_spawn(rt, &big_b, (void *)(uintptr_t)intervals[i],
+                              &refs[i]),
+                     0);
+  ck_assert(tu_wait_ge(&big_ticks, 4, 10000));
+  ck_assert_int_eq(tr_spawn(rt, &edge_b, NULL, &e), 0);
+  ck_assert(tu_wait_ge(&edge_sentinel, 1, 10000));
+  ck_assert_uint_eq(atomic_load(&big_ticks), 4);
+  for (unsigned i = 0; i < 4; i++) tr_actor_stop(refs[i], 0);
+  tr_actor_stop(e, 0);
+  rt_done(rt);
+}
+END_TEST
+
+/* A deadline already passed fires at once; one at UINT64_MAX never. */
+static _Atomic uint64_t past_fired;
+static tr_timer_id_t never_id;
+static int past_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  uint64_t now = tr_io_now_ms(tr_ctx_runtime(ctx));
+  int rc = tr_timer_deadline(ctx, UINT64_MAX, 2, &never_id);
+  if (rc) return rc;
+  rc = tr_timer_deadline(ctx, 0, 1, NULL);
+  if (rc) return rc;
+  return tr_timer_deadline(ctx, now > 5 ? now - 5 : 0, 1, NULL);
+}
+static int past_tick(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  tr_timer_fired_t *f = msg;
+  ck_assert_uint_eq(f->cookie, 1);
+  atomic_fetch_add(&past_fired, 1);
+  return 0;
+}
+static const tr_handler_t past_h[] = {{&tr_timer_fired_t__type, past_tick}};
+static const tr_behavior_t past_b = {
+    .name = "past", .init = past_init, .handlers = TR_HANDLERS(past_h)};
+
+START_TEST(test_timer_deadline_past_and_never) {
+  tr_runtime_t *rt = rt_new(2);
+  atomic_store(&past_fired, 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &past_b, NULL, &a), 0);
+  ck_assert(tu_wait_ge(&past_fired, 2, 10000));
+  ck_assert_int_eq(tr_timer_cancel(rt, never_id), 0);
+  ck_assert_uint_eq(atomic_load(&past_fired), 2);
+  tr_actor_stop(a, 0);
+  rt_done(rt);
+}
+END_TEST
+
 /* ---- cancel racing the firing ---------------------------------------------------- */
 
 enum { NRACE = 4000 };
@@ -537,6 +710,22 @@ START_TEST(test_ask_timeout_expires_and_drops_late_reply) {
 }
 END_TEST
 
+/* A timeout too large for the old nanosecond arithmetic: the ask waits
+ * for the reply (it used to time out at once). */
+START_TEST(test_ask_timeout_huge_timeout) {
+  const uint64_t timeouts[] = {UINT64_MAX, (uint64_t)INT64_MAX,
+                               UINT64_MAX / 1000000u + 1};
+  for (unsigned i = 0; i < 3; i++) {
+    int st;
+    uint64_t ms, dead;
+    run_ask(30, timeouts[i], &st, &ms, &dead);
+    ck_assert_int_eq(st, 0);
+    ck_assert_uint_ge(ms, 30);
+    ck_assert_uint_eq(dead, 0);
+  }
+}
+END_TEST
+
 START_TEST(test_ask_timeout_timely_reply) {
   int st;
   uint64_t ms, dead;
@@ -560,6 +749,11 @@ int main(void) {
   tcase_add_test(tc, test_timers_across_shards);
   tcase_add_test(tc, test_ask_timeout_expires_and_drops_late_reply);
   tcase_add_test(tc, test_ask_timeout_timely_reply);
+  tcase_add_test(tc, test_ask_timeout_huge_timeout);
+  tcase_add_test(tc, test_timer_start_delay_edges);
+  tcase_add_test(tc, test_send_after_huge_delay);
+  tcase_add_test(tc, test_timer_start_huge_interval);
+  tcase_add_test(tc, test_timer_deadline_past_and_never);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

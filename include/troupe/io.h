@@ -119,6 +119,13 @@ TR_EXTERN int tr_io_close(tr_ctx_t *ctx, tr_io_id_t id);
 /* Names an armed timer; 0 is never valid. */
 typedef uint64_t tr_timer_id_t;
 
+/* Delays, intervals and deadlines are milliseconds, and any value is
+ * valid: the arithmetic saturates, so a delay too large to reach (up to
+ * UINT64_MAX, which is also what TR_FOREVER becomes when passed here)
+ * means "never": the timer stays armed, and keeps the runtime from being
+ * quiescent, until it is cancelled or its actor stops. A delay of 0 fires
+ * on the next millisecond tick. */
+
 /* A timer armed with tr_timer_start or tr_timer_deadline fired.
  * seq counts periods since the start (1 for the first tick); missed is
  * how many periods passed unseen since the previous tick (an interval

@@ -39,6 +39,8 @@ var workloads = map[string]workload{
 	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
 	"broadcast":   {10000, func(p params, c uint64) float64 { return float64(c) }, broadcast},
 	"select":      {1000000, func(p params, c uint64) float64 { return float64(c) }, selectBench},
+	// -a is the number of goroutines (bench/run passes it); n is unused
+	"timer-lateness": {0, func(p params, c uint64) float64 { return float64(c) }, timerLateness},
 }
 
 func main() {
