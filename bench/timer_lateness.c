@@ -82,7 +82,7 @@ static int sleeper_fired(tr_ctx_t *ctx, void *st, void *msg) {
   else late = (t - f->cookie) / 1000u;
   late_us[s->index * n_per + s->nfired] =
       late > UINT32_MAX ? UINT32_MAX : (uint32_t)late;
-  if (++s->nfired == n_per) tr_stop(ctx, TR_EXIT_NORMAL);
+  if (++s->nfired == n_per) tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   if (atomic_fetch_add_explicit(&fired, 1, memory_order_relaxed) + 1 ==
       n_actors * n_per)
     atomic_store(&t_last_ns, t);
@@ -107,8 +107,8 @@ static int spawner_more(tr_ctx_t *ctx, void *st, void *msg) {
   tr_runtime_t *rt = tr_ctx_runtime(ctx);
   for (unsigned i = 0; i < 1000 && m->next < n_actors; i++, m->next++)
     BENCH_CHECK(tr_spawn(rt, &sleeper_b, (void *)(uintptr_t)m->next, NULL));
-  if (m->next < n_actors) BENCH_CHECK(tr_send(ctx, tr_self(ctx), msg));
-  else tr_stop(ctx, TR_EXIT_NORMAL);
+  if (m->next < n_actors) BENCH_CHECK(tr_send(ctx, tr_ctx_self(ctx), msg));
+  else tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
   return 0;
 }
 
