@@ -124,7 +124,7 @@ static int advance(tr_ctx_t *ctx, sup_t *s) {
       int ms = c->spec.shutdown_ms ? c->spec.shutdown_ms : 5000;
       c->kill_timer = 0;
       if (ms > 0 &&
-          tr_timer_start(ctx, (uint64_t)ms, 0, (uint64_t)i, &c->kill_timer) != 0)
+          tr_timer_start(ctx, (uint64_t)ms, TR_FOREVER, (uint64_t)i, &c->kill_timer) != 0)
         c->kill_timer = 0; /* no timer: wait as long as it takes */
       if (tr_actor_stop(c->ref, TR_EXIT_SHUTDOWN) != 0) {
         /* already gone: its exit is on the way */

@@ -51,7 +51,7 @@ static void arm_all(tr_ctx_t *ctx, sleeper_t *s) {
     /* the deadline is taken before the arm: the arm's own cost counts
      * as lateness, as it does for the peers */
     uint64_t deadline = now_ns() + delay * 1000000ull;
-    BENCH_CHECK(tr_timer_start(ctx, delay, 0, deadline, NULL));
+    BENCH_CHECK(tr_timer_start(ctx, delay, TR_FOREVER, deadline, NULL));
   }
 }
 

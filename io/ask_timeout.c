@@ -58,16 +58,29 @@ static uint64_t next_tag_of(const tr__actor_t *a) {
   return tag;
 }
 
+static int ask_timeout(tr_ctx_t *ctx, tr_ref_t to, void *req,
+                       tr_duration_t timeout, tr_reply_fn k, void *cookie);
+
+/* req is consumed whatever happens, as by tr_ask (a failed tr_ask below
+ * has freed it already). */
 int tr_ask_timeout(tr_ctx_t *ctx, tr_ref_t to, void *req,
-                   uint64_t timeout_ms, tr_reply_fn k, void *cookie) {
-  if (!ctx || !ctx->a || !req || !k) return TR_EINVAL;
+                   tr_duration_t timeout, tr_reply_fn k, void *cookie) {
+  if (timeout == TR_FOREVER) return tr_ask(ctx, to, req, k, cookie);
+  return ask_timeout(ctx, to, req, timeout, k, cookie);
+}
+
+static int ask_timeout(tr_ctx_t *ctx, tr_ref_t to, void *req,
+                       tr_duration_t timeout, tr_reply_fn k, void *cookie) {
+  if (!ctx || !ctx->a || !req || !k || TR__DURATION_BAD(timeout))
+    return tr__msg_drop_failed(ctx, req, TR_EINVAL);
+  uint64_t timeout_ms = (uint64_t)timeout;
   tr__io_t *io = tr__io_of_ctx(ctx);
-  if (!io) return TR_ENOSYS;
+  if (!io) return tr__msg_drop_failed(ctx, req, TR_ENOSYS);
   tr__io_owner_t *own = tr__io_owner(ctx);
   tr__ask_rec_t *r = malloc(sizeof(*r));
   if (!own || !r) {
     free(r);
-    return TR_ENOMEM;
+    return tr__msg_drop_failed(ctx, req, TR_ENOMEM);
   }
   r->k = k;
   r->cookie = cookie;
@@ -78,9 +91,9 @@ int tr_ask_timeout(tr_ctx_t *ctx, tr_ref_t to, void *req,
                           tr__self_ref(ctx->a).id, tag, &r->tid);
   if (rc) {
     free(r);
-    return rc;
+    return tr__msg_drop_failed(ctx, req, rc);
   }
-  rc = tr_ask(ctx, to, req, trampoline, r);
+  rc = tr_ask(ctx, to, req, trampoline, r); /* frees req if it fails */
   if (rc) {
     (void)tr__timer_cancel(io, r->tid);
     free(r);

@@ -442,16 +442,30 @@ void tr__timers_free(tr__io_t *io) {
 
 /* ---- public API ------------------------------------------------------------ */
 
-int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to, uint64_t delay_ms,
+/* A delay as the wheel takes it: TR_FOREVER (and any delay too far to
+ * reach) saturates to "never". */
+static uint64_t delay_of(tr_duration_t d) {
+  return d < 0 ? UINT64_MAX : (uint64_t)d;
+}
+
+static int send_after(tr_ctx_t *ctx, tr_ref_t to, tr_duration_t delay,
+                      void *msg, tr_timer_id_t *id);
+
+int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to, tr_duration_t delay,
                         void *msg, tr_timer_id_t *id) {
+  int rc = send_after(ctx, to, delay, msg, id);
+  return rc ? tr__msg_drop_failed(ctx, msg, rc) : 0;
+}
+
+static int send_after(tr_ctx_t *ctx, tr_ref_t to, tr_duration_t delay,
+                      void *msg, tr_timer_id_t *id) {
   tr_msg_t *m = msg;
-  if (!m || !m->type || tr_ref_is_null(to)) return TR_EINVAL;
+  if (!m || !m->type || tr_ref_is_null(to) || TR__DURATION_BAD(delay))
+    return TR_EINVAL;
+  uint64_t delay_ms = delay_of(delay);
   tr__ctx_publish(ctx, m);
-  tr_runtime_t *rt =
-      ctx ? ctx->rt
-          : atomic_load_explicit(&tr__runtimes[tr__ref_rt(to.id)],
-                                 memory_order_acquire);
-  if (!rt) return TR_EINVAL;
+  tr_runtime_t *rt = ctx ? ctx->rt : tr__ref_runtime(to.id);
+  if (!rt) return TR_ENOACTOR;
   tr__io_t *io = tr__io_get(rt);
   if (!io) return TR_ENOSYS;
   tr__io_owner_t *own = NULL;
@@ -466,9 +480,15 @@ int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to, uint64_t delay_ms,
   return rc;
 }
 
-int tr_timer_start(tr_ctx_t *ctx, uint64_t delay_ms, uint64_t interval_ms,
+int tr_timer_start(tr_ctx_t *ctx, tr_duration_t delay, tr_duration_t interval,
                    uint64_t cookie, tr_timer_id_t *id) {
-  if (!ctx || !ctx->a) return TR_EINVAL;
+  /* interval: the time to the next repetition; TR_FOREVER (never) makes a
+   * one-shot timer, and 0 (a timer firing without pause) is refused */
+  if (!ctx || !ctx->a || TR__DURATION_BAD(delay) ||
+      TR__DURATION_BAD(interval) || interval == 0)
+    return TR_EINVAL;
+  uint64_t delay_ms = delay_of(delay);
+  uint64_t interval_ms = interval < 0 ? 0 : (uint64_t)interval;
   tr__io_t *io = tr__io_of_ctx(ctx);
   if (!io) return TR_ENOSYS;
   tr__io_owner_t *own = tr__io_owner(ctx);

@@ -508,6 +508,12 @@ static inline void tr__ctx_publish(tr_ctx_t *ctx, tr_msg_t *m) {
     tr__lent_escape(ctx);
 }
 
+/* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
+ * of milliseconds (tr_duration_t, <troupe/common.h>): TR_EINVAL. */
+#ifndef TR__DURATION_BAD
+#define TR__DURATION_BAD(d) ((d) < TR_FOREVER)
+#endif
+
 /* Frees a message whose send failed with rc (see the ownership rule in
  * actor.c) and returns rc. */
 int tr__msg_drop_failed(tr_ctx_t *ctx, void *msg, int rc);

@@ -98,7 +98,7 @@ void tr__msg_release(tr_msg_t *m) {
       r->status = TR_ENOREPLY;
       r->hdr.tag = m->tag | TR__TAG_REPLY;
       tr_ref_t to = {m->sender};
-      tr_runtime_t *rt = atomic_load(&tr__runtimes[tr__ref_rt(to.id)]);
+      tr_runtime_t *rt = tr__ref_runtime(to.id);
       tr__worker_t *w = rt ? tr__current_worker(rt) : NULL;
       if (tr__send_raw(w, NULL, to, &r->hdr, 0) != 0) {
         tr__free(r, sizeof(*r));

@@ -61,7 +61,9 @@ static inline uint64_t tr__now_ns(void) {
 
 /* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
  * of milliseconds (tr_duration_t, <troupe/common.h>). */
+#ifndef TR__DURATION_BAD
 #define TR__DURATION_BAD(d) ((d) < TR_FOREVER)
+#endif
 
 /* A condition variable whose timed waits measure CLOCK_MONOTONIC.
  * Returns 0 or the error of pthread_cond_init. */

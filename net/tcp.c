@@ -721,7 +721,7 @@ static int listener_accept(tr_ctx_t *ctx, listener_t *l) {
   if (l->backoff > TR_TCP_ACCEPT_BACKOFF_MAX)
     l->backoff = TR_TCP_ACCEPT_BACKOFF_MAX;
   l->backoffs++;
-  int rc = tr_timer_start(ctx, (uint64_t)l->backoff, 0, 0, &l->timer);
+  int rc = tr_timer_start(ctx, (uint64_t)l->backoff, TR_FOREVER, 0, &l->timer);
   if (rc == 0) return 0;
   /* no timer (out of memory): spinning on readiness is better than
    * never accepting again */

@@ -306,7 +306,7 @@ static int tmr_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)st;
   (void)arg;
   atomic_store(&armed_at, tu_now_ns());
-  return tr_timer_start(ctx, 20, 0, 7, NULL);
+  return tr_timer_start(ctx, 20, TR_FOREVER, 7, NULL);
 }
 static int tmr_fired(tr_ctx_t *ctx, void *st, void *msg) {
   (void)st;

@@ -71,7 +71,7 @@ static int acc_init(tr_ctx_t *ctx, void *st, void *arg) {
   a->slot = (int)(intptr_t)arg;
   a->delay = 1 + (uint64_t)a->slot % 30;
   a->armed_ns = tu_now_ns();
-  return tr_timer_start(ctx, a->delay, 0, 0, NULL);
+  return tr_timer_start(ctx, a->delay, TR_FOREVER, 0, NULL);
 }
 static int acc_fired(tr_ctx_t *ctx, void *st, void *msg) {
   acc_t *a = st;
@@ -264,9 +264,9 @@ END_TEST
  * the delay * 10^6 of the nanosecond arithmetic used to wrap, and such a
  * timer fired at once. */
 #define EDGE_SENTINEL_MS 60u
-static const uint64_t edge_delays[] = {
-    0, 1, UINT64_MAX, (uint64_t)INT64_MAX, UINT64_MAX / 1000000u + 1,
-    (UINT64_MAX / 1000000u + 1) * 2, UINT64_MAX - 1};
+static const tr_duration_t edge_delays[] = {
+    TR_NOWAIT, 1, TR_FOREVER, INT64_MAX, INT64_MAX / 1000000 + 1,
+    (INT64_MAX / 1000000 + 1) * 2, INT64_MAX - 1};
 enum { NEDGE = sizeof(edge_delays) / sizeof(edge_delays[0]) };
 static _Atomic uint64_t edge_fired[NEDGE], edge_sentinel, edge_early;
 static tr_timer_id_t edge_ids[NEDGE];
@@ -277,10 +277,10 @@ static int edge_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)arg;
   edge_armed_ns = tu_now_ns();
   for (unsigned i = 0; i < NEDGE; i++) {
-    int rc = tr_timer_start(ctx, edge_delays[i], 0, i, &edge_ids[i]);
+    int rc = tr_timer_start(ctx, edge_delays[i], TR_FOREVER, i, &edge_ids[i]);
     if (rc) return rc;
   }
-  return tr_timer_start(ctx, EDGE_SENTINEL_MS, 0, 1000, NULL);
+  return tr_timer_start(ctx, EDGE_SENTINEL_MS, TR_FOREVER, 1000, NULL);
 }
 static int edge_tick(tr_ctx_t *ctx, void *st, void *msg) {
   (void)ctx;
@@ -292,7 +292,9 @@ static int edge_tick(tr_ctx_t *ctx, void *st, void *msg) {
     return 0;
   }
   ck_assert_uint_lt(f->cookie, NEDGE);
-  if (el < edge_delays[f->cookie] * 1000000u) atomic_fetch_add(&edge_early, 1);
+  if (edge_delays[f->cookie] < 0 ||
+      el < (uint64_t)edge_delays[f->cookie] * 1000000u)
+    atomic_fetch_add(&edge_early, 1);
   atomic_fetch_add(&edge_fired[f->cookie], 1);
   return 0;
 }
@@ -331,8 +333,8 @@ START_TEST(test_send_after_huge_delay) {
   tr_ref_t a, e;
   ck_assert_int_eq(tr_spawn(rt, &note_b, NULL, &a), 0);
   tr_timer_id_t ids[3];
-  const uint64_t delays[3] = {UINT64_MAX, (uint64_t)INT64_MAX,
-                              UINT64_MAX / 1000000u + 7};
+  const tr_duration_t delays[3] = {TR_FOREVER, INT64_MAX,
+                                   INT64_MAX / 1000000 + 7};
   for (unsigned i = 0; i < 3; i++) {
     note_t *n = note_t_new();
     n->v = 42;
@@ -356,7 +358,7 @@ END_TEST
 static _Atomic uint64_t big_ticks;
 static int big_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)st;
-  return tr_timer_start(ctx, 1, (uint64_t)(uintptr_t)arg, 0, NULL);
+  return tr_timer_start(ctx, 1, (tr_duration_t)(intptr_t)arg, 0, NULL);
 }
 static int big_tick(tr_ctx_t *ctx, void *st, void *msg) {
   (void)ctx;
@@ -373,11 +375,11 @@ START_TEST(test_timer_start_huge_interval) {
   tr_runtime_t *rt = rt_new(2);
   atomic_store(&big_ticks, 0);
   atomic_store(&edge_sentinel, 0);
-  const uint64_t intervals[] = {UINT64_MAX, (uint64_t)INT64_MAX,
-                                UINT64_MAX - 3, UINT64_MAX / 2 + 1};
+  const tr_duration_t intervals[] = {TR_FOREVER, INT64_MAX, INT64_MAX - 3,
+                                     INT64_MAX / 2 + 1};
   tr_ref_t refs[4], e;
   for (unsigned i = 0; i < 4; i++)
-    ck_assert_int_eq(tr_spawn(rt, &big_b, (void *)(uintptr_t)intervals[i],
+    ck_assert_int_eq(tr_spawn(rt, &big_b, (void *)(intptr_t)intervals[i],
                               &refs[i]),
                      0);
   ck_assert(tu_wait_ge(&big_ticks, 4, 10000));
@@ -439,7 +441,7 @@ static int race_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)arg;
   for (int i = 0; i < NRACE; i++) {
     tr_timer_id_t id;
-    ck_assert_int_eq(tr_timer_start(ctx, (uint64_t)(i % 4), 0, (uint64_t)i, &id),
+    ck_assert_int_eq(tr_timer_start(ctx, (uint64_t)(i % 4), TR_FOREVER, (uint64_t)i, &id),
                      0);
     atomic_store(&race_ids[i], id);
     atomic_fetch_add(&race_armed, 1);
@@ -488,7 +490,7 @@ static int stopper_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)st;
   (void)arg;
   ck_assert_int_eq(tr_timer_start(ctx, 5, 5, 0, NULL), 0);
-  ck_assert_int_eq(tr_timer_start(ctx, 100000, 0, 0, NULL), 0);
+  ck_assert_int_eq(tr_timer_start(ctx, 100000, TR_FOREVER, 0, NULL), 0);
   note_t *n = note_t_new();
   ck_assert_int_eq(tr_timer_send_after(ctx, tr_ctx_self(ctx), 100000, n, NULL), 0);
   return 0;
@@ -609,7 +611,7 @@ TR_MESSAGE_TYPE(q_t, int delay_ms;)
 TR_MESSAGE_DEFINE(q_t);
 TR_MESSAGE_TYPE(r_t, int v;)
 TR_MESSAGE_DEFINE(r_t);
-TR_MESSAGE_TYPE(go_t, uint64_t timeout; int delay; tr_ref_t server;)
+TR_MESSAGE_TYPE(go_t, tr_duration_t timeout; int delay; tr_ref_t server;)
 TR_MESSAGE_DEFINE(go_t);
 
 TR_MESSAGE_TYPE(later_t, q_t *req;)
@@ -673,7 +675,7 @@ static const tr_behavior_t asker_b = {.name = "asker",
                                       .state_size = sizeof(asker_t),
                                       .handlers = TR_HANDLERS(asker_h)};
 
-static void run_ask(int delay, uint64_t timeout, int *status,
+static void run_ask(int delay, tr_duration_t timeout, int *status,
                     uint64_t *elapsed_ms, uint64_t *dead) {
   tr_runtime_t *rt = rt_new(2);
   atomic_store(&ask_status, 12345);
@@ -713,8 +715,8 @@ END_TEST
 /* A timeout too large for the old nanosecond arithmetic: the ask waits
  * for the reply (it used to time out at once). */
 START_TEST(test_ask_timeout_huge_timeout) {
-  const uint64_t timeouts[] = {UINT64_MAX, (uint64_t)INT64_MAX,
-                               UINT64_MAX / 1000000u + 1};
+  const tr_duration_t timeouts[] = {TR_FOREVER, INT64_MAX,
+                                    INT64_MAX / 1000000 + 1};
   for (unsigned i = 0; i < 3; i++) {
     int st;
     uint64_t ms, dead;
@@ -723,6 +725,34 @@ START_TEST(test_ask_timeout_huge_timeout) {
     ck_assert_uint_ge(ms, 30);
     ck_assert_uint_eq(dead, 0);
   }
+}
+END_TEST
+
+/* The duration convention on the timer calls: a negative duration other
+ * than TR_FOREVER and an interval of 0 are refused, and the message of a
+ * refused send is consumed (counted by its destructor). */
+static _Atomic int conv_rc[4];
+static int conv_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  atomic_store(&conv_rc[0], tr_timer_start(ctx, -2, TR_FOREVER, 0, NULL));
+  atomic_store(&conv_rc[1], tr_timer_start(ctx, 5, 0, 0, NULL));
+  atomic_store(&conv_rc[2], tr_timer_start(ctx, 5, -7, 0, NULL));
+  atomic_store(&conv_rc[3],
+               tr_timer_send_after(ctx, tr_ctx_self(ctx), -3, note_t_new(), NULL));
+  return 0;
+}
+static const tr_behavior_t conv_b = {.name = "conv", .init = conv_init,
+                                     .handlers = TR_HANDLERS(big_h)};
+START_TEST(test_timer_duration_convention) {
+  tr_runtime_t *rt = rt_new(1);
+  tr_ref_t a;
+  atomic_store(&note_freed, 0);
+  ck_assert_int_eq(tr_spawn(rt, &conv_b, NULL, &a), 0);
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(atomic_load(&conv_rc[i]), TR_EINVAL);
+  ck_assert_uint_eq(atomic_load(&note_freed), 1);
+  tr_actor_stop(a, 0);
+  rt_done(rt);
 }
 END_TEST
 
@@ -753,6 +783,7 @@ int main(void) {
   tcase_add_test(tc, test_timer_start_delay_edges);
   tcase_add_test(tc, test_send_after_huge_delay);
   tcase_add_test(tc, test_timer_start_huge_interval);
+  tcase_add_test(tc, test_timer_duration_convention);
   tcase_add_test(tc, test_timer_deadline_past_and_never);
   suite_add_tcase(s, tc);
   return tu_run(s);

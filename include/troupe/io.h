@@ -119,12 +119,13 @@ TR_EXTERN int tr_io_close(tr_ctx_t *ctx, tr_io_id_t id);
 /* Names an armed timer; 0 is never valid. */
 typedef uint64_t tr_timer_id_t;
 
-/* Delays, intervals and deadlines are milliseconds, and any value is
- * valid: the arithmetic saturates, so a delay too large to reach (up to
- * UINT64_MAX, which is also what TR_FOREVER becomes when passed here)
- * means "never": the timer stays armed, and keeps the runtime from being
- * quiescent, until it is cancelled or its actor stops. A delay of 0 fires
- * on the next millisecond tick. */
+/* Delays and intervals are tr_duration_t (milliseconds, <troupe/common.h>);
+ * deadlines are points of the tr_io_now_ms clock. The arithmetic
+ * saturates: a delay of TR_FOREVER, or one too large to reach, means
+ * "never": the timer stays armed, and keeps the runtime from being
+ * quiescent, until it is cancelled or its actor stops. A delay of
+ * TR_NOWAIT (0) fires on the next millisecond tick. A negative duration
+ * other than TR_FOREVER is TR_EINVAL. */
 
 /* A timer armed with tr_timer_start or tr_timer_deadline fired.
  * seq counts periods since the start (1 for the first tick); missed is
@@ -134,23 +135,27 @@ typedef uint64_t tr_timer_id_t;
 TR_IO_MESSAGE(tr_timer_fired_t, tr_timer_id_t id; uint64_t cookie;
               uint64_t seq; uint64_t missed; uint64_t when_ms;)
 
-/* After delay_ms, sends msg to `to` (sender: the calling actor, or none
+/* After delay, sends msg to `to` (sender: the calling actor, or none
  * when ctx is NULL from outside the runtime). The timer owns msg until
  * then; a cancelled timer frees it. A timer armed by an actor is
  * cancelled when that actor stops. The message is sent without the
- * accepts-check, as system messages are.
- * Returns 0 (and *id if id is not NULL), TR_EINVAL, TR_ENOMEM. */
+ * accepts-check, as system messages are. msg is consumed: freed if the
+ * call fails (the rule of every send, <troupe/actor.h>).
+ * Returns 0 (and *id if id is not NULL), TR_EINVAL, TR_ENOACTOR (from
+ * outside the runtime: `to`'s runtime is gone), TR_ENOSYS (the I/O layer
+ * could not attach), TR_ENOMEM. */
 TR_EXTERN int tr_timer_send_after(tr_ctx_t *ctx, tr_ref_t to,
-                                  uint64_t delay_ms, void *msg,
+                                  tr_duration_t delay, void *msg,
                                   tr_timer_id_t *id);
 
 /* Arms a timer on the calling actor: a tr_timer_fired_t arrives after
- * delay_ms, then (interval_ms > 0) every interval_ms after that, on a
- * fixed schedule start + k * interval (no drift accumulates), until
- * cancelled or the actor stops. interval_ms == 0: one-shot.
- * Returns 0 and *id, TR_EINVAL, TR_ENOMEM. */
-TR_EXTERN int tr_timer_start(tr_ctx_t *ctx, uint64_t delay_ms,
-                             uint64_t interval_ms, uint64_t cookie,
+ * delay, then every interval after that, on a fixed schedule start +
+ * k * interval (no drift accumulates), until cancelled or the actor stops.
+ * interval is the time to the next repetition: TR_FOREVER makes a one-shot
+ * timer; 0 (no pause between firings) is TR_EINVAL.
+ * Returns 0 and *id, TR_EINVAL, TR_ENOSYS, TR_ENOMEM. */
+TR_EXTERN int tr_timer_start(tr_ctx_t *ctx, tr_duration_t delay,
+                             tr_duration_t interval, uint64_t cookie,
                              tr_timer_id_t *id);
 
 /* One tr_timer_fired_t at the absolute time at_ms of tr_io_now_ms (at
@@ -164,11 +169,13 @@ TR_EXTERN int tr_timer_deadline(tr_ctx_t *ctx, uint64_t at_ms,
  * existed. Any thread. */
 TR_EXTERN int tr_timer_cancel(tr_runtime_t *rt, tr_timer_id_t id);
 
-/* Like tr_ask, and if no reply arrives within timeout_ms, k runs with
+/* Like tr_ask, and if no reply arrives within timeout, k runs with
  * TR_ETIMEDOUT (reply NULL); a reply arriving later is dropped (counted
- * as a dead letter). Returns 0, or the codes of tr_ask (k never runs). */
+ * as a dead letter). TR_FOREVER: no timeout (tr_ask). req is consumed as
+ * by tr_ask. Returns 0, or the codes of tr_ask, TR_ENOSYS or TR_ENOMEM
+ * (then k never runs). */
 TR_EXTERN int tr_ask_timeout(tr_ctx_t *ctx, tr_ref_t to, void *req,
-                             uint64_t timeout_ms, tr_reply_fn k,
+                             tr_duration_t timeout, tr_reply_fn k,
                              void *cookie);
 
 /* ---- The blocking pool ---------------------------------------------------- */
