@@ -566,7 +566,6 @@ tr__io_owner_t *tr__io_owner(tr_ctx_t *ctx) {
 
 /* ---- attach / fini ---------------------------------------------------------------- */
 
-void tr_io_config_init(tr_io_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
 
 static const tr__backend_ops_t *backend_by_kind(tr_io_backend_t k) {
   switch (k) {
@@ -630,8 +629,14 @@ static void io_free_mem(tr__io_t *io) {
   free(io);
 }
 
-int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *cfg) {
+int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *ucfg) {
   if (!rt) return TR_EINVAL;
+  tr_io_config_t cfgv, *cfg = NULL;
+  if (ucfg) {
+    if (tr__config_copy(&cfgv, sizeof(cfgv), sizeof(cfgv), ucfg))
+      return TR_EINVAL;
+    cfg = &cfgv;
+  }
   pthread_mutex_lock(&attach_mu);
   if (io_load(rt)) {
     pthread_mutex_unlock(&attach_mu);

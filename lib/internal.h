@@ -508,6 +508,26 @@ static inline void tr__ctx_publish(tr_ctx_t *ctx, tr_msg_t *m) {
     tr__lent_escape(ctx);
 }
 
+/* Copies a caller's growable config struct (first member size_t size,
+ * <troupe/common.h>) into the library's own of lib_size bytes: the fields
+ * the caller knows, defaults (0) for the rest. v1_size is the size that
+ * size 0 stands for. Returns 0 or TR_EINVAL (a larger struct with unknown
+ * fields set). */
+static inline int tr__config_copy(void *dst, size_t lib_size, size_t v1_size,
+                                  const void *src) {
+  unsigned char *d = (unsigned char *)dst;
+  const unsigned char *s = (const unsigned char *)src;
+  size_t n = *(const size_t *)src;
+  if (n == 0) n = v1_size;
+  if (n < sizeof(size_t)) return TR_EINVAL;
+  for (size_t i = lib_size; i < n; i++)
+    if (s[i]) return TR_EINVAL;
+  size_t k = n < lib_size ? n : lib_size;
+  for (size_t i = 0; i < lib_size; i++) d[i] = i < k ? s[i] : 0;
+  *(size_t *)dst = lib_size;
+  return 0;
+}
+
 /* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
  * of milliseconds (tr_duration_t, <troupe/common.h>): TR_EINVAL. */
 #ifndef TR__DURATION_BAD

@@ -64,9 +64,6 @@ unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
 
 tr_ctx_t *tr__worker_ctx(tr__worker_t *w) { return w ? &w->ctx : NULL; }
 
-void tr_runtime_config_init(tr_runtime_config_t *cfg) {
-  memset(cfg, 0, sizeof(*cfg));
-}
 
 /* ---- global injection queue ----------------------------------------------- */
 
@@ -563,8 +560,11 @@ static int in_actor_code(void) { return tls_worker != NULL || tls_ctx != NULL; }
 int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   if (!out) return TR_EINVAL;
   tr_runtime_config_t c;
-  if (cfg) c = *cfg;
-  else tr_runtime_config_init(&c);
+  if (cfg) {
+    if (tr__config_copy(&c, sizeof(c), sizeof(c), cfg)) return TR_EINVAL;
+  } else {
+    tr_runtime_config_init(&c);
+  }
   if (c.workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c.workers = n > 0 ? (unsigned)n : 1;

@@ -323,8 +323,11 @@ int tr_chan_new(tr_runtime_t *rt, tr_chan_kind_t kind,
   if (!out) return TR_EINVAL;
   *out = NULL;
   if (!rt || (unsigned)kind > TR_CHAN_WATCH) return TR_EINVAL;
-  if (opts) o = *opts;
-  else memset(&o, 0, sizeof(o));
+  if (opts) {
+    if (tr__config_copy(&o, sizeof(o), sizeof(o), opts)) return TR_EINVAL;
+  } else {
+    memset(&o, 0, sizeof(o));
+  }
   if ((unsigned)o.overflow > TR_OVERFLOW_BLOCK) return TR_EINVAL;
   if (o.capacity && o.low_water >= o.capacity) return TR_EINVAL;
   tr_chan_t *ch = calloc(1, sizeof(*ch));

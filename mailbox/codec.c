@@ -129,19 +129,9 @@ container: {
  * the rest. Returns 0 or TR_EINVAL. */
 static int limits_get(const tr_msg_limits_t *in, tr_msg_limits_t *lim) {
   tr_msg_limits_init(lim);
-  if (in) {
-    size_t have = sizeof(*lim);
-    if (in->size < sizeof(in->size)) return TR_EINVAL;
-    if (in->size > have) {
-      /* built against a newer header: what this library does not know
-       * must be unset, or a limit the caller relies on would be lost */
-      const unsigned char *tail = (const unsigned char *)in + have;
-      for (size_t i = 0; i < in->size - have; i++)
-        if (tail[i]) return TR_EINVAL;
-    }
-    memcpy(lim, in, in->size < have ? in->size : have);
-    lim->size = have;
-  }
+  /* the rule of every growable config struct (<troupe/common.h>) */
+  if (in && tr__config_copy(lim, sizeof(*lim), sizeof(*lim), in))
+    return TR_EINVAL;
   if (!lim->max_bytes) lim->max_bytes = TR_MSG_DEFAULT_MAX_BYTES;
   if (!lim->max_depth) lim->max_depth = TR_MSG_DEFAULT_MAX_DEPTH;
   if (!lim->max_items) lim->max_items = TR_MSG_DEFAULT_MAX_ITEMS;

@@ -822,9 +822,11 @@ static const tr_behavior_t listener_behavior = {
 
 int tr_tcp_listen(tr_runtime_t *rt, const tr_tcp_listen_opts_t *o,
                   tr_ref_t *listener, uint16_t *port) {
-  if (!rt || !o || !o->conn_behavior || !o->conn_behavior->init)
+  tr_tcp_listen_opts_t ov;
+  if (!rt || !o || tr__config_copy(&ov, sizeof(ov), sizeof(ov), o) ||
+      !ov.conn_behavior || !ov.conn_behavior->init)
     return TR_EINVAL;
-  listen_init_t li = {.o = o, .port = 0};
+  listen_init_t li = {.o = &ov, .port = 0};
   tr_ref_t ref;
   int rc = tr_spawn(rt, &listener_behavior, &li, &ref);
   if (rc) return rc;

@@ -770,8 +770,12 @@ START_TEST(test_tr_msg_decode_ex_limits_size) {
   ck_assert_uint_eq(lim.max_depth, 0);
   ck_assert_uint_eq(lim.max_items, 0);
   ck_assert_uint_eq(lim.max_objects, 0);
-  /* not filled by tr_msg_limits_init */
+  /* size 0 (written as {0}): this release's struct, all defaults */
   lim.size = 0;
+  ck_assert_int_eq(decode_any(&sb, &lim), 0);
+  lim.max_bytes = sb.size - 1;
+  ck_assert_int_eq(decode_any(&sb, &lim), TR_EMSGSIZE);
+  lim.size = 3; /* not even the size field */
   ck_assert_int_eq(decode_any(&sb, &lim), TR_EINVAL);
 
   /* an older caller knew only size and max_bytes: the rest is not read */

@@ -577,6 +577,38 @@ END_TEST
 
 /* No fixed bound on workers (the stats used to hold 64): 100 workers
  * start, share a small workload, report their counters, shut down. */
+/* Growable config structs (<troupe/common.h>): {0} and designated
+ * initialisers are this release's struct, the init function sets the size,
+ * and fields this library does not know must be 0. */
+START_TEST(test_tr_runtime_config_size_rule) {
+  tr_runtime_t *rt = NULL;
+  tr_runtime_config_t c = {.workers = 1};
+  ck_assert_uint_eq(c.size, 0);
+  ck_assert_int_eq(tr_runtime_new(&c, &rt), 0);
+  ck_assert_uint_eq(tr_runtime_workers(rt), 1);
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  tr_runtime_config_init(&c);
+  ck_assert_uint_eq(c.size, sizeof(c));
+  c.workers = 2;
+  ck_assert_int_eq(tr_runtime_new(&c, &rt), 0);
+  ck_assert_uint_eq(tr_runtime_workers(rt), 2);
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  struct {
+    tr_runtime_config_t c;
+    uint64_t later;
+  } big;
+  memset(&big, 0, sizeof(big));
+  big.c.size = sizeof(big);
+  big.c.workers = 1;
+  ck_assert_int_eq(tr_runtime_new(&big.c, &rt), 0); /* unknown tail 0 */
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  big.later = 5;
+  rt = NULL;
+  ck_assert_int_eq(tr_runtime_new(&big.c, &rt), TR_EINVAL);
+  ck_assert_ptr_null(rt);
+}
+END_TEST
+
 START_TEST(test_tr_runtime_new_100_workers) {
   enum { W = 100, A = 20, N = 50 };
   tr_runtime_t *rt = tu_runtime(W, 0, 1);
@@ -710,6 +742,7 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, test_tr_runtime_shutdown_two_threads);
   tcase_add_test(tc, test_tr_runtime_free_running);
   tcase_add_test(tc, test_tr_runtime_new_100_workers);
+  tcase_add_test(tc, test_tr_runtime_config_size_rule);
   tcase_add_test(tc, test_tr_runtime_await_quiescent_monotonic);
   tcase_add_test(tc, test_tr_runtime_await_quiescent_huge_timeout);
   suite_add_tcase(s, tc);

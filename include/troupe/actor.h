@@ -24,6 +24,8 @@ typedef struct tr_handle tr_handle_t;
 /* ---- Runtime ---------------------------------------------------------- */
 
 typedef struct tr_runtime_config {
+  size_t size;          /* set by tr_runtime_config_init (<troupe/common.h>:
+                           growable config structs); 0 = this release's */
   unsigned workers;     /* worker threads; 0 = number of online CPUs */
   int pin_cpus;         /* nonzero: pin worker i to CPU i mod ncpu */
   unsigned budget;      /* messages handled + sent per run; 0 = 100 */
@@ -31,12 +33,16 @@ typedef struct tr_runtime_config {
                            the first 5 us it yields the CPU between looks) */
 } tr_runtime_config_t;
 
-/* Fills cfg with the defaults (every field 0, meaning "choose"). */
-TR_EXTERN void tr_runtime_config_init(tr_runtime_config_t *cfg);
+/* Fills cfg with the defaults (every field 0, meaning "choose") and its
+ * size. Inline: the size is the one the caller was compiled with. */
+static inline void tr_runtime_config_init(tr_runtime_config_t *cfg) {
+  TR_CONFIG_SIZE_INIT(cfg);
+}
 
 /* Creates a runtime (threads are not started yet). cfg may be NULL. Any
  * number of workers may be asked for; memory and the system's thread
- * limit are the only bounds. Returns 0, TR_EINVAL, TR_ENOMEM, or
+ * limit are the only bounds. Returns 0, TR_EINVAL (also: cfg has fields
+ * unknown to this library set, see <troupe/common.h>), TR_ENOMEM, or
  * TR_ENOSPC (255 runtimes alive at once).
  *
  * Refs of a runtime are never valid in another one: once a runtime is

@@ -72,12 +72,19 @@ typedef enum tr_chan_close_reason {
 /* Creation options. Zeroed = unbounded mpsc (broadcast: capacity 1024,
  * every other field "choose"). */
 typedef struct tr_chan_opts {
+  size_t size;            /* set by tr_chan_opts_init (<troupe/common.h>:
+                             growable config structs); 0 = this release's */
   size_t capacity;        /* mpsc: max queued values, 0 = unbounded;
                              broadcast: values retained for laggards */
   tr_overflow_t overflow; /* bounded mpsc only */
   size_t low_water;       /* BLOCK: queue length at which waiting actor
                              senders are told writable; 0 = capacity/2 */
 } tr_chan_opts_t;
+
+/* Fills o with the defaults (every field 0) and its size (inline). */
+static inline void tr_chan_opts_init(tr_chan_opts_t *o) {
+  TR_CONFIG_SIZE_INIT(o);
+}
 
 /* ---- Message types the channel system delivers -------------------------
  * Actors that subscribe or send add handlers for the types they expect.

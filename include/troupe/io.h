@@ -43,13 +43,18 @@ typedef enum tr_io_backend {
 } tr_io_backend_t;
 
 typedef struct tr_io_config {
+  size_t size;               /* set by tr_io_config_init (<troupe/common.h>:
+                                growable config structs); 0 = this release's */
   tr_io_backend_t backend;   /* AUTO: see above */
   unsigned blocking_threads; /* blocking pool size; 0 = 4 */
   unsigned blocking_queue;   /* jobs queued before TR_EAGAIN; 0 = 65536 */
 } tr_io_config_t;
 
-/* Fills cfg with the defaults (all fields 0). */
-TR_EXTERN void tr_io_config_init(tr_io_config_t *cfg);
+/* Fills cfg with the defaults (all fields 0) and its size (inline: the
+ * size the caller was compiled with). */
+static inline void tr_io_config_init(tr_io_config_t *cfg) {
+  TR_CONFIG_SIZE_INIT(cfg);
+}
 
 /* Attaches the I/O layer to rt with cfg (NULL: defaults). With
  * TR_IO_BACKEND_AUTO the environment variable TROUPE_IO_BACKEND

@@ -160,13 +160,10 @@ TR_EXTERN int tr_msg_encode(const void *msg, struct msgpack_sbuffer *sbuf);
  * message's own [name, payload] array is nesting level 1 and holds 2
  * items; every value is one object, a map's keys included.
  *
- * The struct may grow in later releases. `size` says how much of it the
- * caller knows: fill it with tr_msg_limits_init(), which zeroes the
- * struct and sets size to the sizeof the caller was compiled with. The
- * library reads only the fields inside `size` (later ones take their
- * defaults) and refuses (TR_EINVAL) a larger struct whose fields past
- * its own end are not 0, so old programs run on new libraries and new
- * programs fail cleanly on old ones instead of losing a limit. */
+ * The struct may grow in later releases: it follows the rule of growable
+ * config structs (<troupe/common.h>): fill it with tr_msg_limits_init, or
+ * write it as {0} / with designated initialisers (size 0: this release's
+ * struct). */
 typedef struct tr_msg_limits {
   size_t size;          /* sizeof(tr_msg_limits_t); see above */
   size_t max_bytes;     /* input length; 0 = TR_MSG_DEFAULT_MAX_BYTES */
@@ -187,9 +184,7 @@ typedef struct tr_msg_limits {
 /* Fills lim with the defaults: every limit 0, size = sizeof(*lim) as
  * compiled into the caller (which is why this is inline). */
 static inline void tr_msg_limits_init(tr_msg_limits_t *lim) {
-  unsigned char *p = (unsigned char *)lim;
-  for (size_t i = 0; i < sizeof(*lim); i++) p[i] = 0;
-  lim->size = sizeof(*lim);
+  TR_CONFIG_SIZE_INIT(lim);
 }
 
 /* Decodes one message produced by tr_msg_encode from exactly len bytes of
@@ -207,8 +202,8 @@ static inline void tr_msg_limits_init(tr_msg_limits_t *lim) {
  *                must be framed by the caller), not a [name, payload]
  *                array, an unknown type name, a candidate type without a
  *                decoder, or the type's decoder refused the payload;
- *   TR_EINVAL    a NULL argument, a limits struct not filled by
- *                tr_msg_limits_init (size 0, or unknown fields set), or
+ *   TR_EINVAL    a NULL argument, a limits struct with fields unknown
+ *                to this library set (or a size too small to hold size), or
  *                max_depth over TR_MSG_MAX_DEPTH;
  *   TR_ENOMEM, or a negative code returned by the type's decoder.
  * Any thread may call; it touches no runtime state. */

@@ -125,6 +125,8 @@ typedef struct tr_tcp_accepted {
 #define TR_TCP_ACCEPT_BACKOFF_MAX ((tr_duration_t)1000)
 
 typedef struct tr_tcp_listen_opts {
+  size_t size;       /* set by tr_tcp_listen_opts_init (<troupe/common.h>:
+                        growable config structs); 0 = this release's */
   const char *host;  /* numeric address to bind; NULL: "127.0.0.1" */
   uint16_t port;     /* 0: any free port (reported by tr_tcp_listen) */
   int backlog;       /* 0: SOMAXCONN */
@@ -135,6 +137,11 @@ typedef struct tr_tcp_listen_opts {
   size_t rbuf_max;   /* read bound per connection (see tr_tcp_data_t);
                         0: TR_TCP_RBUF_DEFAULT */
 } tr_tcp_listen_opts_t;
+
+/* Fills o with the defaults (every field 0) and its size (inline). */
+static inline void tr_tcp_listen_opts_init(tr_tcp_listen_opts_t *o) {
+  TR_CONFIG_SIZE_INIT(o);
+}
 
 /* Binds and listens, and spawns the listener actor that accepts. Stop it
  * with tr_actor_stop (its socket is closed then). Returns 0, *listener and
