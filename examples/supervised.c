@@ -149,7 +149,7 @@ int main(void) {
 
   if (tr_runtime_new(NULL, &rt) || tr_runtime_start(rt) || tr_handle_new(rt, &h))
     return 1;
-  if ((rc = tr_supervisor_spawn(rt, &service, &sup)) != 0) {
+  if ((rc = tr_sup_spawn(rt, &service, &sup)) != 0) {
     fprintf(stderr, "supervisor: %s\n", tr_strerror(rc));
     return 1;
   }

@@ -132,7 +132,7 @@ static tr_ref_t start_sup(tr_sup_strategy_t st, int n, tr_restart_t policy,
                         .period_ms = 10000, .children = specs,
                         .nchildren = (size_t)n};
   tr_ref_t sup;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &spec, &sup), 0);
   int ids[8];
   events(E_START, n, ids, NULL);
   for (int i = 0; i < n; i++) ck_assert_int_eq(ids[i], i); /* start order */
@@ -312,7 +312,7 @@ START_TEST(test_escalation_nested) {
                          .period_ms = 10000, .children = outer_children,
                          .nchildren = 1};
   tr_ref_t top;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &outer, &top), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &outer, &top), 0);
   events(E_START, 2, NULL, NULL);
   for (int k = 0; k < 2; k++) {
     tr_sup_info_t *q = info(top);
@@ -400,7 +400,7 @@ START_TEST(test_shutdown_deadline_kills) {
   tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .children = kids,
                         .nchildren = 1};
   tr_ref_t sup;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &spec, &sup), 0);
   events(E_START, 1, NULL, NULL);
   uint64_t t0 = tu_now_ms();
   ck_assert_int_eq(tr_actor_stop(sup, TR_EXIT_SHUTDOWN), 0);
@@ -438,7 +438,7 @@ START_TEST(test_chaos_tree_recovers) {
   tr_sup_spec_t root = {.strategy = TR_SUP_ONE_FOR_ONE, .max_restarts = 10,
                         .period_ms = 1000, .children = subs, .nchildren = SUBS};
   tr_ref_t top;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &root, &top), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &root, &top), 0);
   tr_sup_info_t *q = info(top);
   tr_ref_t sref[SUBS];
   for (int i = 0; i < SUBS; i++) sref[i] = q->children[i];
@@ -508,7 +508,7 @@ START_TEST(test_exit_without_memory_restarts) {
   tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .max_restarts = 20,
                         .period_ms = 60000, .children = specs, .nchildren = 1};
   tr_ref_t sup;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &spec, &sup), 0);
   tr_sup_info_t *q = info(sup);
   tr_ref_t c0 = q->children[0];
   tr_msg_free(q);
@@ -556,7 +556,7 @@ START_TEST(test_tr_sup_info_children_many) {
   tr_sup_spec_t spec = {.strategy = TR_SUP_ONE_FOR_ONE, .children = many,
                         .nchildren = N};
   tr_ref_t sup;
-  ck_assert_int_eq(tr_supervisor_spawn(rt, &spec, &sup), 0);
+  ck_assert_int_eq(tr_sup_spawn(rt, &spec, &sup), 0);
   tr_sup_info_t *q = info(sup);
   ck_assert_int_eq(q->status, 0);
   ck_assert_uint_eq(q->nchildren, N);

@@ -8,6 +8,7 @@
 #  (c) every exported function is mentioned in doc/; the ones that are not
 #      yet are listed in tools/undocumented.txt, and only a function missing
 #      from both fails (the list is what remains to be documented);
+#  (e) the naming rule tr_<noun>_<verb> (nouns and exceptions listed below);
 #  (d) what can be checked of the naming rule: names are lowercase words
 #      joined by underscores, and no name is declared twice in the headers.
 # Skips (77) without nm or without a shared library (--disable-shared).
@@ -47,6 +48,21 @@ bad=$(awk '{ print $2 }' "$tmp/syms" | grep -v '^tr_[a-z0-9]' || true)
 bad=$(awk '{ print $2 }' "$tmp/syms" | sed 's/_t__type$/_t/' |
   grep -v '^tr_[a-z0-9]\{1,\}\(_[a-z0-9]\{1,\}\)*$' || true)
 [ -z "$bad" ] || fail "exported names that are not lowercase_words:" $bad
+
+# (e) the naming rule tr_<noun>_<verb> (doc/design.md): every exported
+# function starts with one of the API's nouns, or is one of the core actor
+# verbs that, as Erlang's built-in functions, act on the calling actor.
+nouns='runtime actor ctx chan msg handle join timer io file tcp sup err blocking'
+verbs='spawn spawn_ex send send_ex ask ask_timeout reply reply_to link unlink monitor demonitor strerror version resolve'
+bad=""
+for f in $(cat "$tmp/funcs"); do
+  n=${f#tr_}
+  ok=0
+  for v in $verbs; do [ "$n" = "$v" ] && ok=1; done
+  for w in $nouns; do case $n in "$w"_*) ok=1 ;; esac; done
+  [ $ok = 1 ] || bad="$bad $f"
+done
+[ -z "$bad" ] || fail "exported functions outside the naming rule tr_<noun>_<verb>:" $bad
 
 # The installed headers: the sources' include/ plus the generated ones.
 headers=$(ls "$top_srcdir"/include/troupe.h "$top_srcdir"/include/troupe/*.h \

@@ -65,7 +65,7 @@ extern TR_EXTERN const tr_behavior_t tr_supervisor_behavior;
 /* Spawns a supervisor and, in its init, its children in order. If a child
  * fails to start, the children started so far are stopped and the error
  * is returned. Returns 0, TR_EINVAL, TR_ENOMEM, or a child's init error. */
-TR_EXTERN int tr_supervisor_spawn(tr_runtime_t *rt, const tr_sup_spec_t *spec,
+TR_EXTERN int tr_sup_spawn(tr_runtime_t *rt, const tr_sup_spec_t *spec,
                                   tr_ref_t *out);
 
 /* Ask a supervisor with this message (tr_ask or tr_handle_call, with a
