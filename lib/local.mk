@@ -25,7 +25,7 @@ libtroupe_la_SOURCES = \
 	lib/actor.c \
 	lib/failure.c \
 	lib/handle.c \
-	mailbox/codec.c
+	lib/codec.c
 libtroupe_la_CFLAGS = $(AM_CFLAGS) $(JEMALLOC_CFLAGS) $(MSGPACK_CFLAGS)
 libtroupe_la_LIBADD = $(JEMALLOC_LIBS) $(MSGPACK_LIBS) $(PTHREAD_LIBS)
 libtroupe_la_LDFLAGS = -version-info $(TR_LT_VERSION) -no-undefined

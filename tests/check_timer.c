@@ -167,8 +167,10 @@ START_TEST(test_interval_no_drift) {
   ck_assert_int_eq(tr_runtime_await_quiescent(rt, 10000), 0);
   uint64_t el = atomic_load(&drift_end_ns) / 1000000ull;
   /* tick 1000 is due 1000 ms after the start (+ rounding up to 1 ms); its
-   * arrival may be late on a loaded machine (make -j), its schedule not */
-  ck_assert_msg(el >= 1000 && el <= 1001 + (TU_TSAN ? 200u : 100u),
+   * arrival may be late on a loaded machine (make -j, a shared CI host):
+   * the bound only catches a schedule that drifted by whole periods, the
+   * schedule itself is checked exactly below (drift_bad_seq) */
+  ck_assert_msg(el >= 1000 && el <= 1001 + 2000u,
                 "1000 ticks took %llu ms", (unsigned long long)el);
   ck_assert_int_eq(atomic_load(&drift_bad_seq), 0);
   ck_assert_uint_eq(atomic_load(&drift_ticks) + atomic_load(&drift_missed),

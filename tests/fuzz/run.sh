@@ -14,11 +14,11 @@ out=${TMPDIR:-/tmp}/troupe-fuzz
 mkdir -p "$out"
 [ -f "$top/config.h" ] || [ -f "$out/config.h" ] ||
   printf '#define TR_SANITIZED 1\n' > "$out/config.h"
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/mailbox -I$top/io $(pkg-config --cflags msgpack)"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack)"
 libs="$(pkg-config --libs msgpack) -lpthread"
 # the whole library (the runtime pulls in the channels, timers and I/O);
 # without a configured tree only the portable poll backend is built
-srcs=$(ls "$top"/lib/*.c "$top"/mailbox/*.c "$top"/io/*.c "$top"/net/*.c \
+srcs=$(ls "$top"/lib/*.c "$top"/chan/*.c "$top"/io/*.c "$top"/net/*.c \
   "$top"/actors/*.c)
 clang $flags -o "$out/fuzz_msg_decode" "$top/tests/fuzz/fuzz_msg_decode.c" \
   $srcs $libs

@@ -2,11 +2,11 @@
 # Build fragment of the channel system, included by the top-level Makefile.am.
 
 libtroupe_la_SOURCES += \
-	mailbox/chan_internal.h \
-	mailbox/chan_core.c \
-	mailbox/chan_mpsc.c \
-	mailbox/chan_select.c \
-	mailbox/chan_bcast.c
+	chan/chan_internal.h \
+	chan/chan_core.c \
+	chan/chan_mpsc.c \
+	chan/chan_select.c \
+	chan/chan_bcast.c
 troupeinclude_HEADERS += include/troupe/channel.h
 
 # The library again with its test hooks compiled in (TR_TEST_HOOKS: the
