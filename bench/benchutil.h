@@ -120,6 +120,18 @@ static inline void bench_print_params(const char *workload,
   fflush(stdout);
 }
 
+/* The same, followed by how the checksum is formed (" checksum=FORMULA"),
+ * for workloads whose checksum is a sum of the values received. */
+static inline void bench_print_params_sum(const char *workload,
+                                          const bench_opt_t *opts,
+                                          size_t nopts, const char *formula) {
+  printf("%s troupe %s:", workload, tr_version());
+  for (size_t j = 0; j < nopts; j++)
+    printf(" %s=%" PRIu64, opts[j].what, *opts[j].value);
+  printf(" checksum=%s\n", formula);
+  fflush(stdout);
+}
+
 /* Prints the RESULT line. extra is "" or printf-style " k=v ..." text. */
 static inline void bench_result(const char *workload, double seconds,
                                 uint64_t checksum, const char *extra, ...) {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fanin benchmark: S sender actors (one per worker by default) each send K
- * messages to a single receiver that counts them. A sender sends in chunks
- * of CHUNK messages and then mails itself a "continue" message, so that it
- * yields its worker and the receiver gets to run in between.
- * Checksum: messages counted by the receiver, S*K.
+ * messages, carrying the values K, K-1, ..., 1, to a single receiver that
+ * counts them and sums the values. A sender sends in chunks of CHUNK
+ * messages and then mails itself a "continue" message, so that it yields its
+ * worker and the receiver gets to run in between.
+ * Checksum: the sum of the values received, S*K*(K+1)/2 (every message adds
+ * to it, so a lost or doubled one shows).
  */
 #include "benchutil.h"
 
@@ -12,7 +14,7 @@ TR_MESSAGE_TYPE(item_t, uint64_t seq;);
 TR_MESSAGE_DEFINE(item_t);
 TR_MESSAGE_TYPE(more_t, uint8_t unused;);
 TR_MESSAGE_DEFINE(more_t);
-TR_MESSAGE_TYPE(count_t, uint64_t n;);
+TR_MESSAGE_TYPE(count_t, uint64_t n; uint64_t sum;);
 TR_MESSAGE_DEFINE(count_t);
 
 #define CHUNK 1000
@@ -21,6 +23,7 @@ typedef struct receiver {
   tr_ref_t done;
   uint64_t expected;
   uint64_t count;
+  uint64_t sum;
 } receiver_t;
 
 typedef struct sender {
@@ -36,10 +39,12 @@ static int receiver_init(tr_ctx_t *ctx, void *state, void *arg) {
 
 static int receiver_on_item(tr_ctx_t *ctx, void *state, void *msg) {
   receiver_t *r = state;
-  (void)msg;
+  const item_t *it = msg;
+  r->sum += it->seq;
   if (++r->count == r->expected) {
     count_t *c = bench_msg_new(TR_TYPE(count_t));
     c->n = r->count;
+    c->sum = r->sum;
     BENCH_CHECK(tr_send(ctx, r->done, c));
   }
   return 0;
@@ -96,7 +101,7 @@ int main(int argc, char **argv) {
     senders = workers;
   if (k == 0)
     bench_die("each sender must send at least one message");
-  bench_print_params("fanin", opts, 4);
+  bench_print_params_sum("fanin", opts, 4, "S*K*(K+1)/2");
 
   tr_runtime_t *rt;
   tr_handle_t *h;
@@ -120,7 +125,7 @@ int main(int argc, char **argv) {
   /* How far the senders got ahead of the receiver: the mailbox's deepest. */
   tr_actor_stats_t st;
   BENCH_CHECK(tr_actor_stats(sargs.receiver, &st));
-  bench_result("fanin", secs, c->n, " rate=%.0f mailbox_hwm=%" PRIu64,
+  bench_result("fanin", secs, c->sum, " rate=%.0f mailbox_hwm=%" PRIu64,
                (double)c->n / secs, st.depth_hwm);
   tr_msg_free(c);
   free(refs);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spawn benchmark: a spawner actor creates N short-lived actors, CHUNK at a
- * time, and sends each one message; each child sends that same message back
- * to the spawner and stops. The spawner counts the answers.
- * Checksum: children that received their message and answered, N.
+ * time, and sends each one message carrying its number (1 to N); each child
+ * sends that same message back to the spawner and stops. The spawner counts
+ * the answers and sums the numbers.
+ * Checksum: the sum of the numbers answered, N*(N+1)/2 (every child adds to
+ * it, so one that did not answer, or answered twice, shows).
  */
 #include "benchutil.h"
 
-TR_MESSAGE_TYPE(hello_t, uint64_t count;);
+TR_MESSAGE_TYPE(hello_t, uint64_t value;);
 TR_MESSAGE_DEFINE(hello_t);
 TR_MESSAGE_TYPE(more_t, uint8_t unused;);
 TR_MESSAGE_DEFINE(more_t);
@@ -19,6 +21,7 @@ typedef struct spawner {
   uint64_t n;
   uint64_t spawned;
   uint64_t answered;
+  uint64_t sum;
 } spawner_t;
 
 static int child_on_hello(tr_ctx_t *ctx, void *state, void *msg) {
@@ -47,7 +50,9 @@ static int spawner_on_more(tr_ctx_t *ctx, void *state, void *msg) {
   for (unsigned i = 0; i < CHUNK && s->spawned < s->n; i++, s->spawned++) {
     tr_ref_t ref;
     BENCH_CHECK(tr_spawn(rt, &child, NULL, &ref));
-    BENCH_CHECK(tr_send(ctx, ref, bench_msg_new(TR_TYPE(hello_t))));
+    hello_t *h = bench_msg_new(TR_TYPE(hello_t));
+    h->value = s->spawned + 1;
+    BENCH_CHECK(tr_send(ctx, ref, h));
   }
   if (s->spawned < s->n)
     BENCH_CHECK(tr_send(ctx, tr_ctx_self(ctx), msg));
@@ -57,8 +62,9 @@ static int spawner_on_more(tr_ctx_t *ctx, void *state, void *msg) {
 static int spawner_on_hello(tr_ctx_t *ctx, void *state, void *msg) {
   spawner_t *s = state;
   hello_t *h = msg;
+  s->sum += h->value;
   if (++s->answered == s->n) {
-    h->count = s->answered;
+    h->value = s->sum;
     BENCH_CHECK(tr_send(ctx, s->done, h));
   }
   return 0;
@@ -79,7 +85,7 @@ int main(int argc, char **argv) {
                               {'w', "workers", &workers},
                               {'t', "timeout_s", &timeout}};
   bench_parse_args(argc, argv, "spawn", opts, 3);
-  bench_print_params("spawn", opts, 3);
+  bench_print_params_sum("spawn", opts, 3, "N*(N+1)/2");
   if (n == 0)
     bench_die("spawn at least one actor");
 
@@ -96,8 +102,7 @@ int main(int argc, char **argv) {
   hello_t *done = bench_wait_done(h, timeout);
   double secs = bench_now() - t0;
 
-  bench_result("spawn", secs, done->count, " rate=%.0f",
-               (double)done->count / secs);
+  bench_result("spawn", secs, done->value, " rate=%.0f", (double)n / secs);
   tr_msg_free(done);
   bench_runtime_end(rt, h);
   return 0;

@@ -47,10 +47,14 @@ int main(int argc, char** argv) {
   }
   if (p.senders == 0)
     p.senders = p.workers;
-  std::printf("%s caf 0.%d.%d: n=%llu workers=%llu actors=%llu senders=%llu\n",
+  // fanin and spawn: the checksum is the sum of the values received.
+  const char* formula = name == "fanin"   ? " checksum=s*n*(n+1)/2"
+                        : name == "spawn" ? " checksum=n*(n+1)/2"
+                                          : "";
+  std::printf("%s caf 0.%d.%d: n=%llu workers=%llu actors=%llu senders=%llu%s\n",
               name.c_str(), CAF_MINOR_VERSION, CAF_PATCH_VERSION, (unsigned long long)p.n,
               (unsigned long long)p.workers, (unsigned long long)p.actors,
-              (unsigned long long)p.senders);
+              (unsigned long long)p.senders, formula);
   std::fflush(stdout);
 
   caf::actor_system_config cfg;

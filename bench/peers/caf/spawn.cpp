@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // spawn: a spawner actor creates n short-lived event-based actors; each gets
-// one message, sends it back and quits. CAF's default scheduler lets an actor
+// one message carrying its number (1..n), sends it back and quits; the
+// spawner counts the answers and sums them. Checksum: n*(n+1)/2. CAF's default scheduler lets an actor
 // handle its whole mailbox in one run (no message budget), so a spawner that
 // mails itself "more" would never yield; instead it keeps a window of
 // `window` children in flight and spawns a new one for each answer.
@@ -20,20 +21,22 @@ static behavior child(event_based_actor* self) {
 struct spawner_state {
   uint64_t spawned = 0;
   uint64_t answered = 0;
+  uint64_t sum = 0;
 };
 
 static void spawn_child(stateful_actor<spawner_state>* self) {
-  self->send(self->spawn(child), self->state.spawned++);
+  self->send(self->spawn(child), ++self->state.spawned);
 }
 
 static behavior spawner(stateful_actor<spawner_state>* self, uint64_t n,
                         actor done) {
   for (uint64_t i = 0; i < window && self->state.spawned < n; i++)
     spawn_child(self);
-  return {[=](uint64_t) {
+  return {[=](uint64_t v) {
     auto& s = self->state;
+    s.sum += v;
     if (++s.answered == n) {
-      self->send(done, n);
+      self->send(done, s.sum);
       self->quit();
     } else if (s.spawned < n) {
       spawn_child(self);
@@ -45,8 +48,8 @@ uint64_t run_spawn(actor_system& sys, const params& p, uint64_t& items,
                    std::string&) {
   scoped_actor self{sys};
   sys.spawn(spawner, p.n, actor{self});
-  uint64_t count = 0;
-  self->receive([&](uint64_t v) { count = v; });
-  items = count;
-  return count;
+  uint64_t sum = 0;
+  self->receive([&](uint64_t v) { sum = v; });
+  items = p.n;
+  return sum;
 }

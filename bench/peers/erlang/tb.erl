@@ -15,9 +15,10 @@ main() ->
     P0 = #{n => maps:get(Name, defaults()), w => 2, a => 1000, s => 0},
     P1 = parse(Args, P0),
     P = case maps:get(s, P1) of 0 -> P1#{s := maps:get(w, P1)}; _ -> P1 end,
-    io:format("~s erlang ~s: n=~b workers=~b actors=~b senders=~b~n",
+    io:format("~s erlang ~s: n=~b workers=~b actors=~b senders=~b~s~n",
               [Name, erlang:system_info(otp_release), maps:get(n, P),
-               erlang:system_info(schedulers_online), maps:get(a, P), maps:get(s, P)]),
+               erlang:system_info(schedulers_online), maps:get(a, P), maps:get(s, P),
+               checksum_of(Name)]),
     Mod = list_to_atom("tb_" ++ Name),
     T0 = erlang:monotonic_time(microsecond),
     {Checksum, Items, Extra} = Mod:run(P),
@@ -25,6 +26,11 @@ main() ->
     io:format("RESULT ~s erlang ~.6f ~b rate=~b~s~n",
               [Name, Secs, Checksum, round(Items / Secs), Extra]),
     halt(0).
+
+%% How the checksum of a workload that sums what it receives is formed.
+checksum_of("fanin") -> " checksum=s*n*(n+1)/2";
+checksum_of("spawn") -> " checksum=n*(n+1)/2";
+checksum_of(_) -> "".
 
 parse([], P) -> P;
 parse(["-n", V | T], P) -> parse(T, P#{n := list_to_integer(V)});

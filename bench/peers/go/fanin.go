@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// fanin: s sender goroutines each send n values into one buffered channel;
-// one receiver counts them.
+// fanin: s sender goroutines each send the values 1..n into one buffered
+// channel; one receiver counts them and sums the values.
+// Checksum: the sum, s*n*(n+1)/2.
 package main
 
 func fanin(p params) (uint64, string) {
@@ -8,15 +9,15 @@ func fanin(p params) (uint64, string) {
 	total := uint64(p.senders) * uint64(p.n)
 	for s := 0; s < p.senders; s++ {
 		go func() {
-			for i := 0; i < p.n; i++ {
+			for i := 1; i <= p.n; i++ {
 				ch <- uint64(i)
 			}
 		}()
 	}
-	var count uint64
+	var count, sum uint64
 	for count < total {
-		<-ch
+		sum += <-ch
 		count++
 	}
-	return count, ""
+	return sum, ""
 }

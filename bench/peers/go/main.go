@@ -34,13 +34,20 @@ var workloads = map[string]workload{
 	"pingpong":    {2000000, func(p params, c uint64) float64 { return float64(c) }, pingpong},
 	"ring":        {10000000, func(p params, c uint64) float64 { return float64(c) }, ring},
 	"skynet":      {1000000, func(p params, c uint64) float64 { return float64((p.n*10 - 1) / 9) }, skynet},
-	"fanin":       {5000000, func(p params, c uint64) float64 { return float64(c) }, fanin},
-	"spawn":       {1000000, func(p params, c uint64) float64 { return float64(c) }, spawn},
+	"fanin":       {5000000, func(p params, c uint64) float64 { return float64(p.senders * p.n) }, fanin},
+	"spawn":       {1000000, func(p params, c uint64) float64 { return float64(p.n) }, spawn},
 	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
 	"broadcast":   {10000, func(p params, c uint64) float64 { return float64(c) }, broadcast},
 	"select":      {1000000, func(p params, c uint64) float64 { return float64(c) }, selectBench},
 	// -a is the number of goroutines (bench/run passes it); n is unused
 	"timer-lateness": {0, func(p params, c uint64) float64 { return float64(c) }, timerLateness},
+}
+
+// How the checksum of a workload that sums the values it receives is
+// formed, for the parameter line.
+var checksumOf = map[string]string{
+	"fanin": " checksum=s*n*(n+1)/2",
+	"spawn": " checksum=n*(n+1)/2",
 }
 
 func main() {
@@ -81,8 +88,9 @@ func main() {
 		os.Exit(64)
 	}
 	runtime.GOMAXPROCS(p.workers)
-	fmt.Printf("%s go %s: n=%d workers=%d actors=%d senders=%d\n", name,
-		strings.TrimPrefix(runtime.Version(), "go"), p.n, p.workers, p.actors, p.senders)
+	fmt.Printf("%s go %s: n=%d workers=%d actors=%d senders=%d%s\n", name,
+		strings.TrimPrefix(runtime.Version(), "go"), p.n, p.workers, p.actors, p.senders,
+		checksumOf[name])
 
 	start := time.Now()
 	checksum, extra := w.run(p)

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 //! The Tokio peer of troupe's actor-core and channel benchmarks: tasks on
 //! the multi-thread runtime (worker_threads = workers) talking over
-//! tokio::sync::mpsc (and tokio::sync::broadcast).
+//! tokio::sync::mpsc (and tokio::sync::broadcast). The whole workload runs
+//! in a task spawned on the runtime: the main thread only waits for its
+//! result, so that no receiver runs on a thread of its own outside the W
+//! workers (a receiver there pays a cross-thread wake-up per message batch).
 //! Usage: tokio-bench <workload> [-n N] [-w W] [-a A] [-s S]; broadcast takes
 //! [-r subscribers] [-m messages] and select [-c 8] [-k per_channel], the
 //! flags of troupe's bench/broadcast and bench/select, so that bench/run
@@ -19,6 +22,7 @@ mod select;
 mod skynet;
 mod spawn;
 
+#[derive(Clone)]
 pub struct Params {
     pub n: u64,
     pub workers: usize,
@@ -76,9 +80,15 @@ fn main() {
     if p.senders == 0 {
         p.senders = p.workers as u64;
     }
+    // fanin and spawn: their checksum is the sum of the values received.
+    let formula = match name.as_str() {
+        "fanin" => " checksum=s*n*(n+1)/2",
+        "spawn" => " checksum=n*(n+1)/2",
+        _ => "",
+    };
     println!(
-        "{} tokio: n={} workers={} actors={} senders={}",
-        name, p.n, p.workers, p.actors, p.senders
+        "{} tokio: n={} workers={} actors={} senders={}{}",
+        name, p.n, p.workers, p.actors, p.senders, formula
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(p.workers)
@@ -86,18 +96,23 @@ fn main() {
         .expect("tokio runtime");
 
     let start = Instant::now();
-    let (checksum, items, extra) = rt.block_on(async {
-        match name.as_str() {
-            "pingpong" => pingpong::run(&p).await,
-            "ring" => ring::run(&p).await,
-            "skynet" => skynet::run(&p).await,
-            "fanin" => fanin::run(&p).await,
-            "spawn" => spawn::run(&p).await,
-            "broadcast" => broadcast::run(&p).await,
-            "select" => select::run(&p).await,
-            _ => idle_memory::run(&p).await,
+    let task = {
+        let (name, p) = (name.clone(), p.clone());
+        async move {
+            match name.as_str() {
+                "pingpong" => pingpong::run(&p).await,
+                "ring" => ring::run(&p).await,
+                "skynet" => skynet::run(&p).await,
+                "fanin" => fanin::run(&p).await,
+                "spawn" => spawn::run(&p).await,
+                "broadcast" => broadcast::run(&p).await,
+                "select" => select::run(&p).await,
+                _ => idle_memory::run(&p).await,
+            }
         }
-    });
+    };
+    let (checksum, items, extra) =
+        rt.block_on(async { tokio::spawn(task).await.expect("workload task") });
     let secs = start.elapsed().as_secs_f64();
     println!(
         "RESULT {} tokio {:.6} {} rate={:.0}{}",
