@@ -14,6 +14,15 @@ out=${TMPDIR:-/tmp}/troupe-fuzz
 mkdir -p "$out"
 [ -f "$top/config.h" ] || [ -f "$out/config.h" ] ||
   printf '#define TR_SANITIZED 1\n' > "$out/config.h"
+# <troupe/version.h> is made by configure from version.h.in: make it here
+# from the version in configure.ac, so no configured tree is needed
+ver=$(sed -n 's/^AC_INIT(\[[^]]*\], *\[\([0-9.]*\)\].*/\1/p' "$top/configure.ac")
+mkdir -p "$out/troupe"
+sed -e "s/@PACKAGE_VERSION@/$ver/" \
+  -e "s/@TR_VERSION_MAJOR@/$(echo "$ver" | cut -d. -f1)/" \
+  -e "s/@TR_VERSION_MINOR@/$(echo "$ver" | cut -d. -f2)/" \
+  -e "s/@TR_VERSION_PATCH@/$(echo "$ver" | cut -d. -f3)/" \
+  "$top/include/troupe/version.h.in" > "$out/troupe/version.h"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack)"
 libs="$(pkg-config --libs msgpack) -lpthread"
 # the whole library (the runtime pulls in the channels, timers and I/O);
