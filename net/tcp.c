@@ -419,8 +419,8 @@ static void connect_timeout(tr__io_t *io, uint64_t conn, uint64_t unused) {
 }
 
 int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
-                   uint64_t timeout_ms, uint64_t cookie, tr_tcp_id_t *conn) {
-  if (!ctx || !ctx->a) return TR_EINVAL;
+                   tr_duration_t timeout, uint64_t cookie, tr_tcp_id_t *conn) {
+  if (!ctx || !ctx->a || TR__DURATION_BAD(timeout)) return TR_EINVAL;
   struct sockaddr_storage ss;
   socklen_t len;
   int rc = parse_addr(host, port, &ss, &len);
@@ -437,10 +437,11 @@ int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
   tr_tcp_id_t id;
   rc = attach_conn(ctx, fd, 1, 0, 0, cookie, &id);
   if (rc) goto fail;
-  if (timeout_ms) {
+  if (timeout != TR_FOREVER) {
     tr__io_t *io = tr__io_of_ctx(ctx);
     uint64_t tid = 0;
-    rc = tr__timer_call(io, tr__io_owner(ctx), timeout_ms, connect_timeout,
+    rc = tr__timer_call(io, tr__io_owner(ctx), (uint64_t)timeout,
+                        connect_timeout,
                         id, 0, &tid);
     tr__io_entry_t *e = tr__io_entry_lock_id(io, id);
     if (e) {

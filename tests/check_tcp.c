@@ -70,7 +70,7 @@ static uint16_t dead_port(void) {
 
 static _Atomic int conn_status, conn_msgs;
 static _Atomic uint16_t target_port;
-static _Atomic uint64_t target_timeout;
+static _Atomic int64_t target_timeout;
 static int dialer_init(tr_ctx_t *ctx, void *st, void *arg) {
   (void)st;
   (void)arg;
@@ -106,7 +106,7 @@ static const tr_handler_t dialer_h[] = {
 static const tr_behavior_t dialer_b = {
     .name = "dialer", .init = dialer_init, .handlers = TR_HANDLERS(dialer_h)};
 
-static void dial(uint16_t port, uint64_t timeout) {
+static void dial(uint16_t port, tr_duration_t timeout) {
   atomic_store(&conn_status, 1);
   atomic_store(&conn_msgs, 0);
   atomic_store(&target_port, port);

@@ -194,14 +194,16 @@ TR_EXTERN int tr_tcp_adopt(tr_ctx_t *ctx, tr_tcp_accepted_t *acc,
 
 /* Connects to host:port without blocking; the calling actor owns the
  * connection and gets a tr_tcp_connected_t (with cookie) when it is
- * established, refused, or timeout_ms (0: no limit) has passed. Writes
+ * established, refused, or timeout has passed (TR_FOREVER: no limit;
+ * TR_NOWAIT: only a connection made at once succeeds). Writes
  * made before that are queued. The connection starts with the default
  * bounds (TR_TCP_WBUF_DEFAULT, TR_TCP_RBUF_DEFAULT); tr_tcp_set_wbuf and
  * tr_tcp_set_rbuf change them. Returns 0 and *conn, TR_EINVAL (not a
- * numeric address: resolve names with tr_resolve first), or an immediate
- * socket error (then no message). */
+ * numeric address: resolve names with tr_resolve first; a negative
+ * timeout other than TR_FOREVER), or an immediate socket error (then no
+ * message). */
 TR_EXTERN int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
-                             uint64_t timeout_ms, uint64_t cookie,
+                             tr_duration_t timeout, uint64_t cookie,
                              tr_tcp_id_t *conn);
 
 /* Writes len bytes (copied when they cannot all go out at once).
