@@ -48,7 +48,8 @@ typedef struct child {
 
 typedef struct sup {
   tr_sup_strategy_t strategy;
-  unsigned max_restarts, period_ms;
+  unsigned max_restarts;
+  uint64_t period_ms;
   size_t n;
   child_t *ch;
   uint64_t *stamps; /* ring of the last max_restarts+1 restart times (ms) */
@@ -121,10 +122,10 @@ static int advance(tr_ctx_t *ctx, sup_t *s) {
     if (c->state == CH_RUNNING && (s->phase == SUP_SHUTDOWN || c->stop)) {
       c->state = CH_STOPPING;
       c->stop = 0;
-      int ms = c->spec.shutdown_ms ? c->spec.shutdown_ms : 5000;
+      tr_duration_t ms = c->spec.shutdown_ms ? c->spec.shutdown_ms : 5000;
       c->kill_timer = 0;
       if (ms > 0 &&
-          tr_timer_start(ctx, (uint64_t)ms, TR_FOREVER, (uint64_t)i, &c->kill_timer) != 0)
+          tr_timer_start(ctx, ms, TR_FOREVER, (uint64_t)i, &c->kill_timer) != 0)
         c->kill_timer = 0; /* no timer: wait as long as it takes */
       if (tr_actor_stop(c->ref, TR_EXIT_SHUTDOWN) != 0) {
         /* already gone: its exit is on the way */
@@ -223,15 +224,16 @@ static int sup_init(tr_ctx_t *ctx, void *state, void *arg) {
   const tr_sup_spec_t *spec = arg;
   if (!spec || (spec->nchildren && !spec->children) ||
       spec->nchildren > TR_SUP_MAX_CHILDREN ||
-      (unsigned)spec->strategy > TR_SUP_REST_FOR_ONE)
+      (unsigned)spec->strategy > TR_SUP_REST_FOR_ONE || spec->period_ms < 0)
     return TR_EINVAL;
   for (size_t i = 0; i < spec->nchildren; i++)
     if (!spec->children[i].behavior ||
-        (unsigned)spec->children[i].restart > TR_RESTART_TEMPORARY)
+        (unsigned)spec->children[i].restart > TR_RESTART_TEMPORARY ||
+        spec->children[i].shutdown_ms < TR_FOREVER)
       return TR_EINVAL;
   s->strategy = spec->strategy;
   s->max_restarts = spec->max_restarts ? spec->max_restarts : 3;
-  s->period_ms = spec->period_ms ? spec->period_ms : 5000;
+  s->period_ms = spec->period_ms ? (uint64_t)spec->period_ms : 5000;
   s->n = spec->nchildren;
   s->nstamps = s->max_restarts + 1;
   s->ch = calloc(s->n ? s->n : 1, sizeof(child_t));

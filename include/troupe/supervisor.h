@@ -42,10 +42,11 @@ typedef struct tr_child_spec {
   void *arg;                      /* passed to its init at every start */
   tr_restart_t restart;
   tr_priority_t priority;
-  /* How long an orderly stop may take: a child still alive this many ms
+  /* How long an orderly stop may take: a child still alive this long
    * after it was asked to stop (it traps exits and lingers) is killed
-   * with TR_EXIT_KILLED. 0 = 5000; < 0 = wait as long as it takes. */
-  int shutdown_ms;
+   * with TR_EXIT_KILLED. 0 (a zeroed spec: the default) = 5000 ms;
+   * TR_FOREVER = wait as long as it takes; other negatives: TR_EINVAL. */
+  tr_duration_t shutdown_ms;
 } tr_child_spec_t;
 
 #define TR_SUP_MAX_CHILDREN 4096
@@ -53,7 +54,7 @@ typedef struct tr_child_spec {
 typedef struct tr_sup_spec {
   tr_sup_strategy_t strategy;
   unsigned max_restarts; /* 0 = 3 */
-  unsigned period_ms;    /* 0 = 5000 */
+  tr_duration_t period_ms; /* 0 (default) = 5000; negative: TR_EINVAL */
   const tr_child_spec_t *children;
   size_t nchildren;      /* at most TR_SUP_MAX_CHILDREN */
 } tr_sup_spec_t;
