@@ -25,9 +25,9 @@ static int greeter_on_greet(tr_ctx_t *ctx, void *state, void *msg) {
   (void)state;
   if ((rep = greeting_t_new()) == NULL) return TR_ENOMEM;
   snprintf(rep->text, sizeof rep->text, "hello, %s", req->name);
-  /* A successful reply hands the message over; a failed one leaves it
-   * with us. */
-  rc = tr_reply(ctx, rep); /* consumes rep, sent or not */
+  /* The reply is consumed either way: handed over, or freed if the
+   * asker is gone. */
+  rc = tr_reply(ctx, rep);
   return rc;
 }
 

@@ -204,7 +204,8 @@ TR_EXTERN void tr_chan_sender_drop(tr_chan_t *ch);
 /* Closes the channel: sends fail with TR_ECLOSED, blocked senders and
  * receivers wake up (TR_ECLOSED once the queue is empty), subscribed and
  * registered actors get a tr_chan_closed_t after their last value.
- * Idempotent; returns 0, or TR_ECLOSED if it was already closed. */
+ * A second close changes nothing. Returns 0, TR_ECLOSED (already closed,
+ * for whatever reason), or TR_EINVAL (NULL ch). */
 TR_EXTERN int tr_chan_close(tr_chan_t *ch);
 
 /* Releases the owner's reference. For mpsc and oneshot without a
@@ -242,9 +243,8 @@ TR_EXTERN tr_chan_kind_t tr_chan_kind(const tr_chan_t *ch);
  * Returns 0, TR_EINVAL, TR_ECLOSED (closed; a oneshot that already has
  * its value), TR_EAGAIN (bounded and full: FAIL policy, or BLOCK policy
  * from an actor, which will get a tr_chan_writable_t later),
- * (BLOCK policy: a thread blocks without limit; tr_chan_send_timeout
- * bounds it),
- * TR_ENOENT (broadcast with no subscriber), TR_ENOMEM.
+ * TR_ENOENT (broadcast with no subscriber), TR_ENOMEM. Under the BLOCK
+ * policy a thread blocks without limit; tr_chan_send_timeout bounds it.
  * Broadcast never blocks: slow subscribers lag instead. Watch replaces the
  * current value (the old one is released when no view holds it). */
 TR_EXTERN int tr_chan_send(tr_ctx_t *ctx, tr_chan_t *ch, void *msg);
@@ -274,10 +274,12 @@ TR_EXTERN int tr_chan_send_ex(tr_ctx_t *ctx, tr_chan_t *ch, void *msg,
 TR_EXTERN int tr_chan_recv(tr_chan_t *ch, tr_duration_t timeout,
                            void **out);
 
-/* A thread's select: waits up to timeout for a value on any of the n channels (mpsc or
- * oneshot). Returns 0 with *index = the channel that fired and *out = its
- * value (owned by the caller); TR_ECLOSED when every channel is closed and
- * empty; TR_ETIMEDOUT; TR_EINVAL. Fairness: the channels are tried from a
+/* A thread's select: waits up to timeout for a value on any of the n
+ * channels (mpsc or oneshot). Returns 0 with *index = the channel that
+ * fired and *out = its value (owned by the caller); TR_ECLOSED when every
+ * channel is closed and empty; TR_ETIMEDOUT; TR_EBUSY (a channel has an
+ * actor or a select set as receiver); TR_ENOMEM (more than 8 channels and
+ * no memory for the wait); TR_EINVAL. Fairness: the channels are tried from a
  * start index that rotates on every call, so no ready channel starves. */
 TR_EXTERN int tr_chan_recv_any(tr_chan_t *const *chans, size_t n,
                                tr_duration_t timeout, size_t *index,
