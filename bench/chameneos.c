@@ -13,6 +13,8 @@
  */
 #include "benchutil.h"
 
+#include <pthread.h>
+
 enum { MEET, MET, STOP, REPORT };
 
 TR_MESSAGE_TYPE(visit_t, uint32_t kind; uint32_t id; uint32_t colour;
@@ -25,7 +27,8 @@ TR_MESSAGE_TYPE(open_t, uint64_t creatures;);
 TR_MESSAGE_DEFINE(open_t);
 
 /* What the main thread receives at the end. */
-TR_MESSAGE_TYPE(closed_t, uint64_t meetings; uint64_t colours;);
+TR_MESSAGE_TYPE(closed_t, uint64_t meetings; uint64_t colours;
+                uint64_t moves;);
 TR_MESSAGE_DEFINE(closed_t);
 
 typedef struct mall {
@@ -37,6 +40,8 @@ typedef struct mall {
   uint64_t meetings;   /* meetings reported by the creatures */
   uint64_t partners;   /* partner ids reported by the creatures */
   uint64_t colours;    /* the creatures' final colours, summed */
+  pthread_t last;      /* the worker thread of the previous visit */
+  uint64_t moves;      /* visits handled on another thread than the last */
 } mall_t;
 
 typedef struct creature {
@@ -117,6 +122,12 @@ static int mall_on_open(tr_ctx_t *ctx, void *state, void *msg) {
 static int mall_on_visit(tr_ctx_t *ctx, void *state, void *msg) {
   mall_t *m = state;
   visit_t *v = msg;
+  /* how often the hub changes worker: each move drags its state and
+   * inbox to another core's cache */
+  if (!pthread_equal(m->last, pthread_self())) {
+    m->moves++;
+    m->last = pthread_self();
+  }
   if (v->kind == REPORT) {
     m->meetings += v->meetings;
     m->partners += v->partner_sum;
@@ -129,6 +140,7 @@ static int mall_on_visit(tr_ctx_t *ctx, void *state, void *msg) {
     closed_t *c = bench_msg_new(TR_TYPE(closed_t));
     c->meetings = m->meetings;
     c->colours = m->colours;
+    c->moves = m->moves;
     BENCH_CHECK(tr_send(ctx, m->done, c));
     return 0;
   }
@@ -191,8 +203,9 @@ int main(int argc, char **argv) {
   closed_t *c = bench_wait_done(h, timeout);
   double secs = bench_now() - t0;
 
-  bench_result("chameneos", secs, c->meetings, " rate=%.0f colours=%" PRIu64,
-               (double)meetings / secs, c->colours);
+  bench_result("chameneos", secs, c->meetings,
+               " rate=%.0f colours=%" PRIu64 " mall_moves=%" PRIu64,
+               (double)meetings / secs, c->colours, c->moves);
   tr_msg_free(c);
   bench_runtime_end(rt, h);
   return 0;

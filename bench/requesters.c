@@ -11,13 +11,15 @@
  */
 #include "benchutil.h"
 
+#include <pthread.h>
+
 TR_MESSAGE_TYPE(request_t, uint64_t who; uint64_t seq; uint64_t answer;);
 TR_MESSAGE_DEFINE(request_t);
 TR_MESSAGE_TYPE(answer_t, uint64_t value;);
 TR_MESSAGE_DEFINE(answer_t);
 
 /* Starts a requester; and what a requester sends the server when done. */
-TR_MESSAGE_TYPE(go_t, uint64_t sum;);
+TR_MESSAGE_TYPE(go_t, uint64_t sum; uint64_t moves;);
 TR_MESSAGE_DEFINE(go_t);
 
 typedef struct server {
@@ -25,6 +27,8 @@ typedef struct server {
   uint64_t per;     /* K, requests per requester */
   uint64_t left;    /* requesters not done yet */
   uint64_t sum;
+  pthread_t last;   /* the worker thread of the previous request */
+  uint64_t moves;   /* requests handled on another thread than the last */
 } server_t;
 
 typedef struct requester {
@@ -46,6 +50,11 @@ static int server_on_request(tr_ctx_t *ctx, void *state, void *msg) {
   server_t *s = state;
   request_t *r = msg;
   uint64_t value = r->who * s->per + r->seq;
+  /* how often the hub changes worker (its state and inbox follow) */
+  if (!pthread_equal(s->last, pthread_self())) {
+    s->moves++;
+    s->last = pthread_self();
+  }
   if (r->answer == 0) {
     answer_t *a = bench_msg_new(TR_TYPE(answer_t));
     a->value = value;
@@ -64,6 +73,7 @@ static int server_on_go(tr_ctx_t *ctx, void *state, void *msg) {
     return 0;
   go_t *g = bench_msg_new(TR_TYPE(go_t));
   g->sum = s->sum;
+  g->moves = s->moves;
   BENCH_CHECK(tr_send(ctx, s->done, g));
   return 0;
 }
@@ -190,8 +200,8 @@ int main(int argc, char **argv) {
   go_t *g = bench_wait_done(h, timeout);
   double secs = bench_now() - t0;
 
-  bench_result("requesters", secs, g->sum, " rate=%.0f",
-               (double)(nreq * per) / secs);
+  bench_result("requesters", secs, g->sum, " rate=%.0f server_moves=%" PRIu64,
+               (double)(nreq * per) / secs, g->moves);
   tr_msg_free(g);
   free(refs);
   bench_runtime_end(rt, h);

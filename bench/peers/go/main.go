@@ -39,6 +39,9 @@ var workloads = map[string]workload{
 	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
 	"broadcast":   {10000, func(p params, c uint64) float64 { return float64(c) }, broadcast},
 	"select":      {1000000, func(p params, c uint64) float64 { return float64(c) }, selectBench},
+	// -c creatures (default 500) meet n times; -r requesters (64) ask n each
+	"chameneos":  {2000000, func(p params, c uint64) float64 { return float64(p.n) }, chameneos},
+	"requesters": {50000, func(p params, c uint64) float64 { return float64(p.n * p.actors) }, requesters},
 	// -a is the number of goroutines (bench/run passes it); n is unused
 	"timer-lateness": {0, func(p params, c uint64) float64 { return float64(c) }, timerLateness},
 }
@@ -68,6 +71,10 @@ func main() {
 	case "broadcast":
 		fs.IntVar(&p.actors, "r", 1000, "subscribers")
 		fs.IntVar(&p.n, "m", w.defaultN, "messages")
+	case "chameneos":
+		fs.IntVar(&p.actors, "c", 500, "creatures")
+	case "requesters":
+		fs.IntVar(&p.actors, "r", 64, "requesters")
 	case "select":
 		fs.IntVar(&p.channels, "c", 8, "channels (only 8: select.go is an 8-case select)")
 		fs.IntVar(&p.n, "k", w.defaultN, "messages per channel")
