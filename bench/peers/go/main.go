@@ -2,9 +2,10 @@
 // The Go peer of troupe's actor-core and channel benchmarks: goroutines and
 // channels, GOMAXPROCS = workers. Usage: go-bench <workload> [-n N] [-w W]
 // [-a A] [-s S]; broadcast takes [-r subscribers] [-m messages] and select
-// [-c 8] [-k per_channel], the flags of troupe's bench/broadcast and
-// bench/select, so that bench/run passes one argument string to every system
-// (-a, -n stay accepted there as aliases). It prints the parameters, then the
+// [-c 8] [-k per_channel], chameneos [-c creatures] and requesters
+// [-r requesters], the flags of troupe's programs, so that bench/run
+// passes one argument string to every system (-a, -n stay accepted there
+// as aliases). It prints the parameters, then the
 // same RESULT line as the troupe programs.
 package main
 
@@ -48,8 +49,9 @@ var workloads = map[string]workload{
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select [-n N] [-w W] [-a A] [-s S]\n"+
-			"       go-bench broadcast [-r subscribers] [-m messages]; go-bench select [-c 8] [-k per_channel]")
+		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select|chameneos|requesters [-n N] [-w W] [-a A] [-s S]\n"+
+			"       go-bench broadcast [-r subscribers] [-m messages]; go-bench select [-c 8] [-k per_channel]\n"+
+			"       go-bench chameneos [-c creatures] [-n meetings]; go-bench requesters [-r requesters] [-n per_requester]")
 		os.Exit(64)
 	}
 	name := os.Args[1]
