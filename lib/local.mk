@@ -110,7 +110,8 @@ examples_hello_LDADD = libtroupe.la
 
 # Benchmarks (never part of make check).
 lib_bench_programs = bench/pingpong bench/ring bench/skynet bench/fanin \
-	bench/spawn bench/idle_memory bench/idle_wake
+	bench/spawn bench/idle_memory bench/idle_wake bench/chameneos \
+	bench/requesters
 EXTRA_PROGRAMS += $(lib_bench_programs)
 CLEANFILES += $(lib_bench_programs)
 bench_pingpong_SOURCES = bench/pingpong.c bench/benchutil.h
@@ -126,5 +127,9 @@ bench_spawn_LDADD = libtroupe.la
 bench_idle_memory_SOURCES = bench/idle_memory.c bench/benchutil.h
 bench_idle_memory_LDADD = libtroupe.la
 bench_idle_wake_SOURCES = bench/idle_wake.c
+bench_chameneos_SOURCES = bench/chameneos.c bench/benchutil.h
+bench_chameneos_LDADD = libtroupe.la
+bench_requesters_SOURCES = bench/requesters.c bench/benchutil.h
+bench_requesters_LDADD = libtroupe.la
 bench_idle_wake_LDADD = libtroupe.la
 bench: $(lib_bench_programs)

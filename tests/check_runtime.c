@@ -426,6 +426,86 @@ START_TEST(test_tr_runtime_start_wakeup_latency) {
 }
 END_TEST
 
+/* ---- stealing ------------------------------------------------------------ */
+
+/* Work queued behind a long run is taken by an idle worker (whatever
+ * limits stealing, for locality, must keep this). The blocker makes
+ * helpers runnable on its own worker, then spins (CPU work) until one of
+ * them has run, which only the other worker can do; it gives up after
+ * 20 s and records whether help came. */
+static _Atomic int helped;
+static _Atomic int blocker_saw_help;
+
+static int helper_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  atomic_store(&helped, 1);
+  return 0;
+}
+static const tr_handler_t helper_handlers[] = {
+    {.type = TR_TYPE(tick_t), .fn = helper_on_tick}};
+static const tr_behavior_t helper = {
+    .name = "helper",
+    .handlers = TR_HANDLERS(helper_handlers),
+};
+
+typedef struct blocker {
+  tr_ref_t helpers[3];
+} blocker_t;
+
+static int blocker_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  *(blocker_t *)state = *(const blocker_t *)arg;
+  return 0;
+}
+
+static int blocker_on_tick(tr_ctx_t *ctx, void *state, void *msg) {
+  blocker_t *b = state;
+  (void)msg;
+  /* three sends: the first helper ends up in this worker's stealable
+   * queue, the second in its "next" slot, the third in a batch */
+  for (int i = 0; i < 3; i++) {
+    tick_t *t = tick_t_new();
+    if (t == NULL || tr_send(ctx, b->helpers[i], t) != 0)
+      return 0;
+  }
+  uint64_t end = tu_now_ns() + 20000000000ull;
+  while (!atomic_load(&helped) && tu_now_ns() < end) {
+  }
+  atomic_store(&blocker_saw_help, atomic_load(&helped));
+  atomic_fetch_add(&handled, 1);
+  return 0;
+}
+static const tr_handler_t blocker_handlers[] = {
+    {.type = TR_TYPE(tick_t), .fn = blocker_on_tick}};
+static const tr_behavior_t blocker = {
+    .name = "blocker",
+    .state_size = sizeof(blocker_t),
+    .init = blocker_init,
+    .handlers = TR_HANDLERS(blocker_handlers),
+};
+
+START_TEST(test_tr_runtime_steal_behind_long_run) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  blocker_t args;
+  tr_ref_t r;
+  reset();
+  atomic_store(&helped, 0);
+  atomic_store(&blocker_saw_help, 0);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(tr_spawn(rt, &helper, NULL, &args.helpers[i]), 0);
+  ck_assert_int_eq(tr_spawn(rt, &blocker, &args, &r), 0);
+  tick_t *t = tick_t_new();
+  ck_assert_ptr_nonnull(t);
+  ck_assert_int_eq(tr_send(NULL, r, t), 0);
+  ck_assert(tu_wait_ge(&handled, 1, 40000));
+  int saw_help = atomic_load(&blocker_saw_help);
+  ck_assert_int_eq(saw_help, 1);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 /* ---- refs across runtimes ------------------------------------------------ */
 
 /* A ref of a freed runtime never reaches an actor of a later one, even
@@ -735,6 +815,7 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, test_tr_runtime_shutdown_no_deadline_drains);
   tcase_add_test(tc, test_tr_runtime_start_idle_cpu);
   tcase_add_test(tc, test_tr_runtime_start_wakeup_latency);
+  tcase_add_test(tc, test_tr_runtime_steal_behind_long_run);
   tcase_add_test(tc, test_tr_runtime_free_refs_stay_dead);
   tcase_add_test(tc, test_tr_runtime_shutdown_from_handler);
   tcase_add_test(tc, test_tr_runtime_shutdown_from_init);

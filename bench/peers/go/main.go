@@ -2,9 +2,10 @@
 // The Go peer of troupe's actor-core and channel benchmarks: goroutines and
 // channels, GOMAXPROCS = workers. Usage: go-bench <workload> [-n N] [-w W]
 // [-a A] [-s S]; broadcast takes [-r subscribers] [-m messages] and select
-// [-c 8] [-k per_channel], the flags of troupe's bench/broadcast and
-// bench/select, so that bench/run passes one argument string to every system
-// (-a, -n stay accepted there as aliases). It prints the parameters, then the
+// [-c 8] [-k per_channel], chameneos [-c creatures] and requesters
+// [-r requesters], the flags of troupe's programs, so that bench/run
+// passes one argument string to every system (-a, -n stay accepted there
+// as aliases). It prints the parameters, then the
 // same RESULT line as the troupe programs.
 package main
 
@@ -39,6 +40,9 @@ var workloads = map[string]workload{
 	"idle_memory": {1000000, func(p params, c uint64) float64 { return float64(p.n) }, idleMemory},
 	"broadcast":   {10000, func(p params, c uint64) float64 { return float64(c) }, broadcast},
 	"select":      {1000000, func(p params, c uint64) float64 { return float64(c) }, selectBench},
+	// -c creatures (default 500) meet n times; -r requesters (64) ask n each
+	"chameneos":  {2000000, func(p params, c uint64) float64 { return float64(p.n) }, chameneos},
+	"requesters": {50000, func(p params, c uint64) float64 { return float64(p.n * p.actors) }, requesters},
 	// -a is the number of goroutines (bench/run passes it); n is unused
 	"timer-lateness": {0, func(p params, c uint64) float64 { return float64(c) }, timerLateness},
 }
@@ -52,8 +56,9 @@ var checksumOf = map[string]string{
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select [-n N] [-w W] [-a A] [-s S]\n"+
-			"       go-bench broadcast [-r subscribers] [-m messages]; go-bench select [-c 8] [-k per_channel]")
+		fmt.Fprintln(os.Stderr, "usage: go-bench pingpong|ring|skynet|fanin|spawn|idle_memory|broadcast|select|chameneos|requesters [-n N] [-w W] [-a A] [-s S]\n"+
+			"       go-bench broadcast [-r subscribers] [-m messages]; go-bench select [-c 8] [-k per_channel]\n"+
+			"       go-bench chameneos [-c creatures] [-n meetings]; go-bench requesters [-r requesters] [-n per_requester]")
 		os.Exit(64)
 	}
 	name := os.Args[1]
@@ -75,6 +80,10 @@ func main() {
 	case "broadcast":
 		fs.IntVar(&p.actors, "r", 1000, "subscribers")
 		fs.IntVar(&p.n, "m", w.defaultN, "messages")
+	case "chameneos":
+		fs.IntVar(&p.actors, "c", 500, "creatures")
+	case "requesters":
+		fs.IntVar(&p.actors, "r", 64, "requesters")
 	case "select":
 		fs.IntVar(&p.channels, "c", 8, "channels (only 8: select.go is an 8-case select)")
 		fs.IntVar(&p.n, "k", w.defaultN, "messages per channel")
