@@ -279,7 +279,7 @@ const tr_behavior_t tr_supervisor_behavior = {
 };
 
 int tr_sup_spawn(tr_runtime_t *rt, const tr_sup_spec_t *spec,
-                        tr_ref_t *out) {
+                 tr_ref_t *out) {
   if (!rt || !spec) return TR_EINVAL;
   return tr_spawn(rt, &tr_supervisor_behavior, (void *)spec, out);
 }

@@ -38,7 +38,8 @@ typedef int64_t tr_duration_t;
  * fields inside size (later ones take their defaults) and refuses, with
  * TR_EINVAL, a struct larger than its own whose extra bytes are not all 0,
  * so an old program runs on a new library and a new program fails cleanly
- * on an old one instead of losing a setting. size 0 (a struct written as
+ * on an old one instead of losing a setting (a nonzero size smaller than
+ * the size field itself is TR_EINVAL too). size 0 (a struct written as
  * {0} or with designated initialisers) stands for the struct as first
  * published with a size field, i.e. this release's; a field added in a
  * later release is read only from a struct whose size covers it, so use

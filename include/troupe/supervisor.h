@@ -67,7 +67,7 @@ extern TR_EXTERN const tr_behavior_t tr_supervisor_behavior;
  * fails to start, the children started so far are stopped and the error
  * is returned. Returns 0, TR_EINVAL, TR_ENOMEM, or a child's init error. */
 TR_EXTERN int tr_sup_spawn(tr_runtime_t *rt, const tr_sup_spec_t *spec,
-                                  tr_ref_t *out);
+                           tr_ref_t *out);
 
 /* Ask a supervisor with this message (tr_ask or tr_handle_call, with a
  * message from tr_sup_info_t_new): the reply is the same message, filled
