@@ -41,15 +41,15 @@ static void rec_unlink(tr__ask_rec_t *r) {
   if (r->next) r->next->prev = r->prev;
 }
 
-static void trampoline(tr_ctx_t *ctx, void *state, int status, void *reply,
-                       void *cookie) {
+static int trampoline(tr_ctx_t *ctx, void *state, int status, void *reply,
+                      void *cookie) {
   tr__ask_rec_t *r = cookie;
   rec_unlink(r);
   if (status != TR_ETIMEDOUT) (void)tr__timer_cancel(r->io, r->tid);
   tr_reply_fn k = r->k;
   void *c = r->cookie;
   free(r);
-  k(ctx, state, status, reply, c);
+  return k(ctx, state, status, reply, c); /* a handler's result */
 }
 
 static uint64_t next_tag_of(const tr__actor_t *a) {

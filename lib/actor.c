@@ -1054,15 +1054,19 @@ static inline tr_msg_t *pop_private(tr__worker_t *w, tr__actor_t *a) {
   return m;
 }
 
-static void handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
+/* Hands a reply to its continuation. Returns what the continuation
+ * returned, which counts as a handler's result (negative: the actor
+ * fails). */
+static int handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
   tr__pend_entry_t e;
+  int rc;
   if (!pending_take(a, m->tag & ~TR__TAG_REPLY, &e)) {
     /* nobody waits for it any more */
     atomic_fetch_add_explicit(&a->rt->dead_letters, 1, memory_order_relaxed);
-    return;
+    return 0;
   }
   if (m->type == &tr__noreply_type) {
-    e.k(ctx, a->state, ((tr__noreply_msg_t *)m)->status, NULL, e.cookie);
+    rc = e.k(ctx, a->state, ((tr__noreply_msg_t *)m)->status, NULL, e.cookie);
   } else if (tr__unlikely(tr__is_join_msg(m))) {
     /* a join completion: the result is what the continuation owns */
     struct {
@@ -1074,14 +1078,15 @@ static void handle_reply(tr_ctx_t *ctx, tr__actor_t *a, tr_msg_t *m) {
     j->result = NULL;
     ctx->cur = res;
     ctx->cur_owned = res != NULL;
-    e.k(ctx, a->state, j->reason, res, e.cookie);
+    rc = e.k(ctx, a->state, j->reason, res, e.cookie);
     if (ctx->cur_owned && res) tr__msg_release(res);
     ctx->cur = m;
     ctx->cur_owned = 1;
   } else {
     m->tag = 0;
-    e.k(ctx, a->state, 0, m, e.cookie);
+    rc = e.k(ctx, a->state, 0, m, e.cookie);
   }
+  return rc;
 }
 
 /* Calls a's handler for m (ctx->cur and cur_owned set by the caller); a
@@ -1160,7 +1165,7 @@ void tr__run_actor(tr__worker_t *w, tr__actor_t *a) {
     ctx->stop_req = 0;
     int rc = 0;
     if (tr__unlikely(m->tag & TR__TAG_REPLY)) {
-      handle_reply(ctx, a, m);
+      rc = handle_reply(ctx, a, m);
     } else if (tr__unlikely((m->type->flags & TR_MSG_SYSTEM) &&
                             tr__is_internal_sys(m->type))) {
       ctx->cur = NULL;

@@ -6,7 +6,8 @@
  * a request dropped without reply, or left queued at a target that stops,
  * gives the continuation TR_ENOREPLY; an ask that fails at once never runs
  * its continuation; a request taken with tr_ctx_take can be answered later
- * with tr_reply_to; replying to an asker that is gone is TR_ENOACTOR.
+ * with tr_reply_to; replying to an asker that is gone is TR_ENOACTOR; a
+ * continuation that returns a negative code fails its actor with it.
  */
 #include <check.h>
 #include <stdint.h>
@@ -73,8 +74,8 @@ typedef struct asker_state {
 
 /* The continuation: a reply to request v carries v * m (m = 2 or 3) and
  * must come with COOKIE(v). */
-static void asker_k(tr_ctx_t *ctx, void *state, int status, void *reply,
-                    void *cookie) {
+static int asker_k(tr_ctx_t *ctx, void *state, int status, void *reply,
+                   void *cookie) {
   asker_state_t *s = state;
   uintptr_t c = (uintptr_t)cookie;
   s->calls++;
@@ -101,6 +102,7 @@ static void asker_k(tr_ctx_t *ctx, void *state, int status, void *reply,
       atomic_fetch_add(&k_other, 1);
   }
   atomic_fetch_add(&k_calls, 1);
+  return 0;
 }
 
 static void do_asks(tr_ctx_t *ctx, tr_ref_t target, int count, int plain) {
@@ -510,6 +512,70 @@ START_TEST(test_tr_reply_to_asker_gone) {
 }
 END_TEST
 
+/* A continuation's return value counts as a handler's: a negative one
+ * fails the asking actor with that reason. The asker below returns
+ * TR_EPROTO from the continuation of a successful ask, and the status
+ * itself from a failed one; a handle monitoring it sees the reason. */
+static int failing_k(tr_ctx_t *ctx, void *state, int status, void *reply,
+                     void *cookie) {
+  (void)ctx;
+  (void)state;
+  (void)reply;
+  (void)cookie;
+  atomic_fetch_add(&k_calls, 1);
+  return status == 0 ? TR_EPROTO : status;
+}
+
+static int failing_on_go(tr_ctx_t *ctx, void *state, void *msg) {
+  go_t *g = msg;
+  req_t *q = req_t_new();
+  (void)state;
+  if (q == NULL)
+    return TR_ENOMEM;
+  q->v = 1;
+  return tr_ask(ctx, g->target, q, failing_k, NULL);
+}
+
+static const tr_handler_t failing_asker_h[] = {
+    {.type = TR_TYPE(go_t), .fn = failing_on_go}};
+static const tr_behavior_t failing_asker = {
+    .name = "failing_asker", .handlers = TR_HANDLERS(failing_asker_h)};
+
+/* Spawns the failing asker, monitors it from a handle, makes it ask srv,
+ * and returns the reason of its stop. */
+static int continuation_exit_reason(const tr_behavior_t *srv) {
+  tr_runtime_t *rt = tu_runtime(2, 0, 1);
+  tr_handle_t *h;
+  tr_ref_t s, a;
+  void *m = NULL;
+  reset();
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  ck_assert_int_eq(tr_spawn(rt, srv, NULL, &s), 0);
+  ck_assert_int_eq(tr_spawn(rt, &failing_asker, NULL, &a), 0);
+  ck_assert_int_eq(tr_handle_monitor(h, a, NULL), 0);
+  go(a, s, 1, 0);
+  ck_assert_int_eq(tr_handle_receive(h, 30000, &m), 0);
+  ck_assert_ptr_eq(tr_msg_type(m), TR_TYPE(tr_down_t));
+  tr_down_t *d = m;
+  ck_assert(tr_ref_eq(d->ref, a));
+  int reason = d->reason;
+  tr_msg_free(m);
+  ck_assert_uint_eq(atomic_load(&k_calls), 1);
+  tr_handle_free(h);
+  tu_runtime_finish(rt);
+  return reason;
+}
+
+START_TEST(test_tr_ask_continuation_error_fails_actor) {
+  ck_assert_int_eq(continuation_exit_reason(&srv_reply), TR_EPROTO);
+}
+END_TEST
+
+START_TEST(test_tr_ask_continuation_status_fails_actor) {
+  ck_assert_int_eq(continuation_exit_reason(&srv_drop), TR_ENOREPLY);
+}
+END_TEST
+
 static Suite *ask_suite(void) {
   Suite *s = suite_create("ask");
   TCase *tc = tcase_create("core");
@@ -523,6 +589,8 @@ static Suite *ask_suite(void) {
   tcase_add_test(tc, test_tr_actor_stop_queued_requests_enoreply);
   tcase_add_test(tc, test_tr_actor_stop_self_queued_requests_enoreply);
   tcase_add_test(tc, test_tr_reply_to_asker_gone);
+  tcase_add_test(tc, test_tr_ask_continuation_error_fails_actor);
+  tcase_add_test(tc, test_tr_ask_continuation_status_fails_actor);
   suite_add_tcase(s, tc);
   return s;
 }

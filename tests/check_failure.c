@@ -477,14 +477,15 @@ typedef struct {
   tr_join_t *j;
 } waiter_t;
 
-static void on_joined(tr_ctx_t *ctx, void *state, int status, void *reply,
-                      void *cookie) {
+static int on_joined(tr_ctx_t *ctx, void *state, int status, void *reply,
+                     void *cookie) {
   waiter_t *w = state;
   (void)cookie;
   note(ctx, w->report, N_JOIN, status, TR_REF_NULL,
        reply ? (uint64_t)((val_t *)reply)->v : 0);
   tr_join_free(w->j);
   tr_actor_stop(tr_ctx_self(ctx), 0);
+  return 0;
 }
 
 static int waiter_init(tr_ctx_t *ctx, void *state, void *arg) {

@@ -8,7 +8,8 @@
  * never lets a cancelled timer fire; stopping an actor cancels its timers
  * (and the runtime becomes quiescent), also when its timers were armed on
  * different workers and some were cancelled from outside; tr_ask_timeout times out, drops a
- * late reply, and cancels its timer on a timely reply.
+ * late reply, cancels its timer on a timely reply, and its continuation
+ * fails the asker by returning a negative code.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -653,8 +654,8 @@ static _Atomic uint64_t ask_elapsed_ns;
 typedef struct asker {
   uint64_t t0;
 } asker_t;
-static void asked(tr_ctx_t *ctx, void *st, int status, void *reply,
-                  void *cookie) {
+static int asked(tr_ctx_t *ctx, void *st, int status, void *reply,
+                 void *cookie) {
   (void)ctx;
   asker_t *a = st;
   ck_assert_ptr_eq(cookie, (void *)0x77);
@@ -663,6 +664,7 @@ static void asked(tr_ctx_t *ctx, void *st, int status, void *reply,
   atomic_fetch_add(&ask_calls, 1);
   if (status == 0) ck_assert_ptr_nonnull(reply);
   else ck_assert_ptr_null(reply);
+  return 0;
 }
 static int asker_go(tr_ctx_t *ctx, void *st, void *msg) {
   asker_t *a = st;
@@ -767,6 +769,53 @@ START_TEST(test_ask_timeout_timely_reply) {
 }
 END_TEST
 
+/* The continuation of tr_ask_timeout fails its actor like a handler: one
+ * returning the TR_ETIMEDOUT it was given stops the asker with that
+ * reason (the timeout path goes through the timer's trampoline). */
+static int asked_fail(tr_ctx_t *ctx, void *st, int status, void *reply,
+                      void *cookie) {
+  (void)ctx;
+  (void)st;
+  (void)reply;
+  (void)cookie;
+  return status;
+}
+static int failing_go(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  go_t *g = msg;
+  q_t *q = q_t_new();
+  q->delay_ms = g->delay;
+  return tr_ask_timeout(ctx, g->server, q, g->timeout, asked_fail, NULL);
+}
+static const tr_handler_t failing_h[] = {{TR_TYPE(go_t), failing_go}};
+static const tr_behavior_t failing_b = {.name = "failing_asker",
+                                        .handlers = TR_HANDLERS(failing_h)};
+
+START_TEST(test_ask_timeout_continuation_fails_actor) {
+  tr_runtime_t *rt = rt_new(2);
+  tr_handle_t *h;
+  tr_ref_t s, a;
+  void *m = NULL;
+  ck_assert_int_eq(tr_handle_new(rt, &h), 0);
+  ck_assert_int_eq(tr_spawn(rt, &srv_b, NULL, &s), 0);
+  ck_assert_int_eq(tr_spawn(rt, &failing_b, NULL, &a), 0);
+  ck_assert_int_eq(tr_handle_monitor(h, a, NULL), 0);
+  go_t *g = go_t_new();
+  g->timeout = 10;
+  g->delay = 200;
+  g->server = s;
+  ck_assert_int_eq(tr_send(NULL, a, g), 0);
+  ck_assert_int_eq(tr_handle_receive(h, 10000, &m), 0);
+  ck_assert_ptr_eq(tr_msg_type(m), TR_TYPE(tr_down_t));
+  ck_assert(tr_ref_eq(((tr_down_t *)m)->ref, a));
+  ck_assert_int_eq(((tr_down_t *)m)->reason, TR_ETIMEDOUT);
+  tr_msg_free(m);
+  tr_handle_free(h);
+  tr_actor_stop(s, 0);
+  rt_done(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("timer");
   TCase *tc = tcase_create("timer");
@@ -782,6 +831,7 @@ int main(void) {
   tcase_add_test(tc, test_ask_timeout_expires_and_drops_late_reply);
   tcase_add_test(tc, test_ask_timeout_timely_reply);
   tcase_add_test(tc, test_ask_timeout_huge_timeout);
+  tcase_add_test(tc, test_ask_timeout_continuation_fails_actor);
   tcase_add_test(tc, test_timer_start_delay_edges);
   tcase_add_test(tc, test_send_after_huge_delay);
   tcase_add_test(tc, test_timer_start_huge_interval);

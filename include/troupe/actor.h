@@ -307,19 +307,27 @@ static inline void *tr_dead_letter_take(tr_dead_letter_t *d) {
   return m;
 }
 
-/* Continuation of an ask: status is 0 with the reply (owned by the
- * continuation like a handled message), or a negative code with reply ==
- * NULL: TR_ENOREPLY (the request was dropped without a reply: the target
- * freed it unanswered, or stopped with it still queued). */
-typedef void (*tr_reply_fn)(tr_ctx_t *ctx, void *state, int status,
-                            void *reply, void *cookie);
+/* Continuation of an ask (tr_ask, tr_ask_timeout) or of a join
+ * (tr_join_await): runs on the asking actor like a handler. status is 0
+ * with the reply (owned by the continuation like a handled message), or a
+ * negative code with reply == NULL: TR_ENOREPLY (the request was dropped
+ * without a reply: the target freed it unanswered, or stopped with it
+ * still queued), TR_ETIMEDOUT (tr_ask_timeout). For a join, status is the
+ * child's exit reason and reply its result (or NULL).
+ * Returns what a handler returns: 0 to go on; a negative code fails the
+ * actor with that code as its exit reason (links and monitors see it).
+ * An ask continuation that returns status fails the actor on any error. */
+typedef int (*tr_reply_fn)(tr_ctx_t *ctx, void *state, int status,
+                           void *reply, void *cookie);
 
-/* Sends a request; its reply is handed to k on the asking actor.
- * Returns 0, or the codes of tr_send (then k never runs and req is freed,
- * as for tr_send). A target that is already gone is TR_ENOACTOR from this
- * call; one that stops with the request queued answers TR_ENOREPLY
- * through k. No reply is waited for forever only if k is given a bound:
- * tr_ask_timeout (<troupe/io.h>) adds one. */
+/* Sends a request; its reply is handed to k on the asking actor (k's
+ * return value counts as a handler's). Returns 0, or the codes of tr_send
+ * (then k never runs and req is freed, as for tr_send). A target that is
+ * already gone is TR_ENOACTOR from this call; one that stops with the
+ * request queued answers TR_ENOREPLY through k. tr_ask has no timeout: a
+ * target that keeps the request unanswered leaves k waiting for as long
+ * as it lives. For a bound use tr_ask_timeout (<troupe/io.h>), whose k
+ * gets TR_ETIMEDOUT when no reply came in time. */
 TR_EXTERN int tr_ask(tr_ctx_t *ctx, tr_ref_t to, void *req, tr_reply_fn k,
                      void *cookie);
 
@@ -390,7 +398,8 @@ TR_EXTERN int tr_ctx_set_result(tr_ctx_t *ctx, void *msg);
 
 /* Awaits a join handle from an actor: k runs once on the caller with
  * status = the child's exit reason and reply = its result (or NULL), owned
- * like a handled message. A join handle has one awaiter. Returns 0,
+ * like a handled message; a negative return from k fails the caller, as
+ * from a handler. A join handle has one awaiter. Returns 0,
  * TR_EBUSY (already awaited), TR_EINVAL, TR_ENOMEM. */
 TR_EXTERN int tr_join_await(tr_ctx_t *ctx, tr_join_t *j, tr_reply_fn k,
                             void *cookie);
