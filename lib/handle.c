@@ -137,14 +137,18 @@ static uint64_t deadline_of(tr_duration_t timeout) {
 }
 
 /* Unlinks and returns the first message matching `want` (0: any message
- * that is not a stale reply), dropping stale replies on the way. */
-static tr_msg_t *pick(struct tr_handle *h, uint64_t want) {
+ * that is not a stale reply and, if type is not NULL, is of that type),
+ * dropping stale replies on the way: one thread uses a handle at a time,
+ * so a reply found while no call waits belongs to a call that timed out.
+ * Messages passed over keep their order. Linear in the queued messages. */
+static tr_msg_t *pick(struct tr_handle *h, uint64_t want,
+                      const tr_msgtype_t *type) {
   tr_msg_t **pp = &h->head, *prev = NULL;
   while (*pp) {
     tr_msg_t *m = *pp;
     int match;
     if (want) match = m->tag == want;
-    else match = !(m->tag & TR__TAG_REPLY);
+    else match = !(m->tag & TR__TAG_REPLY) && (!type || m->type == type);
     if (match || (!want && (m->tag & TR__TAG_REPLY))) {
       *pp = m->next;
       if (h->tail == m) h->tail = prev;
@@ -161,14 +165,15 @@ static tr_msg_t *pick(struct tr_handle *h, uint64_t want) {
   return NULL;
 }
 
-int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
-  if (!h || !msg || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
-  CHECK_HANDLE(h);
+/* Waits for the first message of `type` (NULL: any) that is not a
+ * reply; others stay queued in order. */
+static int receive(struct tr_handle *h, const tr_msgtype_t *type,
+                   tr_duration_t timeout_ms, void **msg) {
   if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
   uint64_t dl = deadline_of(timeout_ms);
   for (;;) {
     pull(h);
-    tr_msg_t *m = pick(h, 0);
+    tr_msg_t *m = pick(h, 0, type);
     if (m) {
       *msg = m;
       return 0;
@@ -176,13 +181,26 @@ int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
     int rc = wait_mail(h, dl);
     if (rc) {
       pull(h);
-      if ((m = pick(h, 0))) {
+      if ((m = pick(h, 0, type))) {
         *msg = m;
         return 0;
       }
       return rc;
     }
   }
+}
+
+int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout_ms, void **msg) {
+  if (!h || !msg || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
+  CHECK_HANDLE(h);
+  return receive(h, NULL, timeout_ms, msg);
+}
+
+int tr_handle_receive_type(tr_handle_t *h, const tr_msgtype_t *type,
+                           tr_duration_t timeout_ms, void **msg) {
+  if (!h || !type || !msg || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
+  CHECK_HANDLE(h);
+  return receive(h, type, timeout_ms, msg);
 }
 
 int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
@@ -207,7 +225,7 @@ int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
   uint64_t want = tag | TR__TAG_REPLY, dl = deadline_of(timeout_ms);
   for (;;) {
     pull(h);
-    tr_msg_t *r = pick(h, want);
+    tr_msg_t *r = pick(h, want, NULL);
     if (r) {
       if (r->type == &tr__noreply_type) {
         rc = ((tr__noreply_msg_t *)r)->status;

@@ -4,8 +4,9 @@
  * (<troupe/actor.h>, tr_handle_*): send and receive, the receive timeout
  * (returns TR_ETIMEDOUT no earlier than asked), calls and their timeout,
  * calls to dead actors or dropped requests, messages arriving during a
- * call staying queued for receive, and several threads each using its own
- * handle at once.
+ * call staying queued for receive, receiving one type while the others
+ * stay queued in order, and several threads each using its own handle at
+ * once.
  */
 #include <check.h>
 #include <pthread.h>
@@ -421,6 +422,84 @@ START_TEST(test_tr_handle_call_keeps_other_messages) {
 }
 END_TEST
 
+/* tr_handle_receive_type takes the first message of one type; messages
+ * of other types stay queued in their order. */
+START_TEST(test_tr_handle_receive_type_keeps_others) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_handle_t *h = handle(rt);
+  tr_ref_t me = tr_handle_ref(h);
+  void *m = NULL;
+  reset();
+  ck_assert_int_eq(tr_send(NULL, me, note_new(0)), 0);
+  ck_assert_int_eq(tr_send(NULL, me, hq_new(10)), 0);
+  ck_assert_int_eq(tr_send(NULL, me, note_new(1)), 0);
+  ck_assert_int_eq(tr_send(NULL, me, hq_new(11)), 0);
+  ck_assert_int_eq(tr_send(NULL, me, note_new(2)), 0);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), 10000, &m), 0);
+  expect_reply(m, TR_TYPE(hq_t), 10);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), TR_NOWAIT, &m), 0);
+  expect_reply(m, TR_TYPE(hq_t), 11);
+  /* none left of that type: a timeout, the others untouched */
+  m = NULL;
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), TR_NOWAIT, &m),
+                   TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), 30, &m),
+                   TR_ETIMEDOUT);
+  ck_assert_ptr_null(m);
+  for (uint64_t i = 0; i <= 2; i++) {
+    ck_assert_int_eq(tr_handle_receive(h, 10000, &m), 0);
+    expect_reply(m, TR_TYPE(note_t), i);
+  }
+  ck_assert_int_eq(tr_handle_receive(h, TR_NOWAIT, &m), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_handle_receive_type(NULL, TR_TYPE(hq_t), 0, &m),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_handle_receive_type(h, NULL, 0, &m), TR_EINVAL);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), 0, NULL),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), -2, &m),
+                   TR_EINVAL);
+  tr_handle_free(h);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
+/* Sends notes 1..3, then an hq 9, from another thread after a pause. */
+static void *send_notes_then_hq(void *arg) {
+  tr_ref_t to = *(tr_ref_t *)arg;
+  tu_sleep_ms(30);
+  for (uint64_t i = 1; i <= 3; i++)
+    if (tr_send(NULL, to, note_new(i)) != 0)
+      atomic_fetch_add(&errors, 1);
+  tu_sleep_ms(30);
+  if (tr_send(NULL, to, hq_new(9)) != 0)
+    atomic_fetch_add(&errors, 1);
+  return NULL;
+}
+
+/* A waiting tr_handle_receive_type is woken by other mail, goes back to
+ * waiting, and returns once its type arrives. */
+START_TEST(test_tr_handle_receive_type_waits_past_others) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 1);
+  tr_handle_t *h = handle(rt);
+  tr_ref_t me = tr_handle_ref(h);
+  pthread_t th;
+  void *m = NULL;
+  reset();
+  ck_assert_int_eq(pthread_create(&th, NULL, send_notes_then_hq, &me), 0);
+  ck_assert_int_eq(tr_handle_receive_type(h, TR_TYPE(hq_t), TR_FOREVER, &m),
+                   0);
+  expect_reply(m, TR_TYPE(hq_t), 9);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  for (uint64_t i = 1; i <= 3; i++) {
+    ck_assert_int_eq(tr_handle_receive(h, 10000, &m), 0);
+    expect_reply(m, TR_TYPE(note_t), i);
+  }
+  ck_assert_uint_eq(atomic_load(&errors), 0);
+  tr_handle_free(h);
+  tu_runtime_finish(rt);
+}
+END_TEST
+
 START_TEST(test_tr_handle_free_ref_dead) {
   tr_runtime_t *rt = tu_runtime(1, 0, 1);
   tr_handle_t *h = handle(rt);
@@ -509,6 +588,8 @@ static Suite *handle_suite(void) {
   tcase_add_test(tc, test_tr_handle_call_dead_actor);
   tcase_add_test(tc, test_tr_handle_call_keeps_other_messages);
   tcase_add_test(tc, test_tr_handle_free_ref_dead);
+  tcase_add_test(tc, test_tr_handle_receive_type_keeps_others);
+  tcase_add_test(tc, test_tr_handle_receive_type_waits_past_others);
   tcase_add_test(tc, test_tr_handle_call_threads);
   suite_add_tcase(s, tc);
   return s;

@@ -438,6 +438,15 @@ TR_EXTERN int tr_handle_send(tr_handle_t *h, tr_ref_t to, void *msg);
 TR_EXTERN int tr_handle_receive(tr_handle_t *h, tr_duration_t timeout,
                                 void **msg);
 
+/* Waits up to timeout (as tr_handle_receive) for the next message of the
+ * given type and hands it over in *msg; messages of other types stay
+ * queued, in their order, for tr_handle_receive. Each call scans the
+ * messages queued ahead, so a handle that lets many pile up pays for
+ * them. Returns 0, TR_ETIMEDOUT, or TR_EINVAL (NULL argument, a negative
+ * timeout other than TR_FOREVER). */
+TR_EXTERN int tr_handle_receive_type(tr_handle_t *h, const tr_msgtype_t *type,
+                                     tr_duration_t timeout, void **msg);
+
 /* Sends req as a request and waits up to timeout for its reply.
  * Returns 0 with the reply in *reply, TR_ETIMEDOUT, TR_ENOREPLY, or the
  * codes of tr_send. req is consumed: freed if the send fails; after a
