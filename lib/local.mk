@@ -25,6 +25,7 @@ libtroupe_la_SOURCES = \
 	lib/actor.c \
 	lib/failure.c \
 	lib/handle.c \
+	lib/group.c \
 	lib/codec.c
 libtroupe_la_CFLAGS = $(AM_CFLAGS) $(JEMALLOC_CFLAGS) $(MSGPACK_CFLAGS)
 libtroupe_la_LIBADD = $(JEMALLOC_LIBS) $(MSGPACK_LIBS) $(PTHREAD_LIBS)
@@ -44,6 +45,7 @@ lib_tests = \
 	tests/check_actor \
 	tests/check_ask \
 	tests/check_handle \
+	tests/check_group \
 	tests/check_priority \
 	tests/check_stress \
 	tests/check_failure \
@@ -69,6 +71,9 @@ tests_check_ask_LDADD = $(TEST_LIBS)
 tests_check_handle_SOURCES = tests/check_handle.c tests/testutil.h
 tests_check_handle_CFLAGS = $(TEST_CFLAGS)
 tests_check_handle_LDADD = $(TEST_LIBS)
+tests_check_group_SOURCES = tests/check_group.c tests/testutil.h
+tests_check_group_CFLAGS = $(TEST_CFLAGS)
+tests_check_group_LDADD = $(TEST_LIBS)
 tests_check_priority_SOURCES = tests/check_priority.c tests/testutil.h
 tests_check_priority_CFLAGS = $(TEST_CFLAGS)
 tests_check_priority_LDADD = $(TEST_LIBS)

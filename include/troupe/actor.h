@@ -275,6 +275,28 @@ TR_EXTERN int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg);
     return tr_send(ctx, to.ref, &msg->hdr);                                  \
   }
 
+/* Makes a copy of msg for one member of a group send: a new message
+ * (from tr_msg_new) that owns its own copies of whatever msg owns, or
+ * NULL when out of memory. Runs on the sending thread. */
+typedef void *(*tr_msg_clone_fn)(const void *msg);
+
+/* Sends msg to the n refs of `to`, in order. A message has one owner, so
+ * every member but the last gets a copy and the last gets msg itself.
+ * clone makes the copies; NULL copies the struct's bytes (type->size),
+ * which is only sound for types that own nothing: a type with a
+ * destructor without a clone is refused (TR_EINVAL). A copy is a plain
+ * message: a request sent to a group is a request for the last member
+ * only. msg is consumed (every member's message is sent as by tr_send:
+ * handed over, or freed if that send fails; n == 0 frees msg), except a
+ * NULL or typeless msg (TR_EINVAL, not touched). A failed member does not
+ * stop the others. Returns 0 if every member got its message, else the
+ * first member's error (the codes of tr_send, TR_ENOMEM for a failed
+ * copy) or TR_EINVAL (to NULL with n > 0, the refused type: nothing sent);
+ * *sent (if not NULL) gets the number of members the message reached.
+ * Cost: n sends and n - 1 copies. Thread: as tr_send. */
+TR_EXTERN int tr_send_group(tr_ctx_t *ctx, const tr_ref_t *to, size_t n,
+                            void *msg, tr_msg_clone_fn clone, size_t *sent);
+
 /* Options of tr_send_ex (and TR_SEND_KEEP of tr_chan_send_ex). */
 #define TR_SEND_RETURN_DEAD 0x1u /* if the message is dropped undelivered
                                     (receiver stopped, mailbox overflow),
