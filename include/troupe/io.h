@@ -7,9 +7,10 @@
  * with TR_MSG_SYSTEM, served before data mail). Idle workers drive the
  * reactor; there is no I/O thread. See doc/reactor.md and doc/timers.md.
  *
- * The layer attaches itself to a runtime on first use with the defaults;
- * call tr_io_attach() before that to choose the backend or the size of the
- * blocking pool, and tr_io_fini() after tr_runtime_shutdown().
+ * The layer attaches itself to a runtime on first use with the defaults
+ * (call tr_io_attach() before that to choose the backend or the size of
+ * the blocking pool) and is released by tr_runtime_free(): nothing needs
+ * to be called to release it.
  *
  * Functions taking a tr_ctx_t * are for the actor that ctx belongs to,
  * during one of its handlers or its init; the fds, timers and operations
@@ -72,9 +73,16 @@ TR_EXTERN const char *tr_io_backend_name(tr_runtime_t *rt);
 
 /* Releases the I/O layer of a runtime that tr_runtime_shutdown() has shut
  * down: closes the fds still registered, drops armed timers, joins the
- * blocking pool (waiting for running jobs). Call before
- * tr_runtime_free(). Returns 0 or TR_EBUSY (not shut down yet). A runtime
- * without the I/O layer is fine (0). */
+ * blocking pool (waiting for running jobs). Not needed: tr_runtime_free()
+ * does the same for a layer still attached. It is kept for programs that
+ * want those resources back before freeing the runtime; the layer is not
+ * released by the shutdown itself, since threads outside the runtime may
+ * still call tr_timer_cancel or tr_io_now_ms until tr_runtime_free. A
+ * later call that attaches the layer again (tr_io_now_ms,
+ * tr_io_backend_name) attaches a new one, which tr_runtime_free releases.
+ * Returns 0 (also when called again, or for a runtime without the I/O
+ * layer) or TR_EBUSY (not shut down yet). Call from a thread outside the
+ * runtime, with no other call on rt's I/O layer running. */
 TR_EXTERN int tr_io_fini(tr_runtime_t *rt);
 
 /* Milliseconds on the runtime's monotonic timer clock (the clock that
