@@ -327,10 +327,13 @@ static fire_t *fire_slot(fire_buf_t *fb) {
 #define FIRE_TURN_MAX 4096
 
 /* Collects at most about `max` of what is due in sh into fb; returns how
- * many timers ended. */
-static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb,
-                          size_t max) {
+ * many timers ended. start_ns is the clock's origin (io->start_ns), to
+ * give ticks their CLOCK_MONOTONIC times. */
+static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, uint64_t start_ns,
+                          fire_buf_t *fb, size_t max) {
   int64_t done = 0;
+  /* one clock read per batch: the ticks of a batch go out together */
+  uint64_t fired_ns = mono_ns();
   pthread_mutex_lock(&sh->mu);
   tr__wnode_t *list = tr__wheel_poll(&sh->wheel, now, max);
   while (list) {
@@ -357,6 +360,8 @@ static int64_t shard_poll(tr__tshard_t *sh, uint64_t now, fire_buf_t *fb,
         m->seq = t->seq;
         m->missed = missed;
         m->when_ms = when;
+        m->when_ns = sat_add(start_ns, sat_mul(when, 1000000ull));
+        m->fired_ns = fired_ns;
         x->msg = &m->hdr;
         fb->n++;
       }
@@ -395,7 +400,7 @@ void tr__timers_fire(tr__io_t *io) {
     size_t fired = 0;
     while (fired < FIRE_TURN_MAX &&
            atomic_load_explicit(&sh->next, memory_order_acquire) <= now) {
-      int64_t done = shard_poll(sh, now, &fb, FIRE_BATCH);
+      int64_t done = shard_poll(sh, now, io->start_ns, &fb, FIRE_BATCH);
       for (size_t i = 0; i < fb.n; i++) {
         if (fb.f[i].msg) (void)tr__io_deliver(io->rt, fb.f[i].to, fb.f[i].msg);
         else if (fb.f[i].cb) fb.f[i].cb(io, fb.f[i].a, fb.f[i].b);

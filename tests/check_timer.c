@@ -817,6 +817,78 @@ START_TEST(test_ask_timeout_continuation_fails_actor) {
 }
 END_TEST
 
+/* The nanosecond times of a tick agree with when_ms and with the test's
+ * own CLOCK_MONOTONIC readings: when_ns is when_ms moved to the monotonic
+ * clock (the same origin for every tick, the tr_io_now_ms origin), the
+ * schedule is where it was asked to be, and fired_ns lies between
+ * when_ns and the moment the handler ran. */
+#define NS_TICKS 3
+#define NS_DELAY 20
+#define NS_INTERVAL 15
+typedef struct ns_rec {
+  uint64_t when_ms, when_ns, fired_ns, seen_ns, seq, missed;
+} ns_rec_t;
+static ns_rec_t ns_recs[NS_TICKS];
+static _Atomic uint64_t ns_ticks, ns_arm_ns, ns_armed_ns;
+static int ns_init(tr_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  (void)arg;
+  atomic_store(&ns_arm_ns, tu_now_ns());
+  int rc = tr_timer_start(ctx, NS_DELAY, NS_INTERVAL, 0, NULL);
+  atomic_store(&ns_armed_ns, tu_now_ns());
+  return rc;
+}
+static int ns_tick(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  tr_timer_fired_t *f = msg;
+  uint64_t i = atomic_load(&ns_ticks);
+  if (i < NS_TICKS) {
+    ns_recs[i] = (ns_rec_t){f->when_ms, f->when_ns, f->fired_ns,
+                            tu_now_ns(), f->seq, f->missed};
+    atomic_store(&ns_ticks, i + 1);
+  }
+  if (i + 1 >= NS_TICKS) tr_actor_stop(tr_ctx_self(ctx), TR_EXIT_NORMAL);
+  return 0;
+}
+static const tr_handler_t ns_h[] = {{&tr_timer_fired_t__type, ns_tick}};
+static const tr_behavior_t ns_b = {.name = "ns", .init = ns_init,
+                                   .handlers = TR_HANDLERS(ns_h)};
+
+START_TEST(test_timer_fired_ns_times) {
+  tr_runtime_t *rt = rt_new(2);
+  tr_ref_t a;
+  atomic_store(&ns_ticks, 0);
+  /* the origin of tr_io_now_ms on the monotonic clock, within 1 ms */
+  uint64_t t0 = tu_now_ns();
+  uint64_t now_ms = tr_io_now_ms(rt);
+  uint64_t t1 = tu_now_ns();
+  uint64_t origin_lo = t0 - now_ms * 1000000ull - 1000000ull;
+  uint64_t origin_hi = t1 - now_ms * 1000000ull;
+  ck_assert_int_eq(tr_spawn(rt, &ns_b, NULL, &a), 0);
+  ck_assert(tu_wait_ge(&ns_ticks, NS_TICKS, 10000));
+  uint64_t arm = atomic_load(&ns_arm_ns), armed = atomic_load(&ns_armed_ns);
+  uint64_t origin = ns_recs[0].when_ns - ns_recs[0].when_ms * 1000000ull;
+  ck_assert_uint_ge(origin, origin_lo);
+  ck_assert_uint_le(origin, origin_hi);
+  for (int i = 0; i < NS_TICKS; i++) {
+    const ns_rec_t *r = &ns_recs[i];
+    ck_assert_uint_eq(r->when_ns, origin + r->when_ms * 1000000ull);
+    ck_assert_uint_ge(r->fired_ns, r->when_ns);
+    ck_assert_uint_le(r->fired_ns, r->seen_ns);
+    /* due delay + (seq - 1) intervals after the arming call (the
+     * schedule is in whole ms: up to 1 ms of rounding either way) */
+    uint64_t after = (NS_DELAY + (r->seq - 1) * NS_INTERVAL) * 1000000ull;
+    ck_assert_uint_ge(r->when_ns + 1000000ull, arm + after);
+    ck_assert_uint_le(r->when_ns, armed + after + 1000000ull);
+    if (i > 0)
+      ck_assert_uint_eq(r->when_ns - ns_recs[i - 1].when_ns,
+                        (r->seq - ns_recs[i - 1].seq) * NS_INTERVAL *
+                            1000000ull);
+  }
+  rt_done(rt);
+}
+END_TEST
+
 /* Open file descriptors of the process. */
 static int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -884,6 +956,7 @@ int main(void) {
   tcase_add_test(tc, test_ask_timeout_huge_timeout);
   tcase_add_test(tc, test_ask_timeout_continuation_fails_actor);
   tcase_add_test(tc, test_runtime_free_releases_io);
+  tcase_add_test(tc, test_timer_fired_ns_times);
   tcase_add_test(tc, test_timer_start_delay_edges);
   tcase_add_test(tc, test_send_after_huge_delay);
   tcase_add_test(tc, test_timer_start_huge_interval);

@@ -144,9 +144,16 @@ typedef uint64_t tr_timer_id_t;
  * seq counts periods since the start (1 for the first tick); missed is
  * how many periods passed unseen since the previous tick (an interval
  * that fell behind does not burst; it skips, and says so); when_ms is the
- * scheduled time on the tr_io_now_ms clock. */
+ * scheduled time on the tr_io_now_ms clock. when_ns is the same instant
+ * as a CLOCK_MONOTONIC time in nanoseconds (comparable with
+ * clock_gettime(CLOCK_MONOTONIC), a whole number of ms after the
+ * tr_io_now_ms origin), and fired_ns the CLOCK_MONOTONIC time at which
+ * the timer was found due and its message made: fired_ns >= when_ns, and
+ * fired_ns - when_ns is how late the timer fired (the time the message
+ * then waits in the mailbox is not included). */
 TR_IO_MESSAGE(tr_timer_fired_t, tr_timer_id_t id; uint64_t cookie;
-              uint64_t seq; uint64_t missed; uint64_t when_ms;)
+              uint64_t seq; uint64_t missed; uint64_t when_ms;
+              uint64_t when_ns; uint64_t fired_ns;)
 
 /* After delay, sends msg to `to` (sender: the calling actor, or none
  * when ctx is NULL from outside the runtime). The timer owns msg until
