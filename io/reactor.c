@@ -28,6 +28,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Valgrind's client requests, when the header is there at build time;
+ * it is optional: the environment check below works without it. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TR__HAVE_VALGRIND_H 1
+#endif
+#endif
+
 TR_MESSAGE_DEFINE(tr_io_ready_t, .flags = TR_MSG_SYSTEM);
 TR_MESSAGE_DEFINE(tr_io_closed_t, .flags = TR_MSG_SYSTEM);
 
@@ -580,9 +589,27 @@ static const tr__backend_ops_t *backend_by_kind(tr_io_backend_t k) {
   }
 }
 
+/* Whether the process runs under valgrind. Valgrind does not model the
+ * io_uring rings the kernel shares with the process: the worker waiting
+ * on the ring never sees its completions and the program hangs. The
+ * client request answers when the header was available; otherwise
+ * valgrind's preloaded core (vgpreload_*.so in LD_PRELOAD) gives it away. */
+static int under_valgrind(void) {
+#ifdef TR__HAVE_VALGRIND_H
+  if (RUNNING_ON_VALGRIND) return 1;
+#endif
+  const char *p = getenv("LD_PRELOAD");
+  return p && strstr(p, "vgpreload_") != NULL;
+}
+
+/* Chooses and initialises the backend. A backend asked for (in the
+ * config or in TROUPE_IO_BACKEND) is used or fails; otherwise (auto, or
+ * the --with-io-backend default) io_uring is skipped under valgrind. */
 static int pick_backend(tr__io_t *io, tr_io_backend_t want) {
+  int forced = want != TR_IO_BACKEND_AUTO;
   if (want == TR_IO_BACKEND_AUTO) {
     const char *env = getenv("TROUPE_IO_BACKEND");
+    if (env && *env && strcmp(env, "auto") != 0) forced = 1;
 #ifdef TR_IO_BACKEND_DEFAULT
     if (!env || !*env) env = TR_IO_BACKEND_DEFAULT; /* --with-io-backend */
 #endif
@@ -594,6 +621,8 @@ static int pick_backend(tr__io_t *io, tr_io_backend_t want) {
       else return TR_EINVAL;
     }
   }
+  int no_uring = !forced && under_valgrind();
+  if (no_uring && want == TR_IO_BACKEND_URING) want = TR_IO_BACKEND_AUTO;
   if (want != TR_IO_BACKEND_AUTO) {
     const tr__backend_ops_t *b = backend_by_kind(want);
     if (!b) return TR_ENOSYS;
@@ -606,6 +635,7 @@ static int pick_backend(tr__io_t *io, tr_io_backend_t want) {
       TR_IO_BACKEND_URING, TR_IO_BACKEND_EPOLL, TR_IO_BACKEND_POLL};
   int rc = TR_ENOSYS;
   for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+    if (no_uring && order[i] == TR_IO_BACKEND_URING) continue;
     const tr__backend_ops_t *b = backend_by_kind(order[i]);
     if (!b) continue;
     if ((rc = b->init(&io->bks)) == 0) {

@@ -889,6 +889,42 @@ START_TEST(test_timer_fired_ns_times) {
 }
 END_TEST
 
+/* Under valgrind (seen here through the preloaded core valgrind puts in
+ * LD_PRELOAD) the default backend is not io_uring, which valgrind cannot
+ * run; a backend forced in the config still is. */
+static const char *backend_with(tr_io_backend_t kind, int *rc) {
+  tr_runtime_t *rt = tu_runtime(1, 0, 0);
+  tr_io_config_t cfg;
+  tr_io_config_init(&cfg);
+  cfg.backend = kind;
+  *rc = tr_io_attach(rt, &cfg);
+  const char *name = *rc ? NULL : tr_io_backend_name(rt);
+  ck_assert_int_eq(tr_runtime_free(rt), 0);
+  return name; /* a static string */
+}
+
+START_TEST(test_io_backend_valgrind_fallback) {
+  int rc;
+  ck_assert_int_eq(unsetenv("TROUPE_IO_BACKEND"), 0);
+  ck_assert_int_eq(setenv("LD_PRELOAD",
+                          "/usr/libexec/valgrind/vgpreload_core-amd64-linux.so",
+                          1),
+                   0);
+  const char *name = backend_with(TR_IO_BACKEND_AUTO, &rc);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_str_ne(name, "uring");
+  /* forced: uring if this kernel and build have it */
+  name = backend_with(TR_IO_BACKEND_URING, &rc);
+  if (rc == 0) ck_assert_str_eq(name, "uring");
+  /* and with the environment variable */
+  ck_assert_int_eq(setenv("TROUPE_IO_BACKEND", "uring", 1), 0);
+  name = backend_with(TR_IO_BACKEND_AUTO, &rc);
+  if (rc == 0) ck_assert_str_eq(name, "uring");
+  ck_assert_int_eq(unsetenv("TROUPE_IO_BACKEND"), 0);
+  ck_assert_int_eq(unsetenv("LD_PRELOAD"), 0);
+}
+END_TEST
+
 /* Open file descriptors of the process. */
 static int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -957,6 +993,7 @@ int main(void) {
   tcase_add_test(tc, test_ask_timeout_continuation_fails_actor);
   tcase_add_test(tc, test_runtime_free_releases_io);
   tcase_add_test(tc, test_timer_fired_ns_times);
+  tcase_add_test(tc, test_io_backend_valgrind_fallback);
   tcase_add_test(tc, test_timer_start_delay_edges);
   tcase_add_test(tc, test_send_after_huge_delay);
   tcase_add_test(tc, test_timer_start_huge_interval);

@@ -61,14 +61,18 @@ static inline void tr_io_config_init(tr_io_config_t *cfg) {
  * TR_IO_BACKEND_AUTO the environment variable TROUPE_IO_BACKEND
  * (uring|epoll|kqueue|poll) forces a backend; otherwise the first of
  * uring, epoll, poll that the build and the kernel allow is used (no
- * kqueue backend is shipped yet: asking for it gives TR_ENOSYS).
+ * kqueue backend is shipped yet: asking for it gives TR_ENOSYS). Under
+ * valgrind, which cannot run io_uring, a backend not forced (by cfg or
+ * the variable) is never uring: epoll (or poll) is used instead.
  * Returns 0, TR_EBUSY (already attached), TR_ENOSYS (the backend asked
  * for is not available here), TR_EINVAL (unknown name in the variable),
  * TR_ENOMEM, or a system error. Any thread, before or after start. */
 TR_EXTERN int tr_io_attach(tr_runtime_t *rt, const tr_io_config_t *cfg);
 
 /* The name of the backend in use ("uring", "epoll", "kqueue", "poll"),
- * attaching with the defaults if needed; NULL if that fails. */
+ * attaching with the defaults if needed; NULL if that fails. The default
+ * is "uring" where it works, except under valgrind (detected at attach
+ * time), where it is "epoll" unless uring was forced (tr_io_attach). */
 TR_EXTERN const char *tr_io_backend_name(tr_runtime_t *rt);
 
 /* Releases the I/O layer of a runtime that tr_runtime_shutdown() has shut
