@@ -812,7 +812,7 @@ START_TEST(test_ask_timeout_continuation_fails_actor) {
   ck_assert_int_eq(((tr_down_t *)m)->reason, TR_ETIMEDOUT);
   tr_msg_free(m);
   tr_handle_free(h);
-  tr_actor_stop(s, 0);
+  /* the server answers late (a dead letter) before the runtime is quiet */
   rt_done(rt);
 }
 END_TEST
