@@ -53,7 +53,7 @@ bad=$(awk '{ print $2 }' "$tmp/syms" | sed 's/_t__type$/_t/' |
 # function starts with one of the API's nouns, or is one of the core actor
 # verbs that, as Erlang's built-in functions, act on the calling actor.
 nouns='runtime actor ctx chan msg handle join timer io file tcp sup err blocking'
-verbs='spawn spawn_ex send send_ex ask ask_timeout reply reply_to link unlink monitor demonitor strerror version resolve'
+verbs='spawn spawn_ex send send_ex send_group ask ask_timeout reply reply_to link unlink monitor demonitor strerror version resolve'
 bad=""
 for f in $(cat "$tmp/funcs"); do
   n=${f#tr_}
