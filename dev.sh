@@ -136,6 +136,9 @@ case "$cmd" in
     suites build "make check" check
     suites build-tsan "ThreadSanitizer" check-runtime --enable-sanitizers=thread
     suites build-asan "AddressSanitizer" check --enable-sanitizers=address,undefined
+    # the benchmark programs are not part of make check: build them, so
+    # that an API change cannot leave them behind
+    step "benchmarks build" build/bench-build.out make -s -C build -j"$jobs" bench
     step distcheck build/distcheck.out make -s -C build -j"$jobs" distcheck
     step "malloc failure (no library crash)" build/failinject.out sh tests/failinject/run.sh build
     # the decoders' fuzz targets build and survive a short run over their

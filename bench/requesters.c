@@ -96,8 +96,8 @@ static void requester_finish(tr_ctx_t *ctx, requester_t *q) {
 }
 
 /* The continuation of an ask: one answer in, the next request out. */
-static void requester_on_answer(tr_ctx_t *ctx, void *state, int status,
-                                void *reply, void *cookie) {
+static int requester_on_answer(tr_ctx_t *ctx, void *state, int status,
+                               void *reply, void *cookie) {
   requester_t *q = state;
   (void)cookie;
   if (status != 0)
@@ -105,9 +105,10 @@ static void requester_on_answer(tr_ctx_t *ctx, void *state, int status,
   q->sum += ((answer_t *)reply)->value;
   if (++q->seq == q->n) {
     requester_finish(ctx, q);
-    return;
+    return 0;
   }
   requester_next(ctx, q);
+  return 0;
 }
 
 static void requester_next(tr_ctx_t *ctx, requester_t *q) {
