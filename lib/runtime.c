@@ -557,6 +557,20 @@ static uint64_t runtime_serial;
  * actor keeps its runtime busy, and its worker would join itself. */
 static int in_actor_code(void) { return tls_worker != NULL || tls_ctx != NULL; }
 
+/* Undoes a tr_runtime_new that failed after its locks were made; returns
+ * rc. */
+static int new_undo(tr_runtime_t *rt, int rc) {
+  for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
+  pthread_mutex_destroy(&rt->sleep_mu);
+  pthread_cond_destroy(&rt->quiet_cv);
+  pthread_mutex_destroy(&rt->slot_mu);
+  pthread_mutex_destroy(&rt->life_mu);
+  pthread_cond_destroy(&rt->life_cv);
+  free(rt->workers);
+  free(rt);
+  return rc;
+}
+
 int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   if (!out) return TR_EINVAL;
   tr_runtime_config_t c;
@@ -609,17 +623,7 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
   int inj_rc = 0;
   for (unsigned p = 0; p < TR_PRIO_COUNT && !inj_rc; p++)
     inj_rc = inj_reserve(rt, p, 1);
-  if (inj_rc) {
-    for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
-    pthread_mutex_destroy(&rt->sleep_mu);
-    pthread_cond_destroy(&rt->quiet_cv);
-    pthread_mutex_destroy(&rt->slot_mu);
-    pthread_mutex_destroy(&rt->life_mu);
-    pthread_cond_destroy(&rt->life_cv);
-    free(rt->workers);
-    free(rt);
-    return TR_ENOMEM;
-  }
+  if (inj_rc) return new_undo(rt, TR_ENOMEM);
 
   pthread_mutex_lock(&registry_mu);
   for (unsigned tries = 0; tries < TR__MAX_RUNTIMES && !rt->id; tries++) {
@@ -632,17 +636,7 @@ int tr_runtime_new(const tr_runtime_config_t *cfg, tr_runtime_t **out) {
     atomic_store(&tr__runtimes[id], rt); /* publishes the key with it */
   }
   pthread_mutex_unlock(&registry_mu);
-  if (!rt->id) {
-    for (unsigned p = 0; p < TR_PRIO_COUNT; p++) free(rt->inj[p].buf);
-    pthread_mutex_destroy(&rt->sleep_mu);
-    pthread_cond_destroy(&rt->quiet_cv);
-    pthread_mutex_destroy(&rt->slot_mu);
-    pthread_mutex_destroy(&rt->life_mu);
-    pthread_cond_destroy(&rt->life_cv);
-    free(rt->workers);
-    free(rt);
-    return TR_ENOSPC;
-  }
+  if (!rt->id) return new_undo(rt, TR_ENOSPC);
   *out = rt;
   return 0;
 }
