@@ -746,7 +746,12 @@ int tr__msg_drop_failed(tr_ctx_t *ctx, void *msg, int rc) {
   return rc;
 }
 
-static int send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags);
+/* Inlined into both public sends: the send is the hottest path, and an
+ * extra call frame for the ownership wrapper showed in pingpong. */
+static inline __attribute__((always_inline)) int send_ex(tr_ctx_t *ctx,
+                                                         tr_ref_t to,
+                                                         void *msg,
+                                                         unsigned flags);
 
 int tr_send(tr_ctx_t *ctx, tr_ref_t to, void *msg) {
   int rc = send_ex(ctx, to, msg, 0);
@@ -760,7 +765,10 @@ int tr_send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
   return rc;
 }
 
-static int send_ex(tr_ctx_t *ctx, tr_ref_t to, void *msg, unsigned flags) {
+static inline __attribute__((always_inline)) int send_ex(tr_ctx_t *ctx,
+                                                         tr_ref_t to,
+                                                         void *msg,
+                                                         unsigned flags) {
   tr_msg_t *m = msg;
   if (tr__unlikely(!m || !m->type)) return TR_EINVAL;
   TR__MSG_CHECK_SEND(m);
