@@ -458,7 +458,7 @@ int tr_chan_sub_recv(tr_chan_sub_t *s, tr_duration_t timeout_ms,
   if (!s || !out || TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   *out = NULL;
   tr_chan_t *ch = s->ch;
-  uint64_t dl = tr__deadline(timeout_ms);
+  uint64_t dl = tr__deadline_ns(timeout_ms);
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
   for (;;) {

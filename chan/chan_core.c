@@ -77,10 +77,6 @@ void tr__lent_escape(tr_ctx_t *ctx) {
 
 /* ---- time and waiting ---------------------------------------------------- */
 
-uint64_t tr__deadline(tr_duration_t timeout) {
-  return tr__deadline_ns(timeout);
-}
-
 /* A waiter's word: 0 waiting (awake), TR__WORD_SLEEPING asleep in the
  * kernel, 1 woken. A waker only makes the futex system call when the
  * waiter is asleep; a waiter spins a little before it sleeps, since the
@@ -497,7 +493,7 @@ int tr_chan_closed_wait(tr_chan_t *ch, tr_duration_t timeout_ms) {
   if (TR__DURATION_BAD(timeout_ms)) return TR_EINVAL;
   if (!ch) return TR_EINVAL;
   if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
-  uint64_t dl = tr__deadline(timeout_ms);
+  uint64_t dl = tr__deadline_ns(timeout_ms);
   _Atomic uint32_t word;
   tr__waiter_t node = {.word = &word};
   for (;;) {

@@ -305,7 +305,6 @@ void tr__chan_send_closed(tr_chan_t *ch, uint64_t to, unsigned index,
 void tr__waiters_wake(tr__waiter_t *list);
 void tr__waiter_add(tr__waiter_t **list, tr__waiter_t *w);
 void tr__waiter_del(tr__waiter_t **list, tr__waiter_t *w);
-uint64_t tr__deadline(tr_duration_t timeout);
 int tr__wait_word(_Atomic uint32_t *word, uint64_t deadline_ns);
 tr__worker_t *tr__chan_worker(tr_chan_t *ch);
 

@@ -556,7 +556,7 @@ int tr__mpsc_send(tr_ctx_t *ctx, tr_chan_t *ch, tr_msg_t *m, uint64_t dead_to,
         break;
       } else {
         if (!have_dl) {
-          dl = tr__deadline(timeout_ms);
+          dl = tr__deadline_ns(timeout_ms);
           have_dl = 1;
         }
         atomic_store_explicit(&word, 0, memory_order_relaxed);
@@ -637,7 +637,7 @@ int tr_chan_recv_any(tr_chan_t *const *chans, size_t n,
     }
   }
   _Atomic uint32_t word;
-  uint64_t dl = tr__deadline(timeout_ms);
+  uint64_t dl = tr__deadline_ns(timeout_ms);
   size_t start = select_rot++ % n;
   int rc;
   for (size_t i = 0; i < n; i++) {

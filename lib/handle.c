@@ -132,10 +132,6 @@ static int wait_mail(struct tr_handle *h, uint64_t deadline_ns) {
   }
 }
 
-static uint64_t deadline_of(tr_duration_t timeout) {
-  return tr__deadline_ns(timeout);
-}
-
 /* Unlinks and returns the first message matching `want` (0: any message
  * that is not a stale reply and, if type is not NULL, is of that type),
  * dropping stale replies on the way: one thread uses a handle at a time,
@@ -170,7 +166,7 @@ static tr_msg_t *pick(struct tr_handle *h, uint64_t want,
 static int receive(struct tr_handle *h, const tr_msgtype_t *type,
                    tr_duration_t timeout_ms, void **msg) {
   if (timeout_ms != 0) TR__ASSERT_MAY_BLOCK();
-  uint64_t dl = deadline_of(timeout_ms);
+  uint64_t dl = tr__deadline_ns(timeout_ms);
   for (;;) {
     pull(h);
     tr_msg_t *m = pick(h, 0, type);
@@ -222,7 +218,7 @@ int tr_handle_call(tr_handle_t *h, tr_ref_t to, void *req,
     m->tag = 0;
     return tr__msg_drop_failed(NULL, m, rc);
   }
-  uint64_t want = tag | TR__TAG_REPLY, dl = deadline_of(timeout_ms);
+  uint64_t want = tag | TR__TAG_REPLY, dl = tr__deadline_ns(timeout_ms);
   for (;;) {
     pull(h);
     tr_msg_t *r = pick(h, want, NULL);

@@ -530,9 +530,7 @@ static inline int tr__config_copy(void *dst, size_t lib_size, size_t v1_size,
 
 /* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
  * of milliseconds (tr_duration_t, <troupe/common.h>): TR_EINVAL. */
-#ifndef TR__DURATION_BAD
 #define TR__DURATION_BAD(d) ((d) < TR_FOREVER)
-#endif
 
 /* Frees a message whose send failed with rc (see the ownership rule in
  * actor.c) and returns rc. */

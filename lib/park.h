@@ -59,12 +59,6 @@ static inline uint64_t tr__now_ns(void) {
  * deadline that overflowed into the past. */
 #define TR__WAIT_MAX_MS ((int64_t)INT32_MAX * 1000)
 
-/* A duration argument other than TR_FOREVER, TR_NOWAIT or a positive count
- * of milliseconds (tr_duration_t, <troupe/common.h>). */
-#ifndef TR__DURATION_BAD
-#define TR__DURATION_BAD(d) ((d) < TR_FOREVER)
-#endif
-
 /* A condition variable whose timed waits measure CLOCK_MONOTONIC.
  * Returns 0 or the error of pthread_cond_init. */
 static inline int tr__cond_init_monotonic(pthread_cond_t *cv) {
