@@ -16,7 +16,8 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages="build-essential autoconf automake libtool pkg-config \
-libjemalloc-dev liburing-dev libmsgpack-dev check time clang libclang-rt-14-dev"
+libjemalloc-dev liburing-dev libmsgpack-dev libssl-dev check time clang libclang-rt-14-dev \
+openssl curl python3-websockets"
 
 install_deps() {
   local missing=""

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
-# Build fragment of io/ and net/ (reactor, timers, files, blocking pool,
-# TCP), included by the top-level Makefile.am.
+# Build fragment of io/ (reactor, timers, files, blocking pool), included
+# by the top-level Makefile.am.
 
-troupeinclude_HEADERS += include/troupe/io.h include/troupe/net.h
+troupeinclude_HEADERS += include/troupe/io.h
 
 libtroupe_la_SOURCES += \
 	io/backend.h \
@@ -17,9 +17,7 @@ libtroupe_la_SOURCES += \
 	io/ask_timeout.c \
 	io/blocking.c \
 	io/file.c \
-	io/filemap.c \
-	net/tcp.c \
-	net/resolve.c
+	io/filemap.c
 libtroupe_la_CFLAGS += $(URING_CFLAGS) -I$(top_srcdir)/io
 libtroupe_la_LIBADD += $(URING_LIBS)
 
@@ -27,11 +25,11 @@ libtroupe_la_LIBADD += $(URING_LIBS)
 # backend is unavailable).
 io_contract_tests = tests/check_io_uring tests/check_io_epoll tests/check_io_poll
 io_tests = $(io_contract_tests) tests/check_timer_wheel tests/check_timer \
-	tests/check_blocking tests/check_file tests/check_tcp tests/check_resolve
+	tests/check_blocking tests/check_file
 
 runtime_tests += $(io_tests)
-check_PROGRAMS += examples/echo_server examples/assets
-TESTS += examples/echo_server examples/assets
+check_PROGRAMS += examples/assets
+TESTS += examples/assets
 
 tests_check_io_uring_SOURCES = tests/check_io_contract.c tests/testutil.h
 tests_check_io_uring_CFLAGS = $(TEST_CFLAGS) -DTR_TEST_BACKEND=TR_IO_BACKEND_URING
@@ -55,15 +53,7 @@ tests_check_blocking_LDADD = $(TEST_LIBS)
 tests_check_file_SOURCES = tests/check_file.c tests/testutil.h
 tests_check_file_CFLAGS = $(TEST_CFLAGS)
 tests_check_file_LDADD = $(TEST_LIBS)
-tests_check_tcp_SOURCES = tests/check_tcp.c tests/testutil.h
-tests_check_tcp_CFLAGS = $(TEST_CFLAGS)
-tests_check_tcp_LDADD = $(TEST_LIBS)
-tests_check_resolve_SOURCES = tests/check_resolve.c tests/testutil.h
-tests_check_resolve_CFLAGS = $(TEST_CFLAGS)
-tests_check_resolve_LDADD = $(TEST_LIBS)
 
-examples_echo_server_SOURCES = examples/echo_server.c
-examples_echo_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
 examples_assets_SOURCES = examples/assets.c
 examples_assets_LDADD = libtroupe.la
 

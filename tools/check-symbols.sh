@@ -52,7 +52,7 @@ bad=$(awk '{ print $2 }' "$tmp/syms" | sed 's/_t__type$/_t/' |
 # (e) the naming rule tr_<noun>_<verb> (doc/design.md): every exported
 # function starts with one of the API's nouns, or is one of the core actor
 # verbs that, as Erlang's built-in functions, act on the calling actor.
-nouns='runtime actor ctx chan msg handle join timer io file tcp sup err blocking'
+nouns='runtime actor ctx chan msg handle join timer io file tcp sup err blocking http ws tls stream'
 verbs='spawn spawn_ex send send_ex send_group ask ask_timeout reply reply_to link unlink monitor demonitor strerror version resolve'
 bad=""
 for f in $(cat "$tmp/funcs"); do
