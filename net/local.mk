@@ -33,3 +33,12 @@ examples_echo_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
 # ---- TLS engine (net/tls.c) ---------------------------------------------------
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------
+troupeinclude_HEADERS += include/troupe/http_server.h
+libtroupe_la_SOURCES += net/http_server.c
+runtime_tests += tests/check_http_server
+tests_check_http_server_SOURCES = tests/check_http_server.c tests/testutil.h
+tests_check_http_server_CFLAGS = $(TEST_CFLAGS)
+tests_check_http_server_LDADD = $(TEST_LIBS)
+check_PROGRAMS += examples/httpd
+examples_httpd_SOURCES = examples/httpd.c
+examples_httpd_LDADD = libtroupe.la

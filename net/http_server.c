@@ -1,0 +1,1164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP/1.1 server: one actor per connection drives the codec
+ * (http_parse.c) over the connection's bytes.
+ *
+ * A connection reads into one buffer (the first read's bytes are taken
+ * from their message without a copy), parses a head, reads the body
+ * (fixed length: left in the buffer; chunked: decoded into a body buffer),
+ * then dispatches: a fast-path route runs at once, an actor route is
+ * asked. Every request gets its place in an ordered queue of responses,
+ * so pipelined requests are answered in order whatever order their
+ * actors reply in; a response that is the next one due and ready goes
+ * straight into the output buffer. The output is written through
+ * tr_tcp_write in pieces; when the write queue is full the connection
+ * waits for tr_tcp_writable_t and stops reading new requests, so a slow
+ * reader never makes the server buffer without bound.
+ *
+ * One timer per connection serves every timeout: the connection keeps a
+ * deadline and the reason for it, and a timer that fires before the
+ * deadline (because the deadline moved later) is re-armed for the rest.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <troupe.h>
+#include <troupe/http_server.h>
+
+#include "internal.h"
+
+#define OUT_PIECE 65536          /* bytes per tr_tcp_write */
+#define LINGER_MS 2000           /* reading on after our last response */
+#define DEFAULT_HEAD_MAX 16384
+#define DEFAULT_FIELDS_MAX 64u
+#define DEFAULT_BODY_MAX ((uint64_t)1 << 20)
+#define DEFAULT_HEADER_TIMEOUT 10000
+#define DEFAULT_BODY_TIMEOUT 30000
+#define DEFAULT_IDLE_TIMEOUT 60000
+#define DEFAULT_ROUTE_TIMEOUT 30000
+#define DEFAULT_PIPELINE 16u
+
+/* ---- Responses ----------------------------------------------------------- */
+
+static void response_dtor(void *msg) {
+  tr_http_response_t *r = msg;
+  free(r->fields_);
+  free(r->body_);
+  tr_file_map_unref(r->file_);
+}
+
+TR_MESSAGE_DEFINE(tr_http_response_t, .dtor = response_dtor);
+
+static void request_dtor(void *msg) {
+  tr_http_request_t *r = msg;
+  free(r->mem_);
+}
+
+TR_MESSAGE_DEFINE(tr_http_request_t, .dtor = request_dtor);
+
+tr_http_response_t *tr_http_response_new(int status) {
+  if (status == 0) status = 200;
+  if (status < 100 || status > 999) return NULL;
+  tr_http_response_t *r = tr_msg_new(&tr_http_response_t__type);
+  if (r) r->status = status;
+  return r;
+}
+
+static int grow(void *pp, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 256;
+  while (c < need) {
+    if (c > SIZE_MAX / 2) return TR_ENOMEM;
+    c *= 2;
+  }
+  void *p = realloc(*(void **)pp, c);
+  if (!p) return TR_ENOMEM;
+  *(void **)pp = p;
+  *cap = c;
+  return 0;
+}
+
+static int is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+      (c >= '0' && c <= '9'))
+    return 1;
+  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int name_is(const char *a, size_t n, const char *b) {
+  return strlen(b) == n && strncasecmp(a, b, n) == 0;
+}
+
+int tr_http_response_header(tr_http_response_t *r, const char *name,
+                            const char *value) {
+  if (!r || !name || !value || !*name) return TR_EINVAL;
+  size_t nn = strlen(name), vn = strlen(value);
+  for (size_t i = 0; i < nn; i++)
+    if (!is_tchar((unsigned char)name[i])) return TR_EINVAL;
+  for (size_t i = 0; i < vn; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return TR_EINVAL;
+  }
+  static const char *const reserved[] = {"content-length", "transfer-encoding",
+                                         "connection", "date"};
+  for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+    if (name_is(name, nn, reserved[i])) return TR_EINVAL;
+  size_t need = r->fields_len_ + nn + vn + 4;
+  if (need < nn || grow(&r->fields_, &r->fields_cap_, need)) return TR_ENOMEM;
+  char *p = r->fields_ + r->fields_len_;
+  memcpy(p, name, nn);
+  p[nn] = ':';
+  p[nn + 1] = ' ';
+  memcpy(p + nn + 2, value, vn);
+  p[nn + 2 + vn] = '\r';
+  p[nn + 3 + vn] = '\n';
+  r->fields_len_ = need;
+  return 0;
+}
+
+int tr_http_response_body(tr_http_response_t *r, const void *p, size_t n) {
+  if (!r || (n && !p) || r->file_) return TR_EINVAL;
+  if (!n) return 0;
+  size_t need = r->body_len_ + n;
+  if (need < n || grow(&r->body_, &r->body_cap_, need)) return TR_ENOMEM;
+  memcpy(r->body_ + r->body_len_, p, n);
+  r->body_len_ = need;
+  return 0;
+}
+
+int tr_http_response_file(tr_http_response_t *r, const char *path,
+                          uint64_t off, uint64_t len) {
+  if (!r || !path || r->body_len_ || r->file_) return TR_EINVAL;
+  tr_file_map_t *m;
+  int rc = tr_file_map(path, 0, &m);
+  if (rc) return rc;
+  uint64_t size = tr_file_map_size(m);
+  if (off > size || (len != UINT64_MAX && len > size - off)) {
+    tr_file_map_unref(m);
+    return TR_EINVAL;
+  }
+  r->file_ = m;
+  r->file_off_ = off;
+  r->file_len_ = len == UINT64_MAX ? size - off : len;
+  return 0;
+}
+
+/* ---- The server ------------------------------------------------------------ */
+
+typedef struct hconn hconn_t;
+
+struct tr_http_server {
+  tr_runtime_t *rt;
+  tr_ref_t listener;
+  uint16_t port;
+  tr_http_route_t *routes;
+  size_t nroutes;
+  char *strings;                  /* the routes' copied strings */
+  tr_http_limits_t lim;
+  uint64_t body_max;
+  tr_duration_t header_timeout, body_timeout, idle_timeout;
+  unsigned pipeline_max;
+  char *server;
+  size_t wbuf_max;
+  pthread_mutex_t mu;             /* conns, draining */
+  hconn_t *conns;                 /* open connections (a list) */
+  int draining;
+  tr_duration_t grace;
+  _Atomic unsigned refs;          /* the owner's, plus one per connection */
+  _Atomic uint64_t n_conn, n_open, n_req, n_err, n_timeout;
+};
+
+static void server_unref(tr_http_server_t *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  pthread_mutex_destroy(&s->mu);
+  free(s->routes);
+  free(s->strings);
+  free(s->server);
+  free(s);
+}
+
+/* Asks a connection to finish: sent by tr_http_server_shutdown. */
+typedef struct drain_msg {
+  tr_msg_t hdr;
+} drain_msg_t;
+static const tr_msgtype_t drain_type = {.name = "tr_http_drain",
+                                        .size = sizeof(drain_msg_t),
+                                        .flags = TR_MSG_SYSTEM};
+
+/* ---- A connection ---------------------------------------------------------- */
+
+/* A response in the ordered queue. */
+typedef struct pend {
+  struct pend *next;
+  uint64_t seq;
+  int ready;
+  int close_after;   /* the connection closes once it is out */
+  int interim;       /* "100 Continue": not a request's answer */
+  int head_req, keep_alive;
+  tr_http_response_t *resp; /* when ready (owned) */
+} pend_t;
+
+enum { RD_HEAD, RD_LENGTH, RD_CHUNKED, RD_DONE };
+enum { TM_NONE, TM_HEADER, TM_BODY, TM_IDLE, TM_LINGER, TM_DRAIN };
+
+struct hconn {
+  hconn_t *prev, *next;      /* in the server's list */
+  tr_http_server_t *srv;
+  tr_ref_t self;
+  tr_tcp_id_t id;
+  tr_runtime_t *rt;
+
+  char *in;                  /* read buffer: in[off, len) unparsed */
+  size_t in_len, in_cap, in_off;
+  int rd;                    /* RD_* */
+  tr_http_head_t head;
+  tr_http_field_t *fields;
+  tr_http_chunked_t chunk;
+  char *body;                /* a chunked body, decoded */
+  size_t body_len, body_cap;
+  size_t head_len;           /* the current request's head, in in */
+  int stop_reading;          /* no more requests: closing */
+  int paused;                /* reading paused for back-pressure */
+  int peer_eof;
+  int draining;              /* the server is shutting down */
+  const char *head_base;     /* where the head was parsed */
+  size_t head_off;           /* where it is in in */
+
+  pend_t *q_head, *q_tail;   /* responses not yet written, in order */
+  unsigned q_len;
+  uint64_t seq;
+
+  char *out;                 /* bytes to write, out[out_off, out_len) */
+  size_t out_len, out_cap, out_off;
+  int blocked;               /* tr_tcp_write said TR_EAGAIN */
+  tr_http_response_t *cur;   /* a large body being written */
+  const uint8_t *cur_p;
+  size_t cur_left;
+  int closing;               /* last response queued: shut down after it */
+  int shut;                  /* tr_tcp_shutdown done: lingering */
+
+  tr_http_response_t *spare; /* reused by the fast path */
+
+  int tm_kind;               /* TM_*: what the deadline is for */
+  uint64_t deadline;         /* tr_io_now_ms time, 0: none */
+  int tm_armed;
+  uint64_t tm_at;
+  tr_timer_id_t tm_id;
+};
+
+static uint64_t now_ms(hconn_t *c) { return tr_io_now_ms(c->rt); }
+
+static void set_deadline(tr_ctx_t *ctx, hconn_t *c, int kind,
+                         tr_duration_t ms) {
+  if (c->tm_kind == TM_DRAIN && kind != TM_NONE && kind != TM_LINGER) {
+    /* the drain deadline stays unless a shorter one comes */
+    uint64_t at = now_ms(c) + (uint64_t)ms;
+    if (at >= c->deadline) return;
+  }
+  c->tm_kind = kind;
+  if (kind == TM_NONE || ms < 0) {
+    c->deadline = 0;
+    return;
+  }
+  c->deadline = now_ms(c) + (uint64_t)ms;
+  if (c->tm_armed && c->tm_at <= c->deadline) return; /* fires first */
+  if (c->tm_armed) tr_timer_cancel(c->rt, c->tm_id);
+  c->tm_armed = 0;
+  if (tr_timer_start(ctx, ms, TR_FOREVER, 0, &c->tm_id) == 0) {
+    c->tm_armed = 1;
+    c->tm_at = c->deadline;
+  }
+}
+
+/* The cached Date value of this thread, renewed each second. */
+static const char *date_now(void) {
+  static __thread time_t sec;
+  static __thread char buf[32];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != sec || !buf[0]) {
+    sec = ts.tv_sec;
+    tr_http_date(sec, buf);
+  }
+  return buf;
+}
+
+static int out_append(hconn_t *c, const void *p, size_t n) {
+  if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (grow(&c->out, &c->out_cap, c->out_len + n)) return TR_ENOMEM;
+  memcpy(c->out + c->out_len, p, n);
+  c->out_len += n;
+  return 0;
+}
+
+static int no_body_status(int st) {
+  return st < 200 || st == 204 || st == 304;
+}
+
+/* Writes a response's head (and, if small, its body) into out. */
+static int serialize(hconn_t *c, tr_http_response_t *r, int head_req,
+                     int keep_alive, int close_after, int interim) {
+  char line[512];
+  int n;
+  if (interim) {
+    n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n\r\n", r->status,
+                 tr_http_reason(r->status));
+    return out_append(c, line, (size_t)n);
+  }
+  uint64_t blen = r->file_ ? r->file_len_ : r->body_len_;
+  const char *conn = close_after ? "Connection: close\r\n"
+                     : keep_alive == 2 ? "Connection: keep-alive\r\n"
+                                       : "";
+  if (no_body_status(r->status))
+    n = snprintf(line, sizeof(line),
+                 "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n%s",
+                 r->status, tr_http_reason(r->status), c->srv->server,
+                 date_now(), conn);
+  else
+    n = snprintf(line, sizeof(line),
+                 "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n"
+                 "Content-Length: %llu\r\n%s",
+                 r->status, tr_http_reason(r->status), c->srv->server,
+                 date_now(), (unsigned long long)blen, conn);
+  if (n < 0 || (size_t)n >= sizeof(line)) return TR_EINVAL;
+  int rc = out_append(c, line, (size_t)n);
+  if (!rc && r->fields_len_) rc = out_append(c, r->fields_, r->fields_len_);
+  if (!rc) rc = out_append(c, "\r\n", 2);
+  if (rc || head_req || no_body_status(r->status) || !blen) return rc;
+  if (!r->file_ && blen <= OUT_PIECE) return out_append(c, r->body_, blen);
+  return 1; /* the body goes out from where it is */
+}
+
+static void conn_close_now(tr_ctx_t *ctx, hconn_t *c) {
+  c->stop_reading = 1;
+  tr_tcp_close(ctx, c->id);
+}
+
+/* Writes out, then the large body in progress; 1 when blocked. */
+static int write_out(tr_ctx_t *ctx, hconn_t *c) {
+  if (c->blocked) return 1;
+  while (c->out_off < c->out_len) {
+    size_t n = c->out_len - c->out_off;
+    if (n > OUT_PIECE) n = OUT_PIECE;
+    int rc = tr_tcp_write(ctx, c->id, c->out + c->out_off, n);
+    if (rc == TR_EAGAIN) return c->blocked = 1;
+    if (rc) return -1; /* closed: tr_tcp_closed_t follows */
+    c->out_off += n;
+  }
+  c->out_off = c->out_len = 0;
+  while (c->cur) {
+    size_t n = c->cur_left > OUT_PIECE ? OUT_PIECE : c->cur_left;
+    int rc = tr_tcp_write(ctx, c->id, c->cur_p, n);
+    if (rc == TR_EAGAIN) return c->blocked = 1;
+    if (rc) return -1;
+    c->cur_p += n;
+    c->cur_left -= n;
+    if (!c->cur_left) {
+      tr_msg_free(c->cur);
+      c->cur = NULL;
+    }
+  }
+  return 0;
+}
+
+static void process(tr_ctx_t *ctx, hconn_t *c);
+
+/* Moves the ready responses at the head of the queue out, in order. */
+static void flush(tr_ctx_t *ctx, hconn_t *c) {
+  for (;;) {
+    int rc = write_out(ctx, c);
+    if (rc) {
+      if (rc < 0) c->stop_reading = 1;
+      break;
+    }
+    pend_t *p = c->q_head;
+    if (!p || !p->ready || c->closing) break;
+    c->q_head = p->next;
+    if (!c->q_head) c->q_tail = NULL;
+    c->q_len--;
+    rc = serialize(c, p->resp, p->head_req, p->keep_alive, p->close_after,
+                   p->interim);
+    if (rc == 1) {
+      c->cur = p->resp;
+      if (c->cur->file_) {
+        c->cur_p = (const uint8_t *)tr_file_map_data(c->cur->file_) +
+                   c->cur->file_off_;
+        c->cur_left = (size_t)c->cur->file_len_;
+      } else {
+        c->cur_p = c->cur->body_;
+        c->cur_left = c->cur->body_len_;
+      }
+      p->resp = NULL;
+    } else if (rc < 0) {
+      c->closing = 1;
+    }
+    if (p->resp) tr_msg_free(p->resp);
+    if (p->close_after) c->closing = 1;
+    free(p);
+  }
+  if (c->closing && !c->blocked && !c->cur && c->out_len == c->out_off &&
+      !c->shut) {
+    /* the last response is out: half-close and read on a little, so the
+     * peer reads the response before any reset */
+    c->shut = 1;
+    tr_tcp_shutdown(ctx, c->id);
+    set_deadline(ctx, c, TM_LINGER, LINGER_MS);
+    if (c->peer_eof) conn_close_now(ctx, c);
+    return;
+  }
+  /* reading resumes once the queue and the output have room */
+  if (c->paused && !c->blocked && c->q_len < c->srv->pipeline_max &&
+      !c->stop_reading) {
+    c->paused = 0;
+    tr_tcp_pause(ctx, c->id, 0);
+    process(ctx, c);
+  }
+}
+
+static pend_t *pend_push(hconn_t *c) {
+  pend_t *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  p->seq = ++c->seq;
+  if (c->q_tail) c->q_tail->next = p;
+  else c->q_head = p;
+  c->q_tail = p;
+  c->q_len++;
+  return p;
+}
+
+/* Queues a ready response; takes r. */
+static int respond(hconn_t *c, tr_http_response_t *r, int head_req,
+                   int keep_alive, int close_after) {
+  pend_t *p = pend_push(c);
+  if (!p) {
+    tr_msg_free(r);
+    return TR_ENOMEM;
+  }
+  p->ready = 1;
+  p->resp = r;
+  p->head_req = head_req;
+  p->keep_alive = keep_alive;
+  p->close_after = close_after;
+  return 0;
+}
+
+/* Answers with an error status and closes after it. */
+static void fail_request(hconn_t *c, int status) {
+  tr_http_response_t *r = tr_http_response_new(status);
+  c->stop_reading = 1;
+  c->rd = RD_DONE;
+  atomic_fetch_add(&c->srv->n_err, 1);
+  if (!r) {
+    c->closing = 1;
+    return;
+  }
+  char text[64];
+  int n = snprintf(text, sizeof(text), "%d %s\n", status,
+                   tr_http_reason(status));
+  tr_http_response_header(r, "Content-Type", "text/plain");
+  tr_http_response_body(r, text, (size_t)n);
+  respond(c, r, 0, 0, 1);
+}
+
+static const tr_http_route_t *route_find(const tr_http_server_t *s,
+                                         const tr_http_req_t *q,
+                                         int *status) {
+  int path_hit = 0;
+  for (size_t i = 0; i < s->nroutes; i++) {
+    const tr_http_route_t *rt = &s->routes[i];
+    size_t pl = strlen(rt->path);
+    int hit = rt->prefix ? q->path.n >= pl && !memcmp(q->path.p, rt->path, pl)
+                         : q->path.n == pl && !memcmp(q->path.p, rt->path, pl);
+    if (!hit) continue;
+    path_hit = 1;
+    if (!rt->method) return rt;
+    size_t ml = strlen(rt->method);
+    if (q->method.n == ml && !memcmp(q->method.p, rt->method, ml)) return rt;
+    if (q->head && !strcmp(rt->method, "GET")) return rt;
+  }
+  *status = path_hit ? 405 : 404;
+  return NULL;
+}
+
+/* The request message: one allocation holds the fields, the strings and
+ * the body, and the views point into it. */
+static tr_http_request_t *request_copy(const tr_http_req_t *q) {
+  size_t sz = q->nfields * sizeof(tr_http_field_t) + q->method.n +
+              q->target.n + q->body.n + 1;
+  for (unsigned i = 0; i < q->nfields; i++)
+    sz += q->fields[i].name.n + q->fields[i].value.n;
+  tr_http_request_t *m = tr_msg_new(&tr_http_request_t__type);
+  if (!m) return NULL;
+  char *mem = malloc(sz);
+  if (!mem) {
+    tr_msg_free(m);
+    return NULL;
+  }
+  m->mem_ = mem;
+  m->req = *q;
+  tr_http_field_t *f = (tr_http_field_t *)(void *)mem;
+  char *p = mem + q->nfields * sizeof(tr_http_field_t);
+#define COPY(dst, src)                                                        \
+  do {                                                                        \
+    if ((src).n) memcpy(p, (src).p, (src).n);                                 \
+    (dst).p = p;                                                              \
+    (dst).n = (src).n;                                                        \
+    p += (src).n;                                                             \
+  } while (0)
+  for (unsigned i = 0; i < q->nfields; i++) {
+    COPY(f[i].name, q->fields[i].name);
+    COPY(f[i].value, q->fields[i].value);
+  }
+  m->req.fields = f;
+  COPY(m->req.method, q->method);
+  COPY(m->req.target, q->target);
+  COPY(m->req.body, q->body);
+#undef COPY
+  m->req.path.p = m->req.target.p;
+  m->req.query.p = m->req.target.p + (q->query.p - q->target.p);
+  return m;
+}
+
+static int on_reply(tr_ctx_t *ctx, void *state, int status, void *reply,
+                    void *cookie) {
+  hconn_t *c = state;
+  uint64_t seq = (uint64_t)(uintptr_t)cookie;
+  pend_t *p = c->q_head;
+  while (p && p->seq != seq) p = p->next;
+  if (!p) return 0; /* the connection gave up on it */
+  tr_http_response_t *r = NULL;
+  if (status == 0 && reply && tr_msg_type(reply) == &tr_http_response_t__type) {
+    /* the reply stays the runtime's: move its contents */
+    tr_http_response_t *in = reply;
+    r = tr_http_response_new(in->status);
+    if (r) {
+      tr_http_response_t keep = *r;
+      *r = *in;
+      r->hdr = keep.hdr;
+      in->fields_ = NULL;
+      in->body_ = NULL;
+      in->file_ = NULL;
+    }
+  } else {
+    int st = status == TR_ETIMEDOUT ? 504 : 502;
+    r = tr_http_response_new(st);
+    if (r) tr_http_response_body(r, st == 504 ? "504 Gateway Timeout\n"
+                                              : "502 Bad Gateway\n",
+                                 st == 504 ? 20 : 16);
+  }
+  if (!r) {
+    c->closing = 1;
+    p->close_after = 1;
+    r = NULL;
+  }
+  p->resp = r;
+  p->ready = r != NULL;
+  atomic_fetch_add(&c->srv->n_req, 1);
+  flush(ctx, c);
+  return 0;
+}
+
+/* A whole request is in: route it. */
+static void dispatch(tr_ctx_t *ctx, hconn_t *c, tr_http_str_t body) {
+  tr_http_head_t *h = &c->head;
+  if (c->head_base != c->in + c->head_off) {
+    /* the read buffer moved while the body came in: the head's views
+     * are found again by parsing it once more where it is now */
+    tr_http_head_init(h, c->fields, c->srv->lim.fields_max);
+    if (tr_http_request_parse(h, c->in + c->head_off, c->head_len,
+                              &c->srv->lim) != (int)c->head_len) {
+      fail_request(c, 500);
+      return;
+    }
+  }
+  tr_http_req_t q;
+  memset(&q, 0, sizeof(q));
+  q.method = h->method;
+  q.target = h->target;
+  q.path = h->target;
+  const char *qm = memchr(h->target.p, '?', h->target.n);
+  if (qm) {
+    q.path.n = (size_t)(qm - h->target.p);
+    q.query.p = qm + 1;
+    q.query.n = h->target.n - q.path.n - 1;
+  } else {
+    q.query.p = h->target.p + h->target.n;
+  }
+  q.version = h->version;
+  q.fields = h->fields;
+  q.nfields = h->nfields;
+  q.body = body;
+  q.keep_alive = h->keep_alive && !c->stop_reading && !c->draining;
+  q.head = name_is(h->method.p, h->method.n, "HEAD");
+  int ka = q.keep_alive ? (h->version == 10 ? 2 : 1) : 0;
+  int close_after = !q.keep_alive;
+  if (close_after) c->stop_reading = 1;
+
+  int status = 0;
+  const tr_http_route_t *rt = route_find(c->srv, &q, &status);
+  if (!rt) {
+    tr_http_response_t *r = tr_http_response_new(status);
+    if (r) {
+      tr_http_response_header(r, "Content-Type", "text/plain");
+      tr_http_response_body(r, status == 404 ? "404 Not Found\n"
+                                             : "405 Method Not Allowed\n",
+                            status == 404 ? 14 : 23);
+    }
+    if (!r || respond(c, r, q.head, ka, close_after)) c->closing = 1;
+    atomic_fetch_add(&c->srv->n_req, 1);
+    return;
+  }
+  if (rt->fn) {
+    tr_http_response_t *r = c->spare ? c->spare : tr_http_response_new(200);
+    c->spare = NULL;
+    if (!r) {
+      c->closing = 1;
+      return;
+    }
+    int rc = rt->fn(ctx, &q, r, rt->arg);
+    if (rc < 0) {
+      tr_msg_free(r);
+      r = tr_http_response_new(500);
+      if (r) tr_http_response_body(r, "500 Internal Server Error\n", 26);
+    }
+    atomic_fetch_add(&c->srv->n_req, 1);
+    if (!r) {
+      c->closing = 1;
+      return;
+    }
+    /* the next response due, small: straight into the output */
+    if (!c->q_head && !c->closing && !r->file_ &&
+        r->body_len_ <= OUT_PIECE) {
+      int sr = serialize(c, r, q.head, ka, close_after, 0);
+      if (sr) c->closing = 1;
+      if (close_after) c->closing = 1;
+      /* keep the buffers for the next request */
+      r->status = 200;
+      r->fields_len_ = 0;
+      r->body_len_ = 0;
+      c->spare = r;
+      return;
+    }
+    if (respond(c, r, q.head, ka, close_after)) c->closing = 1;
+    return;
+  }
+  tr_http_request_t *m = request_copy(&q);
+  pend_t *p = m ? pend_push(c) : NULL;
+  if (!p) {
+    tr_msg_free(m);
+    fail_request(c, 503);
+    return;
+  }
+  p->head_req = q.head;
+  p->keep_alive = ka;
+  p->close_after = close_after;
+  tr_duration_t to = rt->timeout ? rt->timeout : DEFAULT_ROUTE_TIMEOUT;
+  int rc = tr_ask_timeout(ctx, rt->target, m, to, on_reply,
+                          (void *)(uintptr_t)p->seq);
+  if (rc) {
+    tr_http_response_t *r = tr_http_response_new(503);
+    if (r) tr_http_response_body(r, "503 Service Unavailable\n", 24);
+    p->resp = r;
+    p->ready = 1;
+    if (!r) p->close_after = 1;
+    atomic_fetch_add(&c->srv->n_req, 1);
+  }
+}
+
+/* A head is whole: check its framing against the limits. */
+static void head_done(tr_ctx_t *ctx, hconn_t *c, size_t head_len) {
+  tr_http_head_t *h = &c->head;
+  c->head_len = head_len;
+  c->head_base = c->in + c->in_off;
+  c->head_off = c->in_off;
+  set_deadline(ctx, c, TM_NONE, 0);
+  if (h->body == TR_HTTP_BODY_LENGTH && h->content_length > c->srv->body_max) {
+    fail_request(c, 413);
+    return;
+  }
+  int body = h->body == TR_HTTP_BODY_CHUNKED ||
+             (h->body == TR_HTTP_BODY_LENGTH && h->content_length);
+  if (h->expect_continue && body && h->version == 11 &&
+      c->in_len - c->in_off == head_len) {
+    tr_http_response_t *r = tr_http_response_new(100);
+    if (r) {
+      pend_t *p = pend_push(c);
+      if (p) {
+        p->ready = 1;
+        p->interim = 1;
+        p->resp = r;
+      } else {
+        tr_msg_free(r);
+      }
+    }
+  }
+  if (h->body == TR_HTTP_BODY_CHUNKED) {
+    tr_http_chunked_init(&c->chunk);
+    c->body_len = 0;
+    c->rd = RD_CHUNKED;
+    set_deadline(ctx, c, TM_BODY, c->srv->body_timeout);
+  } else if (body) {
+    c->rd = RD_LENGTH;
+    set_deadline(ctx, c, TM_BODY, c->srv->body_timeout);
+  } else {
+    c->rd = RD_HEAD;
+    c->in_off += head_len;
+    tr_http_str_t none = {c->in + c->in_off, 0};
+    c->head_len = head_len;
+    dispatch(ctx, c, none);
+    tr_http_head_init(&c->head, c->fields, c->srv->lim.fields_max);
+  }
+}
+
+/* Parses and dispatches what the read buffer holds. */
+static void process(tr_ctx_t *ctx, hconn_t *c) {
+  while (!c->stop_reading && !c->closing) {
+    if (c->q_len >= c->srv->pipeline_max || c->blocked) {
+      if (!c->paused) {
+        c->paused = 1;
+        tr_tcp_pause(ctx, c->id, 1);
+      }
+      break;
+    }
+    size_t avail = c->in_len - c->in_off;
+    if (c->rd == RD_HEAD) {
+      if (!avail) break;
+      int rc = tr_http_request_parse(&c->head, c->in + c->in_off, avail,
+                                     &c->srv->lim);
+      if (rc == 0) {
+        if (c->tm_kind != TM_HEADER)
+          set_deadline(ctx, c, TM_HEADER, c->srv->header_timeout);
+        break;
+      }
+      if (rc < 0) {
+        fail_request(c, c->head.error_status ? c->head.error_status : 400);
+        break;
+      }
+      head_done(ctx, c, (size_t)rc);
+      continue;
+    }
+    if (c->rd == RD_LENGTH) {
+      uint64_t need = c->head_len + c->head.content_length;
+      if (avail < need) break;
+      c->in_off += c->head_len;
+      tr_http_str_t body = {c->in + c->in_off,
+                            (size_t)c->head.content_length};
+      c->in_off += (size_t)c->head.content_length;
+      c->rd = RD_HEAD;
+      dispatch(ctx, c, body);
+      tr_http_head_init(&c->head, c->fields, c->srv->lim.fields_max);
+      continue;
+    }
+    if (c->rd == RD_CHUNKED) {
+      /* the head stays in the buffer (its views are needed at dispatch);
+       * the chunked bytes after it are decoded into the body buffer */
+      size_t start = c->in_off + c->head_len;
+      size_t pos = start;
+      int done = 0, bad = 0;
+      while (pos < c->in_len) {
+        tr_http_str_t d = {NULL, 0};
+        int64_t k = tr_http_chunked_decode(&c->chunk, c->in + pos,
+                                           c->in_len - pos, &d);
+        if (k < 0) {
+          bad = 400;
+          break;
+        }
+        if (c->body_len + d.n + c->chunk.left_ > c->srv->body_max) {
+          bad = 413; /* refused as soon as a chunk's size says so */
+          break;
+        }
+        if (d.n) {
+          if (c->body_len + d.n > c->srv->body_max) {
+            bad = 413;
+            break;
+          }
+          if (grow(&c->body, &c->body_cap, c->body_len + d.n)) {
+            bad = 503;
+            break;
+          }
+          memcpy(c->body + c->body_len, d.p, d.n);
+          c->body_len += d.n;
+        }
+        pos += (size_t)k;
+        if (c->chunk.done) {
+          done = 1;
+          break;
+        }
+        if (k == 0) break;
+      }
+      if (bad) {
+        fail_request(c, bad);
+        break;
+      }
+      /* drop the framing bytes decoded so far: keep head + rest */
+      memmove(c->in + start, c->in + pos, c->in_len - pos);
+      c->in_len -= pos - start;
+      if (!done) break;
+      tr_http_str_t body = {c->body, c->body_len};
+      c->in_off += c->head_len;
+      c->rd = RD_HEAD;
+      dispatch(ctx, c, body);
+      tr_http_head_init(&c->head, c->fields, c->srv->lim.fields_max);
+      continue;
+    }
+    break;
+  }
+  /* compact: the unparsed bytes move to the front between requests */
+  if (c->rd == RD_HEAD && c->in_off) {
+    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_len -= c->in_off;
+    c->in_off = 0;
+  }
+  if (!c->stop_reading && c->rd == RD_HEAD && c->in_len == 0) {
+    if (!c->q_head && c->out_len == c->out_off && !c->cur)
+      set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
+    else
+      set_deadline(ctx, c, TM_NONE, 0);
+  }
+  flush(ctx, c);
+}
+
+static int hconn_init(tr_ctx_t *ctx, void *state, void *arg) {
+  hconn_t *c = state;
+  tr_tcp_accepted_t *acc = arg;
+  tr_http_server_t *s = acc->arg;
+  c->srv = s;
+  c->self = tr_ctx_self(ctx);
+  c->rt = tr_ctx_runtime(ctx);
+  c->fields = malloc(s->lim.fields_max * sizeof(tr_http_field_t));
+  if (!c->fields) return TR_ENOMEM;
+  int rc = tr_tcp_adopt(ctx, acc, &c->id);
+  if (rc) {
+    free(c->fields);
+    c->fields = NULL;
+    return rc;
+  }
+  tr_http_head_init(&c->head, c->fields, s->lim.fields_max);
+  atomic_fetch_add(&s->refs, 1);
+  atomic_fetch_add(&s->n_conn, 1);
+  atomic_fetch_add(&s->n_open, 1);
+  pthread_mutex_lock(&s->mu);
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  int draining = s->draining;
+  pthread_mutex_unlock(&s->mu);
+  if (draining) {
+    conn_close_now(ctx, c);
+    return 0;
+  }
+  set_deadline(ctx, c, TM_HEADER, s->header_timeout);
+  return 0;
+}
+
+static void hconn_stop(tr_ctx_t *ctx, void *state, int reason) {
+  hconn_t *c = state;
+  (void)ctx;
+  (void)reason;
+  tr_http_server_t *s = c->srv;
+  if (!s) return;
+  if (c->tm_armed) tr_timer_cancel(c->rt, c->tm_id);
+  while (c->q_head) {
+    pend_t *p = c->q_head;
+    c->q_head = p->next;
+    tr_msg_free(p->resp);
+    free(p);
+  }
+  tr_msg_free(c->cur);
+  tr_msg_free(c->spare);
+  free(c->in);
+  free(c->out);
+  free(c->body);
+  free(c->fields);
+  pthread_mutex_lock(&s->mu);
+  if (c->prev) c->prev->next = c->next;
+  else if (s->conns == c) s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  pthread_mutex_unlock(&s->mu);
+  atomic_fetch_sub(&s->n_open, 1);
+  server_unref(s);
+}
+
+static int hconn_data(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  tr_tcp_data_t *d = msg;
+  if (c->stop_reading || c->closing) return 0; /* lingering: discard */
+  if (!c->in_len && d->len) {
+    /* take the bytes without copying them */
+    free(c->in);
+    c->in = (char *)d->data;
+    c->in_cap = c->in_len = d->len;
+    c->in_off = 0;
+    d->data = NULL;
+  } else if (d->len) {
+    if (grow(&c->in, &c->in_cap, c->in_len + d->len)) {
+      fail_request(c, 503);
+      flush(ctx, c);
+      return 0;
+    }
+    memcpy(c->in + c->in_len, d->data, d->len);
+    c->in_len += d->len;
+  }
+  if (c->rd == RD_LENGTH || c->rd == RD_CHUNKED)
+    set_deadline(ctx, c, TM_BODY, c->srv->body_timeout);
+  process(ctx, c);
+  return 0;
+}
+
+static int hconn_writable(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  (void)msg;
+  c->blocked = 0;
+  flush(ctx, c);
+  if (!c->blocked && !c->paused) process(ctx, c);
+  return 0;
+}
+
+static int hconn_eof(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  (void)msg;
+  c->peer_eof = 1;
+  if (c->shut || (!c->q_head && c->out_len == c->out_off && !c->cur)) {
+    /* nothing more to answer (a partial request is dropped) */
+    conn_close_now(ctx, c);
+    return 0;
+  }
+  /* answer what was asked, then close */
+  c->stop_reading = 1;
+  if (c->q_tail) c->q_tail->close_after = 1;
+  else c->closing = 1;
+  flush(ctx, c);
+  return 0;
+}
+
+static int hconn_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  (void)msg;
+  tr_actor_stop(tr_ctx_self(ctx), 0);
+  return 0;
+}
+
+static int hconn_timer(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  tr_timer_fired_t *f = msg;
+  if (!c->tm_armed || f->id != c->tm_id) return 0;
+  c->tm_armed = 0;
+  if (!c->deadline) return 0;
+  uint64_t now = now_ms(c);
+  if (now < c->deadline) {
+    if (tr_timer_start(ctx, (tr_duration_t)(c->deadline - now), TR_FOREVER, 0,
+                       &c->tm_id) == 0) {
+      c->tm_armed = 1;
+      c->tm_at = c->deadline;
+    }
+    return 0;
+  }
+  int kind = c->tm_kind;
+  c->deadline = 0;
+  c->tm_kind = TM_NONE;
+  if ((kind == TM_HEADER || kind == TM_BODY) && !c->q_head &&
+      c->out_len == c->out_off && !c->cur) {
+    /* a request that did not arrive in time: 408, then close */
+    atomic_fetch_add(&c->srv->n_timeout, 1);
+    fail_request(c, 408);
+    flush(ctx, c);
+    if (!c->shut) conn_close_now(ctx, c);
+    return 0;
+  }
+  if (kind != TM_NONE) {
+    if (kind != TM_LINGER) atomic_fetch_add(&c->srv->n_timeout, 1);
+    conn_close_now(ctx, c);
+  }
+  return 0;
+}
+
+static int hconn_drain(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  (void)msg;
+  int mid_request = c->rd != RD_HEAD || c->in_len != c->in_off;
+  if (!c->q_head && c->out_len == c->out_off && !c->cur && !mid_request) {
+    conn_close_now(ctx, c);
+    return 0;
+  }
+  /* finish the requests under way (the last response says "Connection:
+   * close"), then close; whatever is still open at the grace closes */
+  c->draining = 1;
+  if (!mid_request) {
+    c->stop_reading = 1;
+    if (c->q_tail) c->q_tail->close_after = 1;
+  }
+  set_deadline(ctx, c, TM_DRAIN, c->srv->grace);
+  flush(ctx, c);
+  return 0;
+}
+
+static const tr_handler_t hconn_handlers[] = {
+    {&tr_tcp_data_t__type, hconn_data},
+    {&tr_tcp_writable_t__type, hconn_writable},
+    {&tr_tcp_eof_t__type, hconn_eof},
+    {&tr_tcp_closed_t__type, hconn_closed},
+    {&tr_timer_fired_t__type, hconn_timer},
+    {&drain_type, hconn_drain},
+};
+
+static const tr_behavior_t hconn_behavior = {
+    .name = "http_conn",
+    .state_size = sizeof(hconn_t),
+    .init = hconn_init,
+    .on_stop = hconn_stop,
+    .handlers = TR_HANDLERS(hconn_handlers),
+};
+
+/* ---- Starting and stopping --------------------------------------------------- */
+
+static int copy_routes(tr_http_server_t *s, const tr_http_route_t *r,
+                       size_t n) {
+  size_t sz = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!r[i].path || r[i].path[0] != '/') return TR_EINVAL;
+    if (!r[i].fn && tr_ref_is_null(r[i].target)) return TR_EINVAL;
+    if (r[i].fn && !tr_ref_is_null(r[i].target)) return TR_EINVAL;
+    if (r[i].timeout < TR_FOREVER) return TR_EINVAL;
+    sz += strlen(r[i].path) + 1 + (r[i].method ? strlen(r[i].method) + 1 : 0);
+  }
+  s->routes = malloc(n * sizeof(*r));
+  s->strings = malloc(sz ? sz : 1);
+  if (!s->routes || !s->strings) return TR_ENOMEM;
+  char *p = s->strings;
+  for (size_t i = 0; i < n; i++) {
+    s->routes[i] = r[i];
+    size_t l = strlen(r[i].path) + 1;
+    memcpy(p, r[i].path, l);
+    s->routes[i].path = p;
+    p += l;
+    if (r[i].method) {
+      l = strlen(r[i].method) + 1;
+      memcpy(p, r[i].method, l);
+      s->routes[i].method = p;
+      p += l;
+    }
+  }
+  s->nroutes = n;
+  return 0;
+}
+
+static tr_duration_t dur_or(tr_duration_t d, tr_duration_t dflt) {
+  return d == 0 ? dflt : d;
+}
+
+int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
+                         tr_http_server_t **out) {
+  if (!rt || !o || !out || !o->routes || !o->nroutes) return TR_EINVAL;
+  tr_http_server_opts_t opts;
+  int rc = tr__config_copy(&opts, sizeof(opts), o, o->size);
+  if (rc) return rc;
+  if (TR__DURATION_BAD(opts.header_timeout) ||
+      TR__DURATION_BAD(opts.body_timeout) ||
+      TR__DURATION_BAD(opts.idle_timeout))
+    return TR_EINVAL;
+  tr_http_server_t *s = calloc(1, sizeof(*s));
+  if (!s) return TR_ENOMEM;
+  pthread_mutex_init(&s->mu, NULL);
+  atomic_init(&s->refs, 1);
+  s->rt = rt;
+  rc = copy_routes(s, opts.routes, opts.nroutes);
+  s->server = strdup(opts.server ? opts.server : "troupe");
+  if (!rc && !s->server) rc = TR_ENOMEM;
+  if (!rc && strpbrk(s->server, "\r\n")) rc = TR_EINVAL;
+  if (rc) {
+    server_unref(s);
+    return rc;
+  }
+  tr_http_limits_init(&s->lim);
+  s->lim.line_max = opts.line_max ? opts.line_max : TR_HTTP_LINE_MAX;
+  s->lim.head_max = opts.head_max ? opts.head_max : DEFAULT_HEAD_MAX;
+  s->lim.fields_max = opts.fields_max ? opts.fields_max : DEFAULT_FIELDS_MAX;
+  s->body_max = opts.body_max ? opts.body_max : DEFAULT_BODY_MAX;
+  s->header_timeout = dur_or(opts.header_timeout, DEFAULT_HEADER_TIMEOUT);
+  s->body_timeout = dur_or(opts.body_timeout, DEFAULT_BODY_TIMEOUT);
+  s->idle_timeout = dur_or(opts.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+  s->pipeline_max = opts.pipeline_max ? opts.pipeline_max : DEFAULT_PIPELINE;
+  s->wbuf_max = opts.wbuf_max;
+
+  tr_tcp_listen_opts_t lo;
+  tr_tcp_listen_opts_init(&lo);
+  lo.host = opts.host;
+  lo.port = opts.port;
+  lo.backlog = opts.backlog;
+  lo.conn_behavior = &hconn_behavior;
+  lo.conn_arg = s;
+  lo.wbuf_max = opts.wbuf_max;
+  lo.rbuf_max = opts.rbuf_max;
+  rc = tr_tcp_listen(rt, &lo, &s->listener, &s->port);
+  if (rc) {
+    server_unref(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+uint16_t tr_http_server_port(const tr_http_server_t *s) {
+  return s ? s->port : 0;
+}
+
+int tr_http_server_shutdown(tr_http_server_t *s, tr_duration_t grace) {
+  if (!s || TR__DURATION_BAD(grace)) return TR_EINVAL;
+  pthread_mutex_lock(&s->mu);
+  if (s->draining) {
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
+  s->draining = 1;
+  s->grace = grace == TR_FOREVER ? INT64_MAX / 4 : grace;
+  pthread_mutex_unlock(&s->mu);
+  tr_actor_stop(s->listener, 0);
+  /* the refs are collected under the lock, the sends made outside it */
+  size_t n = 0, cap = 0;
+  tr_ref_t *refs = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (hconn_t *c = s->conns; c; c = c->next) n++;
+  cap = n;
+  refs = cap ? malloc(cap * sizeof(*refs)) : NULL;
+  n = 0;
+  if (refs)
+    for (hconn_t *c = s->conns; c && n < cap; c = c->next) refs[n++] = c->self;
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    drain_msg_t *m = tr_msg_new(&drain_type);
+    if (m) tr_send(NULL, refs[i], m);
+  }
+  free(refs);
+  return 0;
+}
+
+int tr_http_server_stats(const tr_http_server_t *s,
+                         tr_http_server_stats_t *out) {
+  if (!s || !out) return TR_EINVAL;
+  tr_http_server_t *m = (tr_http_server_t *)s;
+  out->connections = atomic_load(&m->n_conn);
+  out->open = atomic_load(&m->n_open);
+  out->requests = atomic_load(&m->n_req);
+  out->errors = atomic_load(&m->n_err);
+  out->timeouts = atomic_load(&m->n_timeout);
+  return 0;
+}
+
+void tr_http_server_free(tr_http_server_t *s) {
+  if (!s) return;
+  tr_http_server_shutdown(s, 0);
+  /* the listener holds s as its connections' argument: wait until it is
+   * gone (stopping it takes a moment) so no connection starts after */
+  for (int i = 0; i < 5000 && tr_actor_alive(s->listener) > 0; i++) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  server_unref(s);
+}
