@@ -1057,7 +1057,7 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
                          tr_http_server_t **out) {
   if (!rt || !o || !out || !o->routes || !o->nroutes) return TR_EINVAL;
   tr_http_server_opts_t opts;
-  int rc = tr__config_copy(&opts, sizeof(opts), o, o->size);
+  int rc = tr__config_copy(&opts, sizeof(opts), sizeof(opts), o);
   if (rc) return rc;
   if (TR__DURATION_BAD(opts.header_timeout) ||
       TR__DURATION_BAD(opts.body_timeout) ||

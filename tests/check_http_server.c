@@ -243,8 +243,8 @@ typedef struct fixture {
 
 static void fx_start(fixture_t *fx, tr_http_server_opts_t *o) {
   fx->rt = tu_runtime(2, 0, 1);
-  ck_assert_int_eq(tr_spawn(fx->rt, &holder_behavior, NULL, NULL, &fx->holder), 0);
-  ck_assert_int_eq(tr_spawn(fx->rt, &holder_behavior, NULL, NULL, &fx->dead), 0);
+  ck_assert_int_eq(tr_spawn(fx->rt, &holder_behavior, NULL, &fx->holder), 0);
+  ck_assert_int_eq(tr_spawn(fx->rt, &holder_behavior, NULL, &fx->dead), 0);
   ck_assert_int_eq(tr_actor_stop(fx->dead, 0), 0);
   while (tr_actor_alive(fx->dead) > 0) tu_sleep_ms(1);
   tr_http_route_t routes[] = {
