@@ -413,6 +413,11 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
     if (c->peer_eof) conn_close_now(ctx, c);
     return;
   }
+  /* between requests with nothing left to write: the idle timeout */
+  if (!c->stop_reading && !c->closing && c->rd == RD_HEAD &&
+      c->in_len == c->in_off && !c->q_head && !c->blocked && !c->cur &&
+      c->out_len == c->out_off && c->tm_kind != TM_DRAIN)
+    set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
   /* reading resumes once the queue and the output have room */
   if (c->paused && !c->blocked && c->q_len < c->srv->pipeline_max &&
       !c->stop_reading) {
@@ -815,12 +820,6 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
     memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
     c->in_len -= c->in_off;
     c->in_off = 0;
-  }
-  if (!c->stop_reading && c->rd == RD_HEAD && c->in_len == 0) {
-    if (!c->q_head && c->out_len == c->out_off && !c->cur)
-      set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
-    else
-      set_deadline(ctx, c, TM_NONE, 0);
   }
   flush(ctx, c);
 }

@@ -29,9 +29,12 @@
 
 /* ---- the client --------------------------------------------------------- */
 
-static int cli_connect(uint16_t port) {
+/* rcvbuf > 0: a small receive buffer, set before connecting (set after,
+ * the window shrinks under the peer and Linux stalls the stream). */
+static int cli_connect_buf(uint16_t port, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_int_ge(fd, 0);
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -39,6 +42,8 @@ static int cli_connect(uint16_t port) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   return fd;
 }
+
+static int cli_connect(uint16_t port) { return cli_connect_buf(port, 0); }
 
 static void cli_send(int fd, const char *s, size_t n) {
   while (n) {
@@ -103,6 +108,8 @@ static int rd_resp(reader_t *r, resp_t *out, int head_req) {
     out->keep_alive = 1;
   const tr_http_field_t *d = tr_http_head_field(&h, "date");
   if (d && d->value.n < sizeof(out->date)) memcpy(out->date, d->value.p, d->value.n);
+  const tr_http_field_t *cl = tr_http_head_field(&h, "content-length");
+  if (cl) out->content_length = strtol(cl->value.p, NULL, 10);
   size_t need = 0;
   if (h.body == TR_HTTP_BODY_LENGTH) {
     out->content_length = (long)h.content_length;
@@ -599,9 +606,7 @@ START_TEST(test_large_response_slow_reader) {
   fixture_t fx;
   fx_start(&fx, &o);
   for (size_t i = 0; i < sizeof(big); i++) big[i] = (char)(i * 7 + (i >> 12));
-  int fd = cli_connect(fx.port);
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  int fd = cli_connect_buf(fx.port, 8192);
   SEND(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   tu_sleep_ms(200); /* the server meets a full socket */
   reader_t *r = calloc(1, sizeof(*r));
