@@ -133,12 +133,9 @@ int tr_http_response_body(tr_http_response_t *r, const void *p, size_t n) {
   return 0;
 }
 
-int tr_http_response_file(tr_http_response_t *r, const char *path,
-                          uint64_t off, uint64_t len) {
-  if (!r || !path || r->body_len_ || r->file_) return TR_EINVAL;
-  tr_file_map_t *m;
-  int rc = tr_file_map(path, 0, &m);
-  if (rc) return rc;
+/* Takes m (one reference) as the body. */
+static int set_map(tr_http_response_t *r, tr_file_map_t *m, uint64_t off,
+                   uint64_t len) {
   uint64_t size = tr_file_map_size(m);
   if (off > size || (len != UINT64_MAX && len > size - off)) {
     tr_file_map_unref(m);
@@ -148,6 +145,21 @@ int tr_http_response_file(tr_http_response_t *r, const char *path,
   r->file_off_ = off;
   r->file_len_ = len == UINT64_MAX ? size - off : len;
   return 0;
+}
+
+int tr_http_response_file(tr_http_response_t *r, const char *path,
+                          uint64_t off, uint64_t len) {
+  if (!r || !path || r->body_len_ || r->file_) return TR_EINVAL;
+  tr_file_map_t *m;
+  int rc = tr_file_map(path, 0, &m);
+  if (rc) return rc;
+  return set_map(r, m, off, len);
+}
+
+int tr_http_response_map(tr_http_response_t *r, tr_file_map_t *m,
+                         uint64_t off, uint64_t len) {
+  if (!r || !m || r->body_len_ || r->file_) return TR_EINVAL;
+  return set_map(r, tr_file_map_ref(m), off, len);
 }
 
 /* ---- The server ------------------------------------------------------------ */

@@ -80,6 +80,14 @@ TR_EXTERN int tr_http_response_body(tr_http_response_t *r, const void *p,
 TR_EXTERN int tr_http_response_file(tr_http_response_t *r, const char *path,
                                     uint64_t off, uint64_t len);
 
+/* Makes the body the bytes [off, off + len) of a mapping the caller
+ * keeps (tr_file_map, <troupe/io.h>): the response takes a reference of
+ * its own, so a program can map its static files once and serve them
+ * from every connection (len UINT64_MAX: to the end). Returns 0,
+ * TR_EINVAL (a body already set, a range past the end). */
+TR_EXTERN int tr_http_response_map(tr_http_response_t *r, tr_file_map_t *m,
+                                   uint64_t off, uint64_t len);
+
 /* A fast-path route: fills resp (status 200, no fields, empty body when
  * called) for req, inside the connection actor. It must not block. A
  * negative return answers 500. */
