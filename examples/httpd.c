@@ -3,14 +3,15 @@
  * A static file server with an echo route, made of troupe's HTTP actors.
  * Explained in doc/http.md.
  *
- *   httpd --port N [--host ADDR] --root DIR [--echo /echo]
+ *   httpd --port N [--host ADDR] --root DIR [--echo /echo] [--ws /ws]
  *         [--workers N]
  *
  * Serves the files under DIR (GET and HEAD; a directory serves its
  * index.html; 404 for anything missing; no path leaves DIR, not even
  * through a symbolic link), answers a POST to the echo path with its
- * body, and prints "listening on HOST:PORT" once ready. Stops on SIGINT
- * or SIGTERM, finishing the requests under way.
+ * body, echoes every WebSocket message sent to the ws path, and prints
+ * "listening on HOST:PORT" once ready. Stops on SIGINT or SIGTERM,
+ * finishing the requests under way.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -132,6 +133,28 @@ static int echo(tr_ctx_t *ctx, const tr_http_req_t *req,
   return tr_http_response_body(resp, req->body.p, req->body.n);
 }
 
+/* The WebSocket echo: one actor per connection sends each message back. */
+static int ws_echo(tr_ctx_t *ctx, void *state, void *msg) {
+  tr_ws_message_t *m = msg;
+  (void)state;
+  tr_ws_send(ctx, m->conn, m->opcode, m->data, m->len);
+  return 0; /* a failed send means the connection is going: closed follows */
+}
+
+static int ws_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)state;
+  (void)msg;
+  tr_actor_stop(tr_ctx_self(ctx), 0);
+  return 0;
+}
+
+static const tr_handler_t ws_handlers[] = {
+    {&tr_ws_message_t__type, ws_echo},
+    {&tr_ws_closed_t__type, ws_closed},
+};
+static const tr_behavior_t ws_behavior = {.name = "ws_echo",
+                                          .handlers = TR_HANDLERS(ws_handlers)};
+
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) {
   (void)sig;
@@ -140,11 +163,12 @@ static void on_signal(int sig) {
 
 static void usage(void) {
   fprintf(stderr, "usage: httpd --port N [--host ADDR] --root DIR "
-                  "[--echo PATH] [--workers N]\n");
+                  "[--echo PATH] [--ws PATH] [--workers N]\n");
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *root = NULL, *echo_path = NULL;
+  const char *ws_path = NULL;
   long port = -1, workers = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -153,6 +177,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--host") && v) host = v, i++;
     else if (!strcmp(a, "--root") && v) root = v, i++;
     else if (!strcmp(a, "--echo") && v) echo_path = v, i++;
+    else if (!strcmp(a, "--ws") && v) ws_path = v, i++;
     else if (!strcmp(a, "--workers") && v) workers = strtol(v, NULL, 10), i++;
     else {
       usage();
@@ -160,7 +185,7 @@ int main(int argc, char **argv) {
     }
   }
   if (port < 0 || port > 65535 || !root || workers < 0 ||
-      (echo_path && echo_path[0] != '/')) {
+      (echo_path && echo_path[0] != '/') || (ws_path && ws_path[0] != '/')) {
     usage();
     return 2;
   }
@@ -182,13 +207,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "httpd: runtime: %s\n", tr_strerror(rc));
     return 1;
   }
-  tr_http_route_t routes[2];
+  tr_http_route_t routes[3];
   memset(routes, 0, sizeof(routes));
   size_t n = 0;
   if (echo_path) {
     routes[n].method = "POST";
     routes[n].path = echo_path;
     routes[n].fn = echo;
+    n++;
+  }
+  if (ws_path) {
+    routes[n].method = "GET";
+    routes[n].path = ws_path;
+    routes[n].ws = &ws_behavior;
     n++;
   }
   routes[n].method = "GET";

@@ -179,6 +179,8 @@ struct tr_http_server {
   unsigned pipeline_max;
   char *server;
   size_t wbuf_max;
+  uint64_t ws_message_max;
+  size_t ws_backlog_max;
   pthread_mutex_t mu;             /* conns, draining */
   hconn_t *conns;                 /* open connections (a list) */
   int draining;
@@ -214,6 +216,7 @@ typedef struct pend {
   int close_after;   /* the connection closes once it is out */
   int interim;       /* "100 Continue": not a request's answer */
   int head_req, keep_alive;
+  int ws_switch;     /* the 101 of a WebSocket upgrade */
   tr_http_response_t *resp; /* when ready (owned) */
 } pend_t;
 
@@ -257,6 +260,17 @@ struct hconn {
   int shut;                  /* tr_tcp_shutdown done: lingering */
 
   tr_http_response_t *spare; /* reused by the fast path */
+
+  /* WebSocket, after an upgrade */
+  int ws;                    /* speaking WebSocket now */
+  int ws_switching;          /* the 101 is queued: switch once it is out */
+  int ws_close_sent;         /* our close frame is out (or queued) */
+  int ws_told;               /* the owner has had its tr_ws_closed_t */
+  tr_ref_t owner;
+  tr_ws_parser_t wsp;
+  char accept[TR_WS_ACCEPT_SIZE];
+  uint8_t *pre;              /* frames the owner sent before the switch */
+  size_t pre_len;
 
   int tm_kind;               /* TM_*: what the deadline is for */
   uint64_t deadline;         /* tr_io_now_ms time, 0: none */
@@ -381,6 +395,7 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
 }
 
 static void process(tr_ctx_t *ctx, hconn_t *c);
+static void ws_switch(tr_ctx_t *ctx, hconn_t *c);
 
 /* Moves the ready responses at the head of the queue out, in order. */
 static void flush(tr_ctx_t *ctx, hconn_t *c) {
@@ -395,6 +410,11 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
     c->q_head = p->next;
     if (!c->q_head) c->q_tail = NULL;
     c->q_len--;
+    if (p->ws_switch) {
+      free(p);
+      ws_switch(ctx, c);
+      continue;
+    }
     rc = serialize(c, p->resp, p->head_req, p->keep_alive, p->close_after,
                    p->interim);
     if (rc == 1) {
@@ -426,7 +446,7 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
     return;
   }
   /* between requests with nothing left to write: the idle timeout */
-  if (!c->stop_reading && !c->closing && c->rd == RD_HEAD &&
+  if (!c->stop_reading && !c->closing && !c->ws && c->rd == RD_HEAD &&
       c->in_len == c->in_off && !c->q_head && !c->blocked && !c->cur &&
       c->out_len == c->out_off && c->tm_kind != TM_DRAIN)
     set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
@@ -582,6 +602,9 @@ static int on_reply(tr_ctx_t *ctx, void *state, int status, void *reply,
   return 0;
 }
 
+static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
+                       const tr_http_req_t *q);
+
 /* A whole request is in: route it. */
 static void dispatch(tr_ctx_t *ctx, hconn_t *c, tr_http_str_t body) {
   tr_http_head_t *h = &c->head;
@@ -630,6 +653,10 @@ static void dispatch(tr_ctx_t *ctx, hconn_t *c, tr_http_str_t body) {
     }
     if (!r || respond(c, r, q.head, ka, close_after)) c->closing = 1;
     atomic_fetch_add(&c->srv->n_req, 1);
+    return;
+  }
+  if (rt->ws) {
+    ws_upgrade(ctx, c, rt, &q);
     return;
   }
   if (rt->fn) {
@@ -735,7 +762,13 @@ static void head_done(tr_ctx_t *ctx, hconn_t *c, size_t head_len) {
 }
 
 /* Parses and dispatches what the read buffer holds. */
+static void ws_process(tr_ctx_t *ctx, hconn_t *c);
+
 static void process(tr_ctx_t *ctx, hconn_t *c) {
+  if (c->ws) {
+    ws_process(ctx, c);
+    return;
+  }
   while (!c->stop_reading && !c->closing) {
     if (c->q_len >= c->srv->pipeline_max || c->blocked) {
       if (!c->paused) {
@@ -836,6 +869,311 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
   flush(ctx, c);
 }
 
+/* ---- WebSocket ------------------------------------------------------------- */
+
+TR_MESSAGE_DEFINE(tr_ws_closed_t);
+
+static void ws_message_dtor(void *msg) { free(((tr_ws_message_t *)msg)->data); }
+TR_MESSAGE_DEFINE(tr_ws_message_t, .dtor = ws_message_dtor);
+
+/* A frame the owner sends (tr_ws_send, tr_ws_close), framed by the
+ * sender. */
+typedef struct ws_out {
+  tr_msg_t hdr;
+  uint8_t *frame;
+  size_t len;
+  int close_code; /* a close frame: its code */
+} ws_out_t;
+static void ws_out_dtor(void *msg) { free(((ws_out_t *)msg)->frame); }
+static const tr_msgtype_t ws_out_type = {.name = "tr_ws_out",
+                                         .size = sizeof(ws_out_t),
+                                         .dtor = ws_out_dtor};
+
+static void *ws_alloc(void *arg, void *ptr, size_t size) {
+  (void)arg;
+  if (!size) {
+    free(ptr);
+    return NULL;
+  }
+  return realloc(ptr, size);
+}
+
+/* Whether the comma list v holds token t (case-insensitive). */
+static int list_has(tr_http_str_t v, const char *t) {
+  size_t tl = strlen(t), i = 0;
+  while (i < v.n) {
+    while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+      i++;
+    size_t b = i;
+    while (i < v.n && v.p[i] != ',') i++;
+    size_t e = i;
+    while (e > b && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t')) e--;
+    if (e - b == tl && !strncasecmp(v.p + b, t, tl)) return 1;
+  }
+  return 0;
+}
+
+/* Tells the owner, once, that the WebSocket has ended. */
+static void ws_tell(tr_ctx_t *ctx, hconn_t *c, int code, int clean,
+                    const uint8_t *reason, size_t rlen) {
+  if (c->ws_told || tr_ref_is_null(c->owner)) return;
+  c->ws_told = 1;
+  tr_ws_closed_t *m = tr_msg_new(&tr_ws_closed_t__type);
+  if (!m) return;
+  m->conn = c->self;
+  m->code = code;
+  m->clean = clean;
+  if (rlen >= sizeof(m->reason)) rlen = sizeof(m->reason) - 1;
+  if (rlen) memcpy(m->reason, reason, rlen);
+  tr_send(ctx, c->owner, m);
+}
+
+/* Frames a message into the output. */
+static int ws_frame(hconn_t *c, int opcode, const void *p, size_t n) {
+  size_t need = tr_ws_header_size(n, 0) + n;
+  if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
+  int64_t k = tr_ws_message_write((uint8_t *)c->out + c->out_len, need,
+                                  opcode, p, n, NULL);
+  if (k < 0) return (int)k;
+  c->out_len += (size_t)k;
+  return 0;
+}
+
+/* Sends our close frame (once) and ends the connection after it. */
+static void ws_fail(tr_ctx_t *ctx, hconn_t *c, int code, const char *why) {
+  if (!c->ws_close_sent) {
+    uint8_t pl[2 + TR_WS_REASON_MAX];
+    size_t wl = why ? strlen(why) : 0;
+    if (wl > TR_WS_REASON_MAX) wl = TR_WS_REASON_MAX;
+    int n = tr_ws_close_build(pl, (unsigned)code, why, wl);
+    if (n >= 0) ws_frame(c, TR_WS_OP_CLOSE, pl, (size_t)n);
+    c->ws_close_sent = 1;
+  }
+  ws_tell(ctx, c, code, 0, (const uint8_t *)why, why ? strlen(why) : 0);
+  c->closing = 1;
+}
+
+static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
+                       const tr_http_req_t *q) {
+  tr_http_head_t *h = &c->head;
+  const tr_http_field_t *up = tr_http_head_field(h, "upgrade");
+  const tr_http_field_t *ver = tr_http_head_field(h, "sec-websocket-version");
+  const tr_http_field_t *key = tr_http_head_field(h, "sec-websocket-key");
+  int status = 0;
+  if (!name_is(q->method.p, q->method.n, "GET") || h->version != 11 ||
+      !h->upgrade || !up || !list_has(up->value, "websocket") || !key ||
+      tr_ws_key_check(key->value.p, key->value.n) != 0 || q->body.n)
+    status = 400;
+  else if (!ver || ver->value.n != 2 || memcmp(ver->value.p, "13", 2))
+    status = 426;
+  tr_ws_parser_opts_t po;
+  tr_ws_parser_opts_init(&po);
+  po.role = TR_WS_SERVER;
+  po.max_message = c->srv->ws_message_max;
+  po.alloc = ws_alloc;
+  if (!status && (tr_ws_accept_key(key->value.p, key->value.n, c->accept) ||
+                  tr_ws_parser_init(&c->wsp, &po)))
+    status = 503;
+  if (!status) {
+    tr_ws_accepted_t acc = {.conn = c->self, .arg = rt->arg, .req = q};
+    if (tr_spawn(c->rt, rt->ws, &acc, &c->owner)) {
+      c->owner = TR_REF_NULL;
+      tr_ws_parser_fini(&c->wsp);
+      status = 503;
+    }
+  }
+  pend_t *p = status ? NULL : pend_push(c);
+  if (!status && !p) {
+    tr_actor_stop(c->owner, 0);
+    c->owner = TR_REF_NULL;
+    tr_ws_parser_fini(&c->wsp);
+    status = 503;
+  }
+  if (status) {
+    atomic_fetch_add(&c->srv->n_err, 1);
+    tr_http_response_t *r = tr_http_response_new(status);
+    if (r && status == 426)
+      tr_http_response_header(r, "Sec-WebSocket-Version", "13");
+    c->stop_reading = 1;
+    if (!r || respond(c, r, 0, 0, 1)) c->closing = 1;
+    return;
+  }
+  uint64_t mon;
+  tr_monitor(ctx, c->owner, &mon); /* an owner that stops closes us */
+  p->ready = 1;
+  p->ws_switch = 1;
+  c->ws_switching = 1;
+  c->stop_reading = 1; /* no more HTTP on this connection */
+  atomic_fetch_add(&c->srv->n_req, 1);
+}
+
+/* The 101 goes out and the connection speaks WebSocket from here. */
+static void ws_switch(tr_ctx_t *ctx, hconn_t *c) {
+  char head[160];
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                   c->accept);
+  c->ws = 1;
+  c->ws_switching = 0;
+  c->stop_reading = 0;
+  c->rd = RD_DONE;
+  set_deadline(ctx, c, TM_NONE, 0);
+  if (out_append(c, head, (size_t)n) ||
+      (c->pre_len && out_append(c, c->pre, c->pre_len))) {
+    ws_fail(ctx, c, TR_WS_CLOSE_INTERNAL, "out of memory");
+    return;
+  }
+  free(c->pre);
+  c->pre = NULL;
+  c->pre_len = 0;
+  if (c->paused) {
+    c->paused = 0;
+    tr_tcp_pause(ctx, c->id, 0);
+  }
+  ws_process(ctx, c); /* frames that came right after the request */
+}
+
+/* Parses the frames in the read buffer. */
+static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
+  while (!c->closing && c->in_off < c->in_len) {
+    tr_ws_event_t ev;
+    int64_t k = tr_ws_parser_next(&c->wsp, (uint8_t *)c->in + c->in_off,
+                                  c->in_len - c->in_off, &ev);
+    if (k < 0) {
+      ws_fail(ctx, c, ev.code ? ev.code : TR_WS_CLOSE_PROTOCOL, ev.error);
+      break;
+    }
+    c->in_off += (size_t)k;
+    if (ev.kind == TR_WS_EV_NONE) break;
+    if (ev.kind == TR_WS_EV_TEXT || ev.kind == TR_WS_EV_BINARY) {
+      if (c->ws_close_sent) continue; /* closing: no more deliveries */
+      tr_ws_message_t *m = tr_msg_new(&tr_ws_message_t__type);
+      uint8_t *d = m ? malloc(ev.len + 1) : NULL;
+      if (!d) {
+        tr_msg_free(m);
+        ws_fail(ctx, c, TR_WS_CLOSE_INTERNAL, "out of memory");
+        break;
+      }
+      memcpy(d, ev.data, ev.len);
+      d[ev.len] = 0;
+      m->conn = c->self;
+      m->opcode = ev.kind == TR_WS_EV_TEXT ? TR_WS_OP_TEXT : TR_WS_OP_BINARY;
+      m->data = d;
+      m->len = ev.len;
+      tr_send(ctx, c->owner, m);
+    } else if (ev.kind == TR_WS_EV_PING) {
+      if (!c->ws_close_sent) ws_frame(c, TR_WS_OP_PONG, ev.data, ev.len);
+    } else if (ev.kind == TR_WS_EV_CLOSE) {
+      /* the peer's close: answer it (echoing its code) unless ours went
+       * first, and end */
+      if (!c->ws_close_sent) {
+        uint8_t pl[2];
+        size_t pn = 0;
+        if (ev.code != TR_WS_CLOSE_NO_STATUS) {
+          pl[0] = (uint8_t)(ev.code >> 8);
+          pl[1] = (uint8_t)ev.code;
+          pn = 2;
+        }
+        ws_frame(c, TR_WS_OP_CLOSE, pl, pn);
+        c->ws_close_sent = 1;
+      }
+      ws_tell(ctx, c, ev.code, 1, ev.data, ev.len);
+      c->closing = 1;
+    }
+  }
+  if (c->in_off) {
+    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_len -= c->in_off;
+    c->in_off = 0;
+  }
+  size_t backlog = c->out_len - c->out_off + (c->cur ? c->cur_left : 0);
+  if (!c->closing && backlog > c->srv->ws_backlog_max)
+    ws_fail(ctx, c, TR_WS_CLOSE_POLICY, "reader too slow");
+  flush(ctx, c);
+}
+
+static int hconn_ws_out(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  ws_out_t *m = msg;
+  if (c->ws_close_sent || c->closing) return 0;
+  if (!c->ws) {
+    if (!c->ws_switching) return 0;
+    uint8_t *b = realloc(c->pre, c->pre_len + m->len);
+    if (!b) return 0;
+    memcpy(b + c->pre_len, m->frame, m->len);
+    c->pre = b;
+    c->pre_len += m->len;
+    if (m->close_code) c->ws_close_sent = 1;
+    return 0;
+  }
+  if (out_append(c, m->frame, m->len)) {
+    ws_fail(ctx, c, TR_WS_CLOSE_INTERNAL, "out of memory");
+  } else if (m->close_code) {
+    /* ours first: wait (a little) for the peer's close */
+    c->ws_close_sent = 1;
+    set_deadline(ctx, c, TM_LINGER, LINGER_MS);
+  }
+  ws_process(ctx, c);
+  return 0;
+}
+
+static int hconn_down(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  tr_down_t *d = msg;
+  if (!c->ws && !c->ws_switching) return 0;
+  if (!tr_ref_eq(d->ref, c->owner)) return 0;
+  c->ws_told = 1; /* nobody to tell */
+  if (c->ws) {
+    ws_fail(ctx, c, TR_WS_CLOSE_GOING_AWAY, "going away");
+    flush(ctx, c);
+  } else {
+    conn_close_now(ctx, c);
+  }
+  return 0;
+}
+
+static int ws_send_frame(tr_ctx_t *ctx, tr_ref_t conn, int opcode,
+                         const void *data, size_t len, int close_code) {
+  size_t need = tr_ws_header_size(len, 0) + len;
+  ws_out_t *m = tr_msg_new(&ws_out_type);
+  if (!m) return TR_ENOMEM;
+  m->frame = malloc(need ? need : 1);
+  if (!m->frame) {
+    tr_msg_free(m);
+    return TR_ENOMEM;
+  }
+  int64_t k = tr_ws_message_write(m->frame, need, opcode, data, len, NULL);
+  if (k < 0) {
+    tr_msg_free(m);
+    return (int)k;
+  }
+  m->len = (size_t)k;
+  m->close_code = close_code;
+  return tr_send(ctx, conn, m);
+}
+
+int tr_ws_send(tr_ctx_t *ctx, tr_ref_t conn, int opcode, const void *data,
+               size_t len) {
+  if (opcode != TR_WS_OP_TEXT && opcode != TR_WS_OP_BINARY &&
+      opcode != TR_WS_OP_PING)
+    return TR_EINVAL;
+  if ((len && !data) || (opcode == TR_WS_OP_PING && len > TR_WS_CONTROL_MAX))
+    return TR_EINVAL;
+  return ws_send_frame(ctx, conn, opcode, data, len, 0);
+}
+
+int tr_ws_close(tr_ctx_t *ctx, tr_ref_t conn, int code, const char *reason) {
+  size_t rl = reason ? strlen(reason) : 0;
+  if (!tr_ws_close_valid((unsigned)code) || rl > TR_WS_REASON_MAX)
+    return TR_EINVAL;
+  uint8_t pl[2 + TR_WS_REASON_MAX];
+  int n = tr_ws_close_build(pl, (unsigned)code, reason, rl);
+  if (n < 0) return n;
+  return ws_send_frame(ctx, conn, TR_WS_OP_CLOSE, pl, (size_t)n, code);
+}
+
 static int hconn_init(tr_ctx_t *ctx, void *state, void *arg) {
   hconn_t *c = state;
   tr_tcp_accepted_t *acc = arg;
@@ -871,11 +1209,15 @@ static int hconn_init(tr_ctx_t *ctx, void *state, void *arg) {
 
 static void hconn_stop(tr_ctx_t *ctx, void *state, int reason) {
   hconn_t *c = state;
-  (void)ctx;
   (void)reason;
   tr_http_server_t *s = c->srv;
   if (!s) return;
   if (c->tm_armed) tr_timer_cancel(c->rt, c->tm_id);
+  if (c->ws || c->ws_switching) {
+    ws_tell(ctx, c, TR_WS_CLOSE_ABNORMAL, 0, NULL, 0);
+    tr_ws_parser_fini(&c->wsp);
+  }
+  free(c->pre);
   while (c->q_head) {
     pend_t *p = c->q_head;
     c->q_head = p->next;
@@ -900,7 +1242,8 @@ static void hconn_stop(tr_ctx_t *ctx, void *state, int reason) {
 static int hconn_data(tr_ctx_t *ctx, void *state, void *msg) {
   hconn_t *c = state;
   tr_tcp_data_t *d = msg;
-  if (c->stop_reading || c->closing) return 0; /* lingering: discard */
+  if ((c->stop_reading && !c->ws_switching) || c->closing)
+    return 0; /* lingering: discard */
   if (!c->in_len && d->len) {
     /* take the bytes without copying them */
     free(c->in);
@@ -936,6 +1279,12 @@ static int hconn_eof(tr_ctx_t *ctx, void *state, void *msg) {
   hconn_t *c = state;
   (void)msg;
   c->peer_eof = 1;
+  if (c->ws && !c->closing) {
+    /* the peer went without a close frame */
+    ws_tell(ctx, c, TR_WS_CLOSE_ABNORMAL, 0, NULL, 0);
+    conn_close_now(ctx, c);
+    return 0;
+  }
   if (c->shut || (!c->q_head && c->out_len == c->out_off && !c->cur)) {
     /* nothing more to answer (a partial request is dropped) */
     conn_close_now(ctx, c);
@@ -993,6 +1342,12 @@ static int hconn_timer(tr_ctx_t *ctx, void *state, void *msg) {
 static int hconn_drain(tr_ctx_t *ctx, void *state, void *msg) {
   hconn_t *c = state;
   (void)msg;
+  if (c->ws) {
+    ws_fail(ctx, c, TR_WS_CLOSE_GOING_AWAY, "server shutting down");
+    set_deadline(ctx, c, TM_DRAIN, c->srv->grace);
+    flush(ctx, c);
+    return 0;
+  }
   int mid_request = c->rd != RD_HEAD || c->in_len != c->in_off;
   if (!c->q_head && c->out_len == c->out_off && !c->cur && !mid_request) {
     conn_close_now(ctx, c);
@@ -1017,6 +1372,8 @@ static const tr_handler_t hconn_handlers[] = {
     {&tr_tcp_closed_t__type, hconn_closed},
     {&tr_timer_fired_t__type, hconn_timer},
     {&drain_type, hconn_drain},
+    {&ws_out_type, hconn_ws_out},
+    {&tr_down_t__type, hconn_down},
 };
 
 static const tr_behavior_t hconn_behavior = {
@@ -1034,8 +1391,9 @@ static int copy_routes(tr_http_server_t *s, const tr_http_route_t *r,
   size_t sz = 0;
   for (size_t i = 0; i < n; i++) {
     if (!r[i].path || r[i].path[0] != '/') return TR_EINVAL;
-    if (!r[i].fn && tr_ref_is_null(r[i].target)) return TR_EINVAL;
-    if (r[i].fn && !tr_ref_is_null(r[i].target)) return TR_EINVAL;
+    int ways = (r[i].fn != NULL) + !tr_ref_is_null(r[i].target) +
+               (r[i].ws != NULL);
+    if (ways != 1) return TR_EINVAL;
     if (r[i].timeout < TR_FOREVER) return TR_EINVAL;
     sz += strlen(r[i].path) + 1 + (r[i].method ? strlen(r[i].method) + 1 : 0);
   }
@@ -1097,6 +1455,10 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
   s->idle_timeout = dur_or(opts.idle_timeout, DEFAULT_IDLE_TIMEOUT);
   s->pipeline_max = opts.pipeline_max ? opts.pipeline_max : DEFAULT_PIPELINE;
   s->wbuf_max = opts.wbuf_max;
+  s->ws_message_max = opts.ws_message_max ? opts.ws_message_max
+                                          : TR_WS_MESSAGE_MAX;
+  s->ws_backlog_max = opts.ws_backlog_max ? opts.ws_backlog_max
+                                          : (size_t)4 << 20;
 
   tr_tcp_listen_opts_t lo;
   tr_tcp_listen_opts_init(&lo);

@@ -46,4 +46,4 @@ TESTS += tests/http_curl.sh examples/service
 check_PROGRAMS += examples/service
 examples_service_SOURCES = examples/service.c
 examples_service_LDADD = libtroupe.la
-EXTRA_DIST += tests/http_curl.sh
+EXTRA_DIST += tests/http_curl.sh tests/ws_client.py

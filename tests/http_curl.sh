@@ -1,11 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # examples/httpd against real clients: curl (keep-alive reuse, HEAD,
-# HTTP/1.0, chunked upload, large files, path escapes) and, when it is
-# installed, a short wrk run. Loopback only; the server is started on a
+# HTTP/1.0, chunked upload, large files, path escapes), the WebSocket
+# client of python3-websockets (tests/ws_client.py, with raw-socket
+# protocol violations) and, when it is installed, a short wrk run. Loopback only; the server is started on a
 # free port and stopped at the end. Skips (77) without curl.
 set -u
 : "${top_builddir:=.}"
+: "${top_srcdir:=.}"
 command -v curl >/dev/null 2>&1 || { echo "SKIP: curl not found"; exit 77; }
 
 httpd=$top_builddir/examples/httpd
@@ -27,7 +29,7 @@ ln -s "$tmp/outside/secret.txt" "$tmp/root/escape.txt"
 head -c 5000000 /dev/urandom >"$tmp/root/big.bin"
 head -c 3000000 /dev/urandom >"$tmp/upload.bin"
 
-"$httpd" --port 0 --root "$tmp/root" --echo /echo >"$tmp/out" 2>"$tmp/err" &
+"$httpd" --port 0 --root "$tmp/root" --echo /echo --ws /ws >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 i=0
 while ! grep -q '^listening on ' "$tmp/out" 2>/dev/null; do
@@ -97,6 +99,13 @@ print(s.recv(4096).split(b"\r\n")[0].decode())
 PY
 )
 case $resp in "HTTP/1.1 400"*) ;; *) fail "CL+TE: $resp" ;; esac
+
+# WebSocket: a third-party client, then protocol violations
+if /usr/bin/python3 -c 'import websockets' 2>/dev/null; then
+  /usr/bin/python3 "$top_srcdir/tests/ws_client.py" "$port" /ws || fail "WebSocket tests"
+else
+  fail "python3-websockets is not installed (apt-get install python3-websockets)"
+fi
 
 # wrk, when installed: a second of load, every response a 200
 if command -v wrk >/dev/null 2>&1; then

@@ -20,6 +20,7 @@
 
 #include <troupe/http.h>
 #include <troupe/net.h>
+#include <troupe/ws.h>
 
 TR_BEGIN_DECLS
 
@@ -97,7 +98,8 @@ typedef int (*tr_http_handler_fn)(tr_ctx_t *ctx, const tr_http_req_t *req,
 /* One route. A request is matched against the routes in order: method
  * (NULL matches any; a route for GET also serves HEAD) and path (exact,
  * or a prefix when prefix is nonzero). No path match: 404; a path match
- * with no method match: 405. Set fn (with arg) or target. */
+ * with no method match: 405. Set one of fn (with arg), target, or ws
+ * (a WebSocket endpoint, with arg: see below). */
 typedef struct tr_http_route {
   const char *method;
   const char *path;
@@ -107,6 +109,8 @@ typedef struct tr_http_route {
   tr_ref_t target;       /* asked with a tr_http_request_t */
   tr_duration_t timeout; /* the target's time to reply: 0 = 30 s;
                             TR_FOREVER: no limit; after it, 504 */
+  const tr_behavior_t *ws; /* a WebSocket endpoint: the actor spawned
+                              for each connection that upgrades */
 } tr_http_route_t;
 
 typedef struct tr_http_server_opts {
@@ -131,6 +135,9 @@ typedef struct tr_http_server_opts {
   const char *server;    /* the Server field; NULL: "troupe" */
   size_t wbuf_max;       /* per connection, as tr_tcp_listen_opts_t */
   size_t rbuf_max;
+  uint64_t ws_message_max; /* WebSocket message: 0 = 1 MiB (1009) */
+  size_t ws_backlog_max; /* WebSocket output not yet sent: 0 = 4 MiB;
+                            over it, close with 1008 */
 } tr_http_server_opts_t;
 
 static inline void tr_http_server_opts_init(tr_http_server_opts_t *o) {
@@ -138,6 +145,61 @@ static inline void tr_http_server_opts_init(tr_http_server_opts_t *o) {
 }
 
 typedef struct tr_http_server tr_http_server_t;
+
+/* ---- WebSocket (RFC 6455) ----------------------------------------------------
+ * A route with ws set upgrades a valid opening handshake (GET, HTTP/1.1,
+ * "Upgrade: websocket", "Connection: upgrade", a valid
+ * Sec-WebSocket-Key, Sec-WebSocket-Version 13; otherwise 400, or 426
+ * for another version) to a WebSocket. The connection actor answers 101,
+ * spawns one actor of behaviour ws for the connection (its owner: init
+ * gets a tr_ws_accepted_t), and from then on speaks WebSocket: it
+ * reassembles messages, checks UTF-8 (1007), answers pings, enforces
+ * the protocol (1002) and ws_message_max (1009), and delivers each whole
+ * message to the owner as a tr_ws_message_t. The owner writes with
+ * tr_ws_send and closes with tr_ws_close; when the WebSocket ends, for
+ * whatever reason, the owner gets one tr_ws_closed_t. An owner that stops
+ * closes its connection (1001). Its handlers must accept
+ * tr_ws_message_t and tr_ws_closed_t. */
+
+/* The argument of the owner's init. conn is the connection actor, for
+ * tr_ws_send; req is the upgrade request (valid during init only). */
+typedef struct tr_ws_accepted {
+  tr_ref_t conn;
+  void *arg;                 /* tr_http_route_t.arg */
+  const tr_http_req_t *req;
+} tr_ws_accepted_t;
+
+/* A whole message: opcode TR_WS_OP_TEXT (valid UTF-8) or
+ * TR_WS_OP_BINARY (<troupe/ws.h>); data (len bytes, malloc'ed, NUL after
+ * the last byte) belongs to the message unless the handler takes it by
+ * setting data to NULL (then free() it). */
+TR_IO_MESSAGE(tr_ws_message_t, tr_ref_t conn; int opcode; size_t len;
+              uint8_t *data;)
+
+/* The WebSocket has ended and conn is gone (or going). code is the
+ * close code: the peer's (1005 when it gave none), the one the
+ * connection closed with (1002, 1007, 1009, 1001, ...), or 1006 when the
+ * TCP connection ended without a close handshake. clean is nonzero after
+ * a completed close handshake. reason is the close reason, NUL-ended. */
+TR_IO_MESSAGE(tr_ws_closed_t, tr_ref_t conn; int code; int clean;
+              char reason[124];)
+
+/* Sends one message on the WebSocket conn (a tr_ws_accepted_t's conn):
+ * opcode TR_WS_OP_TEXT, TR_WS_OP_BINARY or TR_WS_OP_PING; len bytes,
+ * copied (framed here, on the calling thread). ctx: the calling actor, or
+ * NULL from outside the runtime. Returns 0, TR_EINVAL (bad opcode, a
+ * ping over 125 bytes), TR_ENOMEM, or the codes of tr_send (TR_ENOACTOR:
+ * the connection is gone). A connection whose unsent output passes its
+ * bound (ws_backlog_max) closes with 1008: a peer that does not read
+ * cannot make the server buffer without bound. */
+TR_EXTERN int tr_ws_send(tr_ctx_t *ctx, tr_ref_t conn, int opcode,
+                         const void *data, size_t len);
+
+/* Starts the close handshake with code (1000, 1001, 1003, 1007..1011,
+ * 3000..4999) and a reason (NULL or at most 123 bytes of UTF-8). Returns
+ * 0, TR_EINVAL, TR_ENOMEM, or the codes of tr_send. */
+TR_EXTERN int tr_ws_close(tr_ctx_t *ctx, tr_ref_t conn, int code,
+                          const char *reason);
 
 /* Binds, listens and starts serving. The routes (and their strings) are
  * copied. Returns 0 and *out, TR_EINVAL (no routes, a route with neither
