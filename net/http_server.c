@@ -266,6 +266,7 @@ struct hconn {
   int ws_switching;          /* the 101 is queued: switch once it is out */
   int ws_close_sent;         /* our close frame is out (or queued) */
   int ws_told;               /* the owner has had its tr_ws_closed_t */
+  int ws_paused;             /* the owner was told to pause */
   tr_ref_t owner;
   tr_ws_parser_t wsp;
   char accept[TR_WS_ACCEPT_SIZE];
@@ -872,6 +873,7 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
 /* ---- WebSocket ------------------------------------------------------------- */
 
 TR_MESSAGE_DEFINE(tr_ws_closed_t);
+TR_MESSAGE_DEFINE(tr_ws_backlog_t, .flags = TR_MSG_SYSTEM);
 
 static void ws_message_dtor(void *msg) { free(((tr_ws_message_t *)msg)->data); }
 TR_MESSAGE_DEFINE(tr_ws_message_t, .dtor = ws_message_dtor);
@@ -1035,6 +1037,34 @@ static void ws_switch(tr_ctx_t *ctx, hconn_t *c) {
   ws_process(ctx, c); /* frames that came right after the request */
 }
 
+static void ws_backlog_tell(tr_ctx_t *ctx, hconn_t *c, size_t queued,
+                            int paused) {
+  tr_ws_backlog_t *m = tr_msg_new(&tr_ws_backlog_t__type);
+  if (!m) return;
+  m->conn = c->self;
+  m->queued = queued;
+  m->paused = paused;
+  c->ws_paused = paused;
+  /* without the accepts-check: owners may leave it unhandled */
+  if (tr__send_raw(ctx->w, ctx, c->owner, &m->hdr, 0)) tr_msg_free(m);
+}
+
+/* After output moved: tells the owner to pause or resume, or closes a
+ * WebSocket whose owner writes on regardless. */
+static void ws_pace(tr_ctx_t *ctx, hconn_t *c) {
+  if (!c->ws || c->ws_told) return;
+  size_t backlog = c->out_len - c->out_off + (c->cur ? c->cur_left : 0);
+  if (!c->closing && backlog > c->srv->ws_backlog_max) {
+    ws_fail(ctx, c, TR_WS_CLOSE_POLICY, "reader too slow");
+    flush(ctx, c);
+    return;
+  }
+  if (!c->ws_paused && c->blocked && backlog > c->srv->ws_backlog_max / 8)
+    ws_backlog_tell(ctx, c, backlog, 1);
+  else if (c->ws_paused && !c->blocked && !backlog)
+    ws_backlog_tell(ctx, c, 0, 0);
+}
+
 /* Parses the frames in the read buffer. */
 static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
   while (!c->closing && c->in_off < c->in_len) {
@@ -1088,10 +1118,8 @@ static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
     c->in_len -= c->in_off;
     c->in_off = 0;
   }
-  size_t backlog = c->out_len - c->out_off + (c->cur ? c->cur_left : 0);
-  if (!c->closing && backlog > c->srv->ws_backlog_max)
-    ws_fail(ctx, c, TR_WS_CLOSE_POLICY, "reader too slow");
   flush(ctx, c);
+  ws_pace(ctx, c);
 }
 
 static int hconn_ws_out(tr_ctx_t *ctx, void *state, void *msg) {

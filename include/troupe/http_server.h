@@ -159,7 +159,8 @@ typedef struct tr_http_server tr_http_server_t;
  * tr_ws_send and closes with tr_ws_close; when the WebSocket ends, for
  * whatever reason, the owner gets one tr_ws_closed_t. An owner that stops
  * closes its connection (1001). Its handlers must accept
- * tr_ws_message_t and tr_ws_closed_t. */
+ * tr_ws_message_t and tr_ws_closed_t (tr_ws_backlog_t is sent without
+ * the accepts-check and may be left unhandled). */
 
 /* The argument of the owner's init. conn is the connection actor, for
  * tr_ws_send; req is the upgrade request (valid during init only). */
@@ -183,6 +184,15 @@ TR_IO_MESSAGE(tr_ws_message_t, tr_ref_t conn; int opcode; size_t len;
  * a completed close handshake. reason is the close reason, NUL-ended. */
 TR_IO_MESSAGE(tr_ws_closed_t, tr_ref_t conn; int code; int clean;
               char reason[124];)
+
+/* Flow control towards the owner: the peer reads slower than the owner
+ * writes. Sent with paused 1 once the connection's unsent output passes
+ * an eighth of ws_backlog_max (the TCP write queue is full by then), and
+ * with paused 0 once it has all gone out; queued is the unsent bytes. An
+ * owner that feeds a WebSocket from a source it can skip in (a broadcast
+ * channel, a ticker) stops sending while paused; one that goes on is
+ * closed with 1008 at ws_backlog_max. Handling it is optional. */
+TR_IO_MESSAGE(tr_ws_backlog_t, tr_ref_t conn; size_t queued; int paused;)
 
 /* Sends one message on the WebSocket conn (a tr_ws_accepted_t's conn):
  * opcode TR_WS_OP_TEXT, TR_WS_OP_BINARY or TR_WS_OP_PING; len bytes,
