@@ -27,6 +27,56 @@ examples_echo_server_SOURCES = examples/echo_server.c
 examples_echo_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
 
 # ---- HTTP/1.1 codec (net/http_parse.c) ---------------------------------------
+troupeinclude_HEADERS += include/troupe/http.h
+libtroupe_la_SOURCES += net/http_parse.c
+
+# a pure codec: its test needs no runtime, so it is not in runtime_tests
+check_PROGRAMS += tests/check_http_parse
+TESTS += tests/check_http_parse
+tests_check_http_parse_SOURCES = tests/check_http_parse.c tests/testutil.h
+tests_check_http_parse_CFLAGS = $(TEST_CFLAGS)
+tests_check_http_parse_LDADD = $(TEST_LIBS)
+
+EXTRA_DIST += tests/fuzz/fuzz_http_request.c tests/fuzz/fuzz_http_response.c \
+	tests/fuzz/fuzz_http_chunked.c tests/fuzz/http_fuzz.h \
+	tests/fuzz/corpus/http_request/bare_lf \
+	tests/fuzz/corpus/http_request/cl_te \
+	tests/fuzz/corpus/http_request/ctl_value \
+	tests/fuzz/corpus/http_request/dup_cl \
+	tests/fuzz/corpus/http_request/expect_upgrade \
+	tests/fuzz/corpus/http_request/get \
+	tests/fuzz/corpus/http_request/http10_keepalive \
+	tests/fuzz/corpus/http_request/http20 \
+	tests/fuzz/corpus/http_request/leading_crlf \
+	tests/fuzz/corpus/http_request/obs_fold \
+	tests/fuzz/corpus/http_request/pipelined \
+	tests/fuzz/corpus/http_request/post_chunked \
+	tests/fuzz/corpus/http_request/post_length \
+	tests/fuzz/corpus/http_request/te_gzip \
+	tests/fuzz/corpus/http_response/bad_status \
+	tests/fuzz/corpus/http_response/bare_cr \
+	tests/fuzz/corpus/http_response/chunked \
+	tests/fuzz/corpus/http_response/cl_te \
+	tests/fuzz/corpus/http_response/close_delimited \
+	tests/fuzz/corpus/http_response/continue \
+	tests/fuzz/corpus/http_response/empty_reason \
+	tests/fuzz/corpus/http_response/http10 \
+	tests/fuzz/corpus/http_response/length \
+	tests/fuzz/corpus/http_response/no_content \
+	tests/fuzz/corpus/http_response/not_modified \
+	tests/fuzz/corpus/http_response/switching \
+	tests/fuzz/corpus/http_chunked/bad_hex \
+	tests/fuzz/corpus/http_chunked/bad_trailer \
+	tests/fuzz/corpus/http_chunked/bare_lf \
+	tests/fuzz/corpus/http_chunked/empty_body \
+	tests/fuzz/corpus/http_chunked/extensions \
+	tests/fuzz/corpus/http_chunked/many_chunks \
+	tests/fuzz/corpus/http_chunked/no_crlf_after_data \
+	tests/fuzz/corpus/http_chunked/one_chunk \
+	tests/fuzz/corpus/http_chunked/overflow \
+	tests/fuzz/corpus/http_chunked/quoted_ext \
+	tests/fuzz/corpus/http_chunked/trailers \
+	tests/fuzz/corpus/http_chunked/trailing_bytes
 
 # ---- WebSocket codec (net/ws_codec.c) ----------------------------------------
 

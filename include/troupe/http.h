@@ -12,7 +12,8 @@
  * no whitespace between a field name and its colon, no obs-fold, one
  * Content-Length at most and never with Transfer-Encoding, chunked as the
  * only transfer coding. What is refused is refused with the status a
- * server should answer (400, 413, 414, 431, 501, 505).
+ * server should answer (400, 414, 417, 431, 501, 505; 502 for a response
+ * a client reads). doc/ref-http.md lists every refusal and its status.
  *
  * Zero copy: a parsed head is a set of views (tr_http_str_t) into the
  * caller's buffer, valid while that buffer is.
@@ -53,8 +54,9 @@ typedef struct tr_http_limits {
   size_t size;        /* set by tr_http_limits_init (<troupe/common.h>) */
   size_t line_max;    /* request or status line, CR LF excluded:
                          TR_HTTP_LINE_MAX; longer: 414 */
-  size_t head_max;    /* the whole head, line and fields, CR LFs included:
-                         TR_HTTP_HEAD_MAX; larger: 431 */
+  size_t head_max;    /* the whole head, line and fields, CR LFs and
+                         leading empty lines included: TR_HTTP_HEAD_MAX
+                         (at most INT_MAX); larger: 431 */
   unsigned fields_max; /* number of fields: TR_HTTP_FIELDS_MAX; more: 431
                           (also bounded by tr_http_head_t.fields_cap) */
 } tr_http_limits_t;
@@ -99,8 +101,9 @@ typedef struct tr_http_head {
   unsigned expect_continue : 1; /* request: "Expect: 100-continue" */
   unsigned upgrade : 1;    /* "Connection: upgrade" with an Upgrade field */
 
-  /* When a parse fails: the status a server answers (400, 414, 431, 501,
-   * 505) and a short reason in English, for logs. */
+  /* When a parse fails: the status a server answers (400, 414, 417, 431,
+   * 501, 505; always 502 for a response) and a short reason in English,
+   * for logs. */
   int error_status;
   const char *error;
 
@@ -116,9 +119,14 @@ TR_EXTERN void tr_http_head_init(tr_http_head_t *h, tr_http_field_t *fields,
  * (> 0: the bytes up to and including the empty line; the body, or the
  * next request, starts there), 0 when the head is not whole yet and no
  * limit is passed, or TR_EPROTO with h->error_status and h->error set.
- * Leading empty lines (CR LF) before the request line are skipped, up to
- * a few. lim may be NULL (the defaults). TR_EINVAL for a NULL h or buf
- * with len > 0, or no fields array. */
+ * A malformed byte is refused as soon as it arrives, and a head parsed
+ * whole ends exactly as the same head parsed in pieces. Leading empty
+ * lines (CR LF) before the request line are skipped, up to 4. lim may be
+ * NULL (the defaults). Once the head is whole (or refused), another call
+ * returns the same result (and refreshes the views, for a moved buffer).
+ * TR_EINVAL for a NULL h or buf with len > 0, no fields array
+ * (fields NULL or fields_cap 0), a len shorter than before, or a lim
+ * whose size field is refused (<troupe/common.h>). */
 TR_EXTERN int tr_http_request_parse(tr_http_head_t *h, const char *buf,
                                     size_t len, const tr_http_limits_t *lim);
 
@@ -152,25 +160,30 @@ TR_EXTERN void tr_http_chunked_init(tr_http_chunked_t *d);
  * into p; empty when the consumed bytes were framing only). Call it again
  * on the rest until it has consumed everything or d->done is set: the
  * bytes after the body (the next message) are not consumed. Chunk
- * extensions are checked for syntax and ignored; trailer fields are
+ * extensions are checked for syntax and ignored (a chunk-size line,
+ * extensions included, is at most 4096 bytes); trailer fields are
  * checked as header fields are and dropped. Returns TR_EPROTO on bad
  * framing (a size that is not hex or overflows 2^63, a missing CR LF
  * after the data, a bare CR or LF, a bad trailer, a trailer section over
- * trailer_max). */
+ * trailer_max); when body bytes come before the fault in the same call,
+ * that call returns them and the next one TR_EPROTO. TR_EINVAL for a
+ * NULL d or data, or a NULL p with n > 0. */
 TR_EXTERN int64_t tr_http_chunked_decode(tr_http_chunked_t *d, const char *p,
                                          size_t n, tr_http_str_t *data);
 
 /* Writes the line that starts a chunk of n bytes ("1a2b\r\n") into out
- * (at least 19 bytes) and returns its length. n = 0 writes the last chunk
+ * (at least 19 bytes: the line and a NUL) and returns its length, the NUL
+ * excluded. n = 0 writes the last chunk
  * "0\r\n" (the caller then writes trailers, if any, and the final CR LF). */
 TR_EXTERN size_t tr_http_chunk_line(char *out, uint64_t n);
 
 /* Writes t as an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT", IMF-fixdate,
- * 29 bytes and a NUL) into out (at least 30 bytes). */
+ * 29 bytes and a NUL) into out (at least 30 bytes). Thread-safe, no
+ * locale. A time before 1970 or after 9999 is clamped to that range. */
 TR_EXTERN void tr_http_date(time_t t, char *out);
 
 /* The reason phrase of a status code ("Not Found"); "" for one not in RFC
- * 9110. */
+ * 9110 or among RFC 6585's (428, 429, 431, 511). */
 TR_EXTERN const char *tr_http_reason(int status);
 
 TR_END_DECLS
