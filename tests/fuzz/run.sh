@@ -7,6 +7,7 @@
 # the target expands inputs that start with 0xc1 to up to 16 MiB, see
 # fuzz_msg_decode.c); no single allocation may exceed 64 MB: a decoded
 # message's memory is bounded by its limits whatever the input declares.
+# WebSocket streams grow up to 70000 bytes, past a 64 KiB frame.
 set -e
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
@@ -23,8 +24,8 @@ sed -e "s/@PACKAGE_VERSION@/$ver/" \
   -e "s/@TR_VERSION_MINOR@/$(echo "$ver" | cut -d. -f2)/" \
   -e "s/@TR_VERSION_PATCH@/$(echo "$ver" | cut -d. -f3)/" \
   "$top/include/troupe/version.h.in" > "$out/troupe/version.h"
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack)"
-libs="$(pkg-config --libs msgpack) -lpthread"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack libcrypto)"
+libs="$(pkg-config --libs msgpack libcrypto) -lpthread"
 # the whole library (the runtime pulls in the channels, timers and I/O);
 # without a configured tree only the portable poll backend is built
 srcs=$(ls "$top"/lib/*.c "$top"/chan/*.c "$top"/io/*.c "$top"/net/*.c \
@@ -35,4 +36,14 @@ work="$out/corpus_msg_decode"
 mkdir -p "$work"
 cp "$top"/tests/fuzz/corpus/msg_decode/* "$work"/
 "$out/fuzz_msg_decode" -max_total_time="$secs" -max_len=2097152 \
+  -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
+
+# The WebSocket codec: the parser as server and client over the input,
+# whole and split (see fuzz_ws_frame.c); only its own file is needed.
+clang $flags -o "$out/fuzz_ws_frame" "$top/tests/fuzz/fuzz_ws_frame.c" \
+  "$top/net/ws_codec.c" $libs
+work="$out/corpus_ws_frame"
+mkdir -p "$work"
+cp "$top"/tests/fuzz/corpus/ws_frame/* "$work"/
+"$out/fuzz_ws_frame" -max_total_time="$secs" -max_len=70000 \
   -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
