@@ -80,6 +80,33 @@ EXTRA_DIST += tests/fuzz/fuzz_http_request.c tests/fuzz/fuzz_http_response.c \
 
 # ---- WebSocket codec (net/ws_codec.c) ----------------------------------------
 
+troupeinclude_HEADERS += include/troupe/ws.h
+libtroupe_la_SOURCES += net/ws_codec.c
+
+# Pure code: a unit test, not a runtime test (no ThreadSanitizer pass).
+check_PROGRAMS += tests/check_ws_codec
+TESTS += tests/check_ws_codec
+tests_check_ws_codec_SOURCES = tests/check_ws_codec.c tests/testutil.h
+tests_check_ws_codec_CFLAGS = $(TEST_CFLAGS)
+tests_check_ws_codec_LDADD = $(TEST_LIBS)
+
+EXTRA_DIST += tests/fuzz/fuzz_ws_frame.c \
+	tests/fuzz/corpus/ws_frame/binary_256_masked \
+	tests/fuzz/corpus/ws_frame/binary_65536_unmasked \
+	tests/fuzz/corpus/ws_frame/close_bye_masked \
+	tests/fuzz/corpus/ws_frame/close_empty_unmasked \
+	tests/fuzz/corpus/ws_frame/continuation_first_masked \
+	tests/fuzz/corpus/ws_frame/declares_1mib_plus_1 \
+	tests/fuzz/corpus/ws_frame/fragmented_unmasked \
+	tests/fuzz/corpus/ws_frame/fragments_ping_between_masked \
+	tests/fuzz/corpus/ws_frame/length_not_shortest_unmasked \
+	tests/fuzz/corpus/ws_frame/mixed_masked \
+	tests/fuzz/corpus/ws_frame/ping_pong_masked \
+	tests/fuzz/corpus/ws_frame/text_hello_masked \
+	tests/fuzz/corpus/ws_frame/text_hello_unmasked \
+	tests/fuzz/corpus/ws_frame/utf8_overlong_masked \
+	tests/fuzz/corpus/ws_frame/utf8_split_masked
+
 # ---- TLS engine (net/tls.c) ---------------------------------------------------
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------

@@ -3,12 +3,14 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) straight from the
 # sources and runs each for a while over its corpus in tests/fuzz/corpus.
 #   tests/fuzz/run.sh [seconds per target, default 60]
-# The HTTP codec's three targets (requests, responses, chunked bodies) get
-# a quarter of that each: their inputs are small and each run is short.
+# The HTTP codec's three targets (requests, responses, chunked bodies) and
+# the WebSocket target get a quarter of that each: their inputs are small
+# and each run is short.
 # Inputs grow up to 2 MiB, past the decoder's default limit of 1 MiB (and
 # the target expands inputs that start with 0xc1 to up to 16 MiB, see
 # fuzz_msg_decode.c); no single allocation may exceed 64 MB: a decoded
 # message's memory is bounded by its limits whatever the input declares.
+# WebSocket streams grow up to 70000 bytes, past a 64 KiB frame.
 set -e
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
@@ -25,8 +27,8 @@ sed -e "s/@PACKAGE_VERSION@/$ver/" \
   -e "s/@TR_VERSION_MINOR@/$(echo "$ver" | cut -d. -f2)/" \
   -e "s/@TR_VERSION_PATCH@/$(echo "$ver" | cut -d. -f3)/" \
   "$top/include/troupe/version.h.in" > "$out/troupe/version.h"
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack)"
-libs="$(pkg-config --libs msgpack) -lpthread"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack libcrypto)"
+libs="$(pkg-config --libs msgpack libcrypto) -lpthread"
 # the whole library (the runtime pulls in the channels, timers and I/O);
 # without a configured tree only the portable poll backend is built
 srcs=$(ls "$top"/lib/*.c "$top"/chan/*.c "$top"/io/*.c "$top"/net/*.c \
@@ -50,3 +52,12 @@ for t in http_request http_response http_chunked; do
   "$out/fuzz_$t" -max_total_time="$hsecs" -max_len=8192 \
     -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
 done
+# The WebSocket codec: the parser as server and client over the input,
+# whole and split (see fuzz_ws_frame.c); only its own file is needed.
+clang $flags -o "$out/fuzz_ws_frame" "$top/tests/fuzz/fuzz_ws_frame.c" \
+  "$top/net/ws_codec.c" $libs
+work="$out/corpus_ws_frame"
+mkdir -p "$work"
+cp "$top"/tests/fuzz/corpus/ws_frame/* "$work"/
+"$out/fuzz_ws_frame" -max_total_time="$hsecs" -max_len=70000 \
+  -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
