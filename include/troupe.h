@@ -17,5 +17,6 @@
 #include <troupe/channel.h>
 #include <troupe/io.h>
 #include <troupe/net.h>
+#include <troupe/tls.h>
 
 #endif

@@ -108,6 +108,24 @@ EXTRA_DIST += tests/fuzz/fuzz_ws_frame.c \
 	tests/fuzz/corpus/ws_frame/utf8_split_masked
 
 # ---- TLS engine (net/tls.c) ---------------------------------------------------
+troupeinclude_HEADERS += include/troupe/tls.h
+libtroupe_la_SOURCES += net/tls.c
+# Runtime-free: not among runtime_tests (the ThreadSanitizer pass).
+check_PROGRAMS += tests/check_tls
+TESTS += tests/check_tls
+tests_check_tls_SOURCES = tests/check_tls.c tests/testutil.h
+tests_check_tls_CFLAGS = $(TEST_CFLAGS) $(OPENSSL_CFLAGS)
+tests_check_tls_LDADD = $(TEST_LIBS) $(OPENSSL_LIBS)
+EXTRA_DIST += tests/fuzz/fuzz_tls.c \
+	tests/fuzz/corpus/tls/clienthello_tls12 \
+	tests/fuzz/corpus/tls/clienthello_tls12_bytewise \
+	tests/fuzz/corpus/tls/clienthello_tls13 \
+	tests/fuzz/corpus/tls/clienthello_tls13_bytewise \
+	tests/fuzz/corpus/tls/http_request \
+	tests/fuzz/corpus/tls/serverflight_tls12 \
+	tests/fuzz/corpus/tls/serverflight_tls12_split7 \
+	tests/fuzz/corpus/tls/serverflight_tls13 \
+	tests/fuzz/corpus/tls/serverflight_tls13_split7
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------
 troupeinclude_HEADERS += include/troupe/http_server.h

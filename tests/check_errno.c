@@ -32,7 +32,7 @@ static const struct entry entries[] = {
 /* Codes that are not in the list (checked against it below). */
 static const int unknown_codes[] = {
     1,         EPERM,    EINVAL,   12345,        INT_MAX,
-    INT_MIN,   -EDOM,    -9999,    TR__EOWN_BASE, TR__EOWN_BASE - 7,
+    INT_MIN,   -EDOM,    -9999,    TR__EOWN_BASE, TR__EOWN_BASE - 9,
     TR__EOWN_BASE - 100, -29999,
 };
 
@@ -124,8 +124,8 @@ START_TEST(test_tr_errno_map_posix_values) {
 END_TEST
 
 START_TEST(test_tr_errno_map_own_range) {
-  const int own[] = {TR_ENOACTOR, TR_ECLOSED, TR_ENOREPLY,
-                     TR_EFAILED,  TR_EKILLED, TR_ECODEC};
+  const int own[] = {TR_ENOACTOR, TR_ECLOSED, TR_ENOREPLY, TR_EFAILED,
+                     TR_EKILLED,  TR_ECODEC,  TR_ETLS,     TR_ECERT};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
     /* Linux errno values stay below 4096. */
     ck_assert_int_lt(own[i], -4096);
@@ -136,7 +136,7 @@ START_TEST(test_tr_errno_map_own_range) {
 END_TEST
 
 START_TEST(test_tr_errno_map_distinct_negative) {
-  ck_assert_uint_eq(NENTRIES, 30);
+  ck_assert_uint_eq(NENTRIES, 32);
   for (size_t i = 0; i < NENTRIES; i++) {
     ck_assert_int_lt(entries[i].code, 0);
     ck_assert_int_gt((int)strlen(entries[i].desc), 0);

@@ -46,7 +46,10 @@
   XX(ENOREPLY, TR__EOWN_BASE - 3, "request dropped without a reply")         \
   XX(EFAILED, TR__EOWN_BASE - 4, "actor failed")                             \
   XX(EKILLED, TR__EOWN_BASE - 5, "actor was killed")                         \
-  XX(ECODEC, TR__EOWN_BASE - 6, "message cannot be encoded or decoded")
+  XX(ECODEC, TR__EOWN_BASE - 6, "message cannot be encoded or decoded")      \
+  XX(ETLS, TR__EOWN_BASE - 7, "TLS handshake or record failure")             \
+  XX(ECERT, TR__EOWN_BASE - 8,                                               \
+     "peer certificate not trusted, expired or not for this host")
 
 TR_BEGIN_DECLS
 

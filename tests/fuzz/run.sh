@@ -27,8 +27,8 @@ sed -e "s/@PACKAGE_VERSION@/$ver/" \
   -e "s/@TR_VERSION_MINOR@/$(echo "$ver" | cut -d. -f2)/" \
   -e "s/@TR_VERSION_PATCH@/$(echo "$ver" | cut -d. -f3)/" \
   "$top/include/troupe/version.h.in" > "$out/troupe/version.h"
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io $(pkg-config --cflags msgpack libcrypto)"
-libs="$(pkg-config --libs msgpack libcrypto) -lpthread"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -I$out -I$top -I$top/include -I$top/lib -I$top/chan -I$top/io -I$top/net $(pkg-config --cflags msgpack libssl libcrypto)"
+libs="$(pkg-config --libs msgpack libssl libcrypto) -lpthread"
 # the whole library (the runtime pulls in the channels, timers and I/O);
 # without a configured tree only the portable poll backend is built
 srcs=$(ls "$top"/lib/*.c "$top"/chan/*.c "$top"/io/*.c "$top"/net/*.c \
@@ -60,4 +60,12 @@ work="$out/corpus_ws_frame"
 mkdir -p "$work"
 cp "$top"/tests/fuzz/corpus/ws_frame/* "$work"/
 "$out/fuzz_ws_frame" -max_total_time="$hsecs" -max_len=70000 \
+  -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
+# the TLS engine: what a peer sends, to a server and to a client engine
+# (records are at most 16 KiB and some bytes: longer inputs add nothing)
+clang $flags -o "$out/fuzz_tls" "$top/tests/fuzz/fuzz_tls.c" $srcs $libs
+work="$out/corpus_tls"
+mkdir -p "$work"
+cp "$top"/tests/fuzz/corpus/tls/* "$work"/
+"$out/fuzz_tls" -max_total_time="$hsecs" -max_len=20000 \
   -malloc_limit_mb=64 -rss_limit_mb=1024 "$work"
