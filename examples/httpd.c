@@ -4,13 +4,14 @@
  * Explained in doc/http.md.
  *
  *   httpd --port N [--host ADDR] --root DIR [--echo /echo] [--ws /ws]
- *         [--workers N]
+ *         [--tls-cert CERT.pem --tls-key KEY.pem] [--workers N]
  *
  * Serves the files under DIR (GET and HEAD; a directory serves its
  * index.html; 404 for anything missing; no path leaves DIR, not even
  * through a symbolic link), answers a POST to the echo path with its
  * body, echoes every WebSocket message sent to the ws path, and prints
- * "listening on HOST:PORT" once ready. Stops on SIGINT or SIGTERM,
+ * "listening on HOST:PORT" once ready. With a certificate and key it
+ * speaks HTTPS (and wss) only: TLS 1.2 and 1.3, ALPN http/1.1 or http/1.0. Stops on SIGINT or SIGTERM,
  * finishing the requests under way.
  */
 #define _GNU_SOURCE
@@ -163,12 +164,13 @@ static void on_signal(int sig) {
 
 static void usage(void) {
   fprintf(stderr, "usage: httpd --port N [--host ADDR] --root DIR "
-                  "[--echo PATH] [--ws PATH] [--workers N]\n");
+                  "[--echo PATH] [--ws PATH] [--tls-cert F --tls-key F] "
+                  "[--workers N]\n");
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *root = NULL, *echo_path = NULL;
-  const char *ws_path = NULL;
+  const char *ws_path = NULL, *cert = NULL, *key = NULL;
   long port = -1, workers = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -178,6 +180,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--root") && v) root = v, i++;
     else if (!strcmp(a, "--echo") && v) echo_path = v, i++;
     else if (!strcmp(a, "--ws") && v) ws_path = v, i++;
+    else if (!strcmp(a, "--tls-cert") && v) cert = v, i++;
+    else if (!strcmp(a, "--tls-key") && v) key = v, i++;
     else if (!strcmp(a, "--workers") && v) workers = strtol(v, NULL, 10), i++;
     else {
       usage();
@@ -185,7 +189,8 @@ int main(int argc, char **argv) {
     }
   }
   if (port < 0 || port > 65535 || !root || workers < 0 ||
-      (echo_path && echo_path[0] != '/') || (ws_path && ws_path[0] != '/')) {
+      (echo_path && echo_path[0] != '/') || (ws_path && ws_path[0] != '/') ||
+      !cert != !key) {
     usage();
     return 2;
   }
@@ -229,8 +234,25 @@ int main(int argc, char **argv) {
   routes[n].arg = &site;
   n++;
 
+  tr_tls_config_t *tls = NULL;
+  if (cert) {
+    static const char *const alpn[] = {"http/1.1", "http/1.0"};
+    tr_tls_server_opts_t to;
+    tr_tls_server_opts_init(&to);
+    to.cert_file = cert;
+    to.key_file = key;
+    to.alpn = alpn;
+    to.alpn_count = 2;
+    char err[256];
+    rc = tr_tls_server_config_new(&to, &tls, err, sizeof(err));
+    if (rc) {
+      fprintf(stderr, "httpd: TLS: %s (%s)\n", err, tr_strerror(rc));
+      return 1;
+    }
+  }
   tr_http_server_opts_t o;
   tr_http_server_opts_init(&o);
+  o.tls = tls;
   o.host = host;
   o.port = (uint16_t)port;
   o.routes = routes;
@@ -260,6 +282,7 @@ int main(int argc, char **argv) {
   tr_http_server_stats(srv, &st);
   tr_runtime_shutdown(rt, 6000);
   tr_http_server_free(srv);
+  tr_tls_config_free(tls);
   tr_runtime_free(rt);
   fprintf(stderr, "httpd: %llu connections, %llu requests, %llu refused\n",
           (unsigned long long)st.connections,

@@ -33,6 +33,7 @@
 #include <troupe/http_server.h>
 
 #include "internal.h"
+#include "stream.h"
 
 #define OUT_PIECE 65536          /* bytes per tr_tcp_write */
 #define LINGER_MS 2000           /* reading on after our last response */
@@ -181,6 +182,7 @@ struct tr_http_server {
   size_t wbuf_max;
   uint64_t ws_message_max;
   size_t ws_backlog_max;
+  tr_tls_config_t *tls;           /* TLS: a reference of our own */
   pthread_mutex_t mu;             /* conns, draining */
   hconn_t *conns;                 /* open connections (a list) */
   int draining;
@@ -192,6 +194,7 @@ struct tr_http_server {
 static void server_unref(tr_http_server_t *s) {
   if (atomic_fetch_sub(&s->refs, 1) != 1) return;
   pthread_mutex_destroy(&s->mu);
+  tr_tls_config_free(s->tls);
   free(s->routes);
   free(s->strings);
   free(s->server);
@@ -229,6 +232,7 @@ struct hconn {
   tr_ref_t self;
   tr_tcp_id_t id;
   tr_runtime_t *rt;
+  tr__stream_t st;           /* plain TCP or TLS over it */
 
   char *in;                  /* read buffer: in[off, len) unparsed */
   size_t in_len, in_cap, in_off;
@@ -374,7 +378,7 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
   while (c->out_off < c->out_len) {
     size_t n = c->out_len - c->out_off;
     if (n > OUT_PIECE) n = OUT_PIECE;
-    int rc = tr_tcp_write(ctx, c->id, c->out + c->out_off, n);
+    int rc = tr__stream_write(ctx, &c->st, c->out + c->out_off, n);
     if (rc == TR_EAGAIN) return c->blocked = 1;
     if (rc) return -1; /* closed: tr_tcp_closed_t follows */
     c->out_off += n;
@@ -382,7 +386,7 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
   c->out_off = c->out_len = 0;
   while (c->cur) {
     size_t n = c->cur_left > OUT_PIECE ? OUT_PIECE : c->cur_left;
-    int rc = tr_tcp_write(ctx, c->id, c->cur_p, n);
+    int rc = tr__stream_write(ctx, &c->st, c->cur_p, n);
     if (rc == TR_EAGAIN) return c->blocked = 1;
     if (rc) return -1;
     c->cur_p += n;
@@ -441,7 +445,7 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
     /* the last response is out: half-close and read on a little, so the
      * peer reads the response before any reset */
     c->shut = 1;
-    tr_tcp_shutdown(ctx, c->id);
+    tr__stream_shutdown(ctx, &c->st);
     set_deadline(ctx, c, TM_LINGER, LINGER_MS);
     if (c->peer_eof) conn_close_now(ctx, c);
     return;
@@ -1217,6 +1221,14 @@ static int hconn_init(tr_ctx_t *ctx, void *state, void *arg) {
     c->fields = NULL;
     return rc;
   }
+  tr_tls_t *tls = NULL;
+  if (s->tls && tr_tls_new(s->tls, NULL, &tls)) {
+    free(c->fields);
+    c->fields = NULL;
+    tr_tcp_close(ctx, c->id);
+    return TR_ENOMEM;
+  }
+  tr__stream_init(&c->st, c->id, tls);
   tr_http_head_init(&c->head, c->fields, s->lim.fields_max);
   atomic_fetch_add(&s->refs, 1);
   atomic_fetch_add(&s->n_conn, 1);
@@ -1258,6 +1270,7 @@ static void hconn_stop(tr_ctx_t *ctx, void *state, int reason) {
   free(c->out);
   free(c->body);
   free(c->fields);
+  tr__stream_fini(&c->st);
   pthread_mutex_lock(&s->mu);
   if (c->prev) c->prev->next = c->next;
   else if (s->conns == c) s->conns = c->next;
@@ -1272,21 +1285,22 @@ static int hconn_data(tr_ctx_t *ctx, void *state, void *msg) {
   tr_tcp_data_t *d = msg;
   if ((c->stop_reading && !c->ws_switching) || c->closing)
     return 0; /* lingering: discard */
-  if (!c->in_len && d->len) {
-    /* take the bytes without copying them */
-    free(c->in);
-    c->in = (char *)d->data;
-    c->in_cap = c->in_len = d->len;
-    c->in_off = 0;
-    d->data = NULL;
-  } else if (d->len) {
-    if (grow(&c->in, &c->in_cap, c->in_len + d->len)) {
-      fail_request(c, 503);
-      flush(ctx, c);
-      return 0;
-    }
-    memcpy(c->in + c->in_len, d->data, d->len);
-    c->in_len += d->len;
+  /* the plaintext joins the read buffer (plain TCP into an empty buffer:
+   * the message's bytes are taken, not copied) */
+  if (!c->in_len) c->in_off = 0;
+  tr__sbuf_t b = {c->in, c->in_len, c->in_cap};
+  int rc = tr__stream_recv(ctx, &c->st, d, &b);
+  c->in = b.p;
+  c->in_len = b.len;
+  c->in_cap = b.cap;
+  if (rc == TR_ENOMEM) {
+    fail_request(c, 503);
+    flush(ctx, c);
+    return 0;
+  }
+  if (rc) { /* TLS failed: the alert is on its way */
+    conn_close_now(ctx, c);
+    return 0;
   }
   if (c->rd == RD_LENGTH || c->rd == RD_CHUNKED)
     set_deadline(ctx, c, TM_BODY, c->srv->body_timeout);
@@ -1297,6 +1311,12 @@ static int hconn_data(tr_ctx_t *ctx, void *state, void *msg) {
 static int hconn_writable(tr_ctx_t *ctx, void *state, void *msg) {
   hconn_t *c = state;
   (void)msg;
+  int rc = tr__stream_writable(ctx, &c->st);
+  if (rc == 1) return 0; /* TLS records still wait */
+  if (rc < 0) {
+    conn_close_now(ctx, c);
+    return 0;
+  }
   c->blocked = 0;
   flush(ctx, c);
   if (!c->blocked && !c->paused) process(ctx, c);
@@ -1483,6 +1503,7 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
   s->idle_timeout = dur_or(opts.idle_timeout, DEFAULT_IDLE_TIMEOUT);
   s->pipeline_max = opts.pipeline_max ? opts.pipeline_max : DEFAULT_PIPELINE;
   s->wbuf_max = opts.wbuf_max;
+  if (opts.tls) s->tls = tr_tls_config_ref(opts.tls);
   s->ws_message_max = opts.ws_message_max ? opts.ws_message_max
                                           : TR_WS_MESSAGE_MAX;
   s->ws_backlog_max = opts.ws_backlog_max ? opts.ws_backlog_max

@@ -129,7 +129,7 @@ EXTRA_DIST += tests/fuzz/fuzz_tls.c \
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------
 troupeinclude_HEADERS += include/troupe/http_server.h
-libtroupe_la_SOURCES += net/http_server.c
+libtroupe_la_SOURCES += net/stream.h net/stream.c net/http_server.c
 runtime_tests += tests/check_http_server
 tests_check_http_server_SOURCES = tests/check_http_server.c tests/testutil.h
 tests_check_http_server_CFLAGS = $(TEST_CFLAGS)
@@ -137,8 +137,8 @@ tests_check_http_server_LDADD = $(TEST_LIBS)
 check_PROGRAMS += examples/httpd
 examples_httpd_SOURCES = examples/httpd.c
 examples_httpd_LDADD = libtroupe.la
-TESTS += tests/http_curl.sh examples/service tests/chat.sh
-EXTRA_DIST += tests/chat.sh tests/chat_test.py
+TESTS += tests/http_curl.sh examples/service tests/chat.sh tests/https.sh
+EXTRA_DIST += tests/chat.sh tests/chat_test.py tests/https.sh
 check_PROGRAMS += examples/service examples/chat
 examples_chat_SOURCES = examples/chat.c
 examples_chat_LDADD = libtroupe.la

@@ -20,6 +20,7 @@
 
 #include <troupe/http.h>
 #include <troupe/net.h>
+#include <troupe/tls.h>
 #include <troupe/ws.h>
 
 TR_BEGIN_DECLS
@@ -138,6 +139,9 @@ typedef struct tr_http_server_opts {
   uint64_t ws_message_max; /* WebSocket message: 0 = 1 MiB (1009) */
   size_t ws_backlog_max; /* WebSocket output not yet sent: 0 = 4 MiB;
                             over it, close with 1008 */
+  tr_tls_config_t *tls;  /* HTTPS (and wss): a server configuration of
+                            <troupe/tls.h>; the server takes a reference.
+                            NULL: plain TCP */
 } tr_http_server_opts_t;
 
 static inline void tr_http_server_opts_init(tr_http_server_opts_t *o) {
