@@ -145,3 +145,14 @@ examples_chat_LDADD = libtroupe.la
 examples_service_SOURCES = examples/service.c
 examples_service_LDADD = libtroupe.la
 EXTRA_DIST += tests/http_curl.sh tests/ws_client.py
+
+# ---- HTTP benchmarks ---------------------------------------------------------
+# troupe's server for http-hello and http-file (never part of make check);
+# bench/http runs it beside nginx, whose configuration is in bench/peers/nginx.
+net_bench_programs = bench/http_server
+EXTRA_PROGRAMS += $(net_bench_programs)
+CLEANFILES += $(net_bench_programs)
+bench_http_server_SOURCES = bench/http_server.c bench/benchutil.h
+bench_http_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
+EXTRA_DIST += bench/http bench/peers/nginx/nginx.conf.in
+bench: $(net_bench_programs)
