@@ -156,3 +156,11 @@ bench_http_server_SOURCES = bench/http_server.c bench/benchutil.h
 bench_http_server_LDADD = libtroupe.la $(PTHREAD_LIBS)
 EXTRA_DIST += bench/http bench/peers/nginx/nginx.conf.in
 bench: $(net_bench_programs)
+
+# ---- HTTP client (net/http_client.c) -------------------------------------------
+troupeinclude_HEADERS += include/troupe/http_client.h
+libtroupe_la_SOURCES += net/http_client.c
+runtime_tests += tests/check_http_client
+tests_check_http_client_SOURCES = tests/check_http_client.c tests/testutil.h
+tests_check_http_client_CFLAGS = $(TEST_CFLAGS)
+tests_check_http_client_LDADD = $(TEST_LIBS)
