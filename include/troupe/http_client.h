@@ -120,10 +120,10 @@ TR_EXTERN const tr_http_field_t *tr_http_result_field(
 
 /* Spawns a client actor (o may be NULL: the defaults). Stop it with
  * tr_actor_stop: requests under way are answered with TR_ECANCELED and
- * its connections close. Returns 0 and *client, TR_EINVAL (a bad
- * option: its size, a negative duration other than TR_FOREVER, a
- * server TLS configuration), TR_ENOMEM, or the codes of tr_spawn. Any
- * thread. */
+ * its connections close. Returns 0 and *client, TR_EINVAL (a NULL rt or
+ * client; a bad option: its size, a negative duration other than
+ * TR_FOREVER, a user_agent with a control character), TR_ENOMEM, or
+ * the codes of tr_spawn. Any thread. */
 TR_EXTERN int tr_http_client_start(tr_runtime_t *rt,
                                    const tr_http_client_opts_t *o,
                                    tr_ref_t *client);
