@@ -142,6 +142,27 @@ static void *raw_conn(void *arg) {
       raw_send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
       continue;
     }
+    if (!strcmp(path, "/conn_close")) {
+      /* says close but keeps the socket open: the client must not reuse
+       * it */
+      raw_send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                   "Connection: close\r\n\r\nok");
+      continue;
+    }
+    if (!strcmp(path, "/http10")) {
+      raw_send(fd, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n"
+                   "Connection: keep-alive\r\n\r\nok");
+      continue;
+    }
+    if (!strcmp(path, "/bighead")) {
+      raw_send(fd, "HTTP/1.1 200 OK\r\nX-Big: ");
+      char pad[2048];
+      memset(pad, 'a', sizeof(pad) - 1);
+      pad[sizeof(pad) - 1] = 0;
+      raw_send(fd, pad);
+      raw_send(fd, "\r\nContent-Length: 0\r\n\r\n");
+      break;
+    }
     if (!strcmp(path, "/never")) {
       struct pollfd p = {.fd = fd, .events = POLLIN};
       while (poll(&p, 1, 10000) > 0) {
@@ -500,6 +521,30 @@ START_TEST(test_canned_responses) {
   ck_assert_str_eq((char *)r->body, "until the end");
   tr_msg_free(r);
 
+  /* "Connection: close" is honoured (the socket stays open: a new
+   * connection is made) */
+  uint64_t n0 = atomic_load(&raw.conns);
+  url(u, sizeof(u), "http", "127.0.0.1", raw.port, "/conn_close");
+  for (int i = 0; i < 2; i++) {
+    r = get(&fx, c, "GET", u);
+    ck_assert_int_eq(r->error, 0);
+    ck_assert_str_eq((char *)r->body, "ok");
+    ck_assert(!r->reused);
+    tr_msg_free(r);
+  }
+  ck_assert_uint_eq(atomic_load(&raw.conns) - n0, 2);
+  /* HTTP/1.0 with keep-alive: kept */
+  n0 = atomic_load(&raw.conns);
+  url(u, sizeof(u), "http", "127.0.0.1", raw.port, "/http10");
+  for (int i = 0; i < 2; i++) {
+    r = get(&fx, c, "GET", u);
+    ck_assert_int_eq(r->error, 0);
+    ck_assert_int_eq(r->version, 10);
+    ck_assert_int_eq(r->reused, i == 1);
+    tr_msg_free(r);
+  }
+  ck_assert_uint_eq(atomic_load(&raw.conns) - n0, 1);
+
   url(u, sizeof(u), "http", "127.0.0.1", raw.port, "/interim");
   r = get(&fx, c, "GET", u);
   ck_assert_int_eq(r->error, 0);
@@ -527,6 +572,16 @@ START_TEST(test_canned_responses) {
   tr_http_client_opts_init(&o);
   o.body_max = 20;
   c = client_new(&fx, &o);
+  /* a head over head_max */
+  client_stop(c);
+  tr_http_client_opts_init(&o);
+  o.body_max = 20;
+  o.head_max = 1024;
+  c = client_new(&fx, &o);
+  url(u, sizeof(u), "http", "127.0.0.1", raw.port, "/bighead");
+  r = get(&fx, c, "GET", u);
+  ck_assert_int_eq(r->error, TR_EPROTO);
+  tr_msg_free(r);
   url(u, sizeof(u), "http", "127.0.0.1", raw.port, "/bigclose");
   r = get(&fx, c, "GET", u);
   ck_assert_int_eq(r->error, TR_EMSGSIZE);
@@ -773,6 +828,83 @@ START_TEST(test_python_http_server) {
 }
 END_TEST
 
+/* ---- from an actor, and IPv6 ------------------------------------------------- */
+
+typedef struct asker_arg {
+  tr_ref_t client;
+  char url[128];
+} asker_arg_t;
+
+static _Atomic int actor_status, actor_error = 1, actor_done;
+
+static int asker_result(tr_ctx_t *ctx, void *state, int status, void *reply,
+                        void *cookie) {
+  (void)ctx;
+  (void)state;
+  (void)cookie;
+  if (status == 0) {
+    tr_http_result_t *r = reply;
+    atomic_store(&actor_status, r->status);
+    atomic_store(&actor_error, r->error);
+  } else {
+    atomic_store(&actor_error, status);
+  }
+  atomic_store(&actor_done, 1);
+  return 0;
+}
+
+static int asker_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  asker_arg_t *a = arg;
+  tr_http_fetch_t *f = tr_http_fetch_new("GET", a->url, NULL);
+  if (!f) return TR_ENOMEM;
+  return tr_ask_timeout(ctx, a->client, f, 10000, asker_result, NULL);
+}
+
+static const tr_behavior_t asker_behavior = {
+    .name = "asker", .state_size = 8, .init = asker_init};
+
+START_TEST(test_actor_and_ipv6) {
+  fx_t fx;
+  fx_start(&fx);
+  tr_http_server_t *srv = server_start(fx.rt, NULL);
+  tr_ref_t c = client_new(&fx, NULL);
+  asker_arg_t a = {.client = c};
+  url(a.url, sizeof(a.url), "http", "127.0.0.1", tr_http_server_port(srv),
+      "/hello");
+  tr_ref_t asker;
+  ck_assert_int_eq(tr_spawn(fx.rt, &asker_behavior, &a, &asker), 0);
+  for (int i = 0; i < 10000 && !atomic_load(&actor_done); i++) tu_sleep_ms(1);
+  ck_assert_int_eq(atomic_load(&actor_done), 1);
+  ck_assert_int_eq(atomic_load(&actor_error), 0);
+  ck_assert_int_eq(atomic_load(&actor_status), 200);
+  tr_actor_stop(asker, 0);
+  tr_http_server_shutdown(srv, 1000);
+
+  /* IPv6 loopback, when the system has it */
+  tr_http_server_opts_t o;
+  tr_http_server_opts_init(&o);
+  o.routes = routes;
+  o.nroutes = sizeof(routes) / sizeof(routes[0]);
+  o.host = "::1";
+  tr_http_server_t *srv6 = NULL;
+  if (tr_http_server_start(fx.rt, &o, &srv6) == 0) {
+    char u[128];
+    url(u, sizeof(u), "http", "[::1]", tr_http_server_port(srv6), "/hello");
+    tr_http_result_t *r = get(&fx, c, "GET", u);
+    ck_assert_int_eq(r->error, 0);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq((char *)r->body, "Hello, World!");
+    tr_msg_free(r);
+    tr_http_server_shutdown(srv6, 1000);
+  }
+  client_stop(c);
+  fx_stop(&fx);
+  tr_http_server_free(srv);
+  if (srv6) tr_http_server_free(srv6);
+}
+END_TEST
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   Suite *s = suite_create("http_client");
@@ -783,6 +915,7 @@ int main(void) {
   tcase_add_test(tc, test_canned_responses);
   tcase_add_test(tc, test_https);
   tcase_add_test(tc, test_python_http_server);
+  tcase_add_test(tc, test_actor_and_ipv6);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }
