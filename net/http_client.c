@@ -28,6 +28,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@
 #define DEFAULT_HEAD_MAX ((size_t)65536)
 #define DEFAULT_FIELDS_MAX 100u
 #define HOST_MAX 253
+#define FIELDS_CAP 65536u
 
 /* ---- Messages ------------------------------------------------------------- */
 
@@ -905,12 +907,8 @@ static int cl_data(tr_ctx_t *ctx, void *state, void *msg) {
   cconn_t *c = conn_by_id(cl, d->conn);
   if (!c || c->state == CS_CLOSING) return 0;
   int rc = tr__stream_recv(ctx, &c->st, d, &c->in);
-  if (rc) {
-    if (c->f && c->reused && !c->got_byte && rc != TR_ENOMEM &&
-        !c->in.len)
-      conn_lost(ctx, cl, c, rc);
-    else
-      conn_fail(ctx, cl, c, rc);
+  if (rc) { /* TLS failed (the alert is on its way), or no memory */
+    conn_fail(ctx, cl, c, rc);
     return 0;
   }
   if (!c->in.len) return 0; /* handshake bytes only */
@@ -1084,7 +1082,10 @@ int tr_http_client_start(tr_runtime_t *rt, const tr_http_client_opts_t *o,
   if (cfg.body_max > SIZE_MAX / 2) cfg.body_max = SIZE_MAX / 2;
   tr_http_limits_init(&cfg.lim);
   cfg.lim.head_max = opts.head_max ? opts.head_max : DEFAULT_HEAD_MAX;
+  if (cfg.lim.head_max > INT_MAX) cfg.lim.head_max = INT_MAX;
   cfg.lim.fields_max = opts.fields_max ? opts.fields_max : DEFAULT_FIELDS_MAX;
+  /* a head of head_max bytes holds fewer fields than this */
+  if (cfg.lim.fields_max > FIELDS_CAP) cfg.lim.fields_max = FIELDS_CAP;
   cfg.ua = (char *)(uintptr_t)ua;
   return tr_spawn(rt, &cl_behavior, &cfg, client);
 }

@@ -44,7 +44,8 @@ typedef struct tr_http_client_opts {
   uint64_t body_max;        /* a response's body: 0 = 8 MiB; larger:
                                TR_EMSGSIZE */
   size_t head_max;          /* a response's head: 0 = 64 KiB */
-  unsigned fields_max;      /* a response's header fields: 0 = 100 */
+  unsigned fields_max;      /* a response's header fields: 0 = 100
+                               (at most 65536) */
   const char *user_agent;   /* the User-Agent value; NULL: "troupe" */
 } tr_http_client_opts_t;
 
