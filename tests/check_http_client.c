@@ -658,8 +658,14 @@ END_TEST
 
 static char tmpdir[256];
 
+/* Where temporary directories go: $TMPDIR, else the system's. */
+static const char *tmp_base(void) {
+  const char *t = getenv("TMPDIR");
+  return t && *t && strlen(t) < 200 ? t : P_tmpdir;
+}
+
 static int make_certs(void) {
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/troupe-hc.XXXXXX");
+  snprintf(tmpdir, sizeof(tmpdir), "%s/troupe-hc.XXXXXX", tmp_base());
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char cmd[2048];
   snprintf(cmd, sizeof(cmd),
@@ -762,7 +768,8 @@ END_TEST
 
 START_TEST(test_python_http_server) {
   if (access("/usr/bin/python3", X_OK) != 0) return; /* not installed */
-  char dir[] = "/tmp/troupe-hc-py.XXXXXX";
+  char dir[256];
+  snprintf(dir, sizeof(dir), "%s/troupe-hc-py.XXXXXX", tmp_base());
   ck_assert_ptr_nonnull(mkdtemp(dir));
   static unsigned char data[150000];
   srand(42);
