@@ -166,6 +166,7 @@ int tr_http_response_map(tr_http_response_t *r, tr_file_map_t *m,
 /* ---- The server ------------------------------------------------------------ */
 
 typedef struct hconn hconn_t;
+typedef struct ws_flow ws_flow_t;
 
 struct tr_http_server {
   tr_runtime_t *rt;
@@ -182,6 +183,7 @@ struct tr_http_server {
   size_t wbuf_max;
   uint64_t ws_message_max;
   size_t ws_backlog_max;
+  size_t ws_inflight_max;
   tr_tls_config_t *tls;           /* TLS: a reference of our own */
   pthread_mutex_t mu;             /* conns, draining */
   hconn_t *conns;                 /* open connections (a list) */
@@ -274,6 +276,8 @@ struct hconn {
   tr_ref_t owner;
   tr_ws_parser_t wsp;
   char accept[TR_WS_ACCEPT_SIZE];
+  ws_flow_t *flow;           /* what the owner has not consumed yet */
+  int ws_rx_paused;          /* reading stopped for it */
   uint8_t *pre;              /* frames the owner sent before the switch */
   size_t pre_len;
 
@@ -879,7 +883,43 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
 TR_MESSAGE_DEFINE(tr_ws_closed_t);
 TR_MESSAGE_DEFINE(tr_ws_backlog_t, .flags = TR_MSG_SYSTEM);
 
-static void ws_message_dtor(void *msg) { free(((tr_ws_message_t *)msg)->data); }
+/* The count of what a connection delivered to its owner and the owner
+ * has not freed yet, shared by the connection and those messages. */
+struct ws_flow {
+  _Atomic unsigned refs;     /* the connection's, plus one per message */
+  _Atomic size_t bytes;
+  _Atomic int stalled;       /* the connection stopped reading */
+  tr_runtime_t *rt;
+  tr_ref_t conn;
+  size_t max;
+};
+
+/* Tells a stalled connection that its owner caught up. */
+typedef struct ws_resume {
+  tr_msg_t hdr;
+} ws_resume_t;
+static const tr_msgtype_t ws_resume_type = {.name = "tr_ws_resume",
+                                            .size = sizeof(ws_resume_t),
+                                            .flags = TR_MSG_SYSTEM};
+
+static void flow_unref(ws_flow_t *f) {
+  if (f && atomic_fetch_sub(&f->refs, 1) == 1) free(f);
+}
+
+static void ws_message_dtor(void *msg) {
+  tr_ws_message_t *m = msg;
+  free(m->data);
+  ws_flow_t *f = m->flow_;
+  if (!f) return;
+  size_t left = atomic_fetch_sub(&f->bytes, m->counted_) - m->counted_;
+  if (left <= f->max / 2 && atomic_load(&f->stalled) &&
+      atomic_exchange(&f->stalled, 0)) {
+    ws_resume_t *r = tr_msg_new(&ws_resume_type);
+    if (r && tr__send_raw(tr__current_worker(f->rt), NULL, f->conn, &r->hdr, 0))
+      tr_msg_free(r);
+  }
+  flow_unref(f);
+}
 TR_MESSAGE_DEFINE(tr_ws_message_t, .dtor = ws_message_dtor);
 
 /* A frame the owner sends (tr_ws_send, tr_ws_close), framed by the
@@ -1005,6 +1045,13 @@ static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
     if (!r || respond(c, r, 0, 0, 1)) c->closing = 1;
     return;
   }
+  c->flow = calloc(1, sizeof(*c->flow));
+  if (c->flow) {
+    atomic_init(&c->flow->refs, 1);
+    c->flow->rt = c->rt;
+    c->flow->conn = c->self;
+    c->flow->max = c->srv->ws_inflight_max;
+  }
   uint64_t mon;
   tr_monitor(ctx, c->owner, &mon); /* an owner that stops closes us */
   p->ready = 1;
@@ -1096,6 +1143,25 @@ static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
       m->opcode = ev.kind == TR_WS_EV_TEXT ? TR_WS_OP_TEXT : TR_WS_OP_BINARY;
       m->data = d;
       m->len = ev.len;
+      if (c->flow) {
+        m->flow_ = c->flow;
+        m->counted_ = ev.len + 1;
+        atomic_fetch_add(&c->flow->refs, 1);
+        size_t now = atomic_fetch_add(&c->flow->bytes, m->counted_) +
+                     m->counted_;
+        if (now > c->flow->max && !c->ws_rx_paused) {
+          /* the owner is behind: hold the peer back until it catches up */
+          atomic_store(&c->flow->stalled, 1);
+          c->ws_rx_paused = 1;
+          tr_tcp_pause(ctx, c->id, 1);
+          /* it may have caught up meanwhile, and seen nobody to tell */
+          if (atomic_load(&c->flow->bytes) <= c->flow->max / 2 &&
+              atomic_exchange(&c->flow->stalled, 0)) {
+            c->ws_rx_paused = 0;
+            tr_tcp_pause(ctx, c->id, 0);
+          }
+        }
+      }
       tr_send(ctx, c->owner, m);
     } else if (ev.kind == TR_WS_EV_PING) {
       if (!c->ws_close_sent) ws_frame(c, TR_WS_OP_PONG, ev.data, ev.len);
@@ -1148,6 +1214,16 @@ static int hconn_ws_out(tr_ctx_t *ctx, void *state, void *msg) {
     set_deadline(ctx, c, TM_LINGER, LINGER_MS);
   }
   ws_process(ctx, c);
+  return 0;
+}
+
+static int hconn_ws_resume(tr_ctx_t *ctx, void *state, void *msg) {
+  hconn_t *c = state;
+  (void)msg;
+  if (c->ws_rx_paused) {
+    c->ws_rx_paused = 0;
+    tr_tcp_pause(ctx, c->id, 0);
+  }
   return 0;
 }
 
@@ -1258,6 +1334,7 @@ static void hconn_stop(tr_ctx_t *ctx, void *state, int reason) {
     tr_ws_parser_fini(&c->wsp);
   }
   free(c->pre);
+  flow_unref(c->flow);
   while (c->q_head) {
     pend_t *p = c->q_head;
     c->q_head = p->next;
@@ -1421,6 +1498,7 @@ static const tr_handler_t hconn_handlers[] = {
     {&tr_timer_fired_t__type, hconn_timer},
     {&drain_type, hconn_drain},
     {&ws_out_type, hconn_ws_out},
+    {&ws_resume_type, hconn_ws_resume},
     {&tr_down_t__type, hconn_down},
 };
 
@@ -1508,6 +1586,8 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
                                           : TR_WS_MESSAGE_MAX;
   s->ws_backlog_max = opts.ws_backlog_max ? opts.ws_backlog_max
                                           : (size_t)4 << 20;
+  s->ws_inflight_max = opts.ws_inflight_max ? opts.ws_inflight_max
+                                            : (size_t)1 << 20;
 
   tr_tcp_listen_opts_t lo;
   tr_tcp_listen_opts_init(&lo);

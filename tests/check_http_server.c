@@ -240,6 +240,74 @@ static const tr_behavior_t holder_behavior = {
     .on_stop = holder_stop,
     .handlers = TR_HANDLERS(holder_handlers)};
 
+/* A WebSocket owner that keeps what it gets while told to hold (the
+ * test's stand-in for a slow owner), counting the payload bytes it has
+ * let go. */
+typedef struct sink {
+  tr_ws_message_t *held[4096];
+  int n;
+  int released;
+} sink_t;
+TR_MESSAGE_TYPE(sink_release_t, int unused;);
+TR_MESSAGE_DEFINE(sink_release_t);
+static _Atomic uint64_t sink_bytes;
+static _Atomic uint64_t sink_ref;
+
+static int sink_init(tr_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  (void)arg;
+  atomic_store(&sink_ref, tr_ctx_self(ctx).id);
+  return 0;
+}
+
+static int sink_msg(tr_ctx_t *ctx, void *state, void *msg) {
+  sink_t *k = state;
+  tr_ws_message_t *m = msg;
+  if (k->released || k->n == 4096) {
+    atomic_fetch_add(&sink_bytes, m->len);
+    return 0;
+  }
+  tr_ctx_take(ctx);
+  k->held[k->n++] = m;
+  return 0;
+}
+
+static int sink_release(tr_ctx_t *ctx, void *state, void *msg) {
+  sink_t *k = state;
+  (void)ctx;
+  (void)msg;
+  k->released = 1;
+  while (k->n) {
+    tr_ws_message_t *m = k->held[--k->n];
+    atomic_fetch_add(&sink_bytes, m->len);
+    tr_msg_free(m);
+  }
+  return 0;
+}
+
+static int sink_closed(tr_ctx_t *ctx, void *state, void *msg) {
+  (void)msg;
+  sink_release(ctx, state, NULL);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
+  return 0;
+}
+
+static void sink_stop(tr_ctx_t *ctx, void *state, int reason) {
+  (void)reason;
+  sink_release(ctx, state, NULL);
+}
+
+static const tr_handler_t sink_handlers[] = {
+    {&tr_ws_message_t__type, sink_msg},
+    {&sink_release_t__type, sink_release},
+    {&tr_ws_closed_t__type, sink_closed},
+};
+static const tr_behavior_t sink_behavior = {.name = "sink",
+                                            .state_size = sizeof(sink_t),
+                                            .init = sink_init,
+                                            .on_stop = sink_stop,
+                                            .handlers = TR_HANDLERS(sink_handlers)};
+
 typedef struct fixture {
   tr_runtime_t *rt;
   tr_http_server_t *srv;
@@ -263,6 +331,7 @@ static void fx_start(fixture_t *fx, tr_http_server_opts_t *o) {
       {.path = "/drop", .target = fx->holder},
       {.path = "/stall", .target = fx->holder, .timeout = 200},
       {.path = "/dead", .target = fx->dead},
+      {.method = "GET", .path = "/sink", .ws = &sink_behavior},
   };
   tr_http_server_opts_t d;
   if (!o) {
@@ -676,6 +745,82 @@ START_TEST(test_graceful_shutdown) {
 }
 END_TEST
 
+/* An owner slower than its peer holds the peer back: the connection
+ * stops reading once ws_inflight_max bytes wait in the owner, and reads
+ * on when the owner catches up; nothing is lost. */
+START_TEST(test_ws_owner_flow_control) {
+  tr_http_server_opts_t o;
+  tr_http_server_opts_init(&o);
+  o.ws_inflight_max = 64 << 10;
+  o.rbuf_max = 64 << 10;
+  fixture_t fx;
+  fx_start(&fx, &o);
+  atomic_store(&sink_bytes, 0);
+  atomic_store(&sink_ref, 0);
+  int fd = cli_connect(fx.port);
+  SEND(fd, "GET /sink HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n");
+  char buf[512];
+  ssize_t k = recv(fd, buf, sizeof(buf) - 1, 0);
+  ck_assert_int_gt(k, 12);
+  ck_assert(!memcmp(buf, "HTTP/1.1 101", 12));
+  /* 16 KiB binary frames, masked, as fast as the socket takes them */
+  static uint8_t frame[(16 << 10) + 16];
+  static uint8_t payload[16 << 10];
+  memset(payload, 'p', sizeof(payload));
+  uint8_t key[4] = {1, 2, 3, 4};
+  int64_t fl = tr_ws_message_write(frame, sizeof(frame), TR_WS_OP_BINARY,
+                                   payload, sizeof(payload), key);
+  ck_assert_int_gt(fl, 0);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  uint64_t frames = 0, limit = 2048; /* 32 MiB */
+  size_t off = 0;
+  uint64_t idle_since = tu_now_ms();
+  while (frames < limit && tu_now_ms() - idle_since < 500) {
+    ssize_t w = send(fd, frame + off, (size_t)fl - off, MSG_NOSIGNAL);
+    if (w > 0) {
+      off += (size_t)w;
+      if (off == (size_t)fl) {
+        off = 0;
+        frames++;
+      }
+      idle_since = tu_now_ms();
+    } else {
+      tu_sleep_ms(5);
+    }
+  }
+  /* held back well before everything went (kernel buffers hold a few
+   * MiB, not 32) */
+  ck_assert_uint_lt(frames, limit);
+  ck_assert_uint_eq(atomic_load(&sink_bytes), 0);
+  /* the owner catches up: the rest flows */
+  tr_ref_t owner = {atomic_load(&sink_ref)};
+  ck_assert(!tr_ref_is_null(owner));
+  ck_assert_int_eq(tr_send(NULL, owner, sink_release_t_new()), 0);
+  uint64_t end = tu_now_ms() + 20000;
+  while (frames < limit && tu_now_ms() < end) {
+    ssize_t w = send(fd, frame + off, (size_t)fl - off, MSG_NOSIGNAL);
+    if (w > 0) {
+      off += (size_t)w;
+      if (off == (size_t)fl) {
+        off = 0;
+        frames++;
+      }
+    } else {
+      tu_sleep_ms(1);
+    }
+  }
+  ck_assert_uint_eq(frames, limit);
+  uint64_t want = limit * sizeof(payload);
+  end = tu_now_ms() + 20000;
+  while (atomic_load(&sink_bytes) < want && tu_now_ms() < end) tu_sleep_ms(5);
+  ck_assert_uint_eq(atomic_load(&sink_bytes), want);
+  close(fd);
+  fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_response_api) {
   tr_http_response_t *r = tr_http_response_new(0);
   ck_assert_ptr_nonnull(r);
@@ -728,6 +873,7 @@ int main(void) {
   tcase_add_test(tc, test_large_response_slow_reader);
   tcase_add_test(tc, test_graceful_shutdown);
   tcase_add_test(tc, test_response_api);
+  tcase_add_test(tc, test_ws_owner_flow_control);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

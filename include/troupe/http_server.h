@@ -139,6 +139,9 @@ typedef struct tr_http_server_opts {
   uint64_t ws_message_max; /* WebSocket message: 0 = 1 MiB (1009) */
   size_t ws_backlog_max; /* WebSocket output not yet sent: 0 = 4 MiB;
                             over it, close with 1008 */
+  size_t ws_inflight_max; /* bytes of tr_ws_message_t delivered to the
+                             owner and not yet freed before the
+                             connection stops reading: 0 = 1 MiB */
   tr_tls_config_t *tls;  /* HTTPS (and wss): a server configuration of
                             <troupe/tls.h>; the server takes a reference.
                             NULL: plain TCP */
@@ -177,9 +180,14 @@ typedef struct tr_ws_accepted {
 /* A whole message: opcode TR_WS_OP_TEXT (valid UTF-8) or
  * TR_WS_OP_BINARY (<troupe/ws.h>); data (len bytes, malloc'ed, NUL after
  * the last byte) belongs to the message unless the handler takes it by
- * setting data to NULL (then free() it). */
+ * setting data to NULL (then free() it). Flow control: the bytes of the
+ * messages delivered and not yet freed count against the connection's
+ * ws_inflight_max; past it the connection stops reading from its peer
+ * until the owner has caught up (to half), so an owner slower than its
+ * peer holds its peer back instead of growing its mailbox. The fields
+ * ending in _ are the runtime's. */
 TR_IO_MESSAGE(tr_ws_message_t, tr_ref_t conn; int opcode; size_t len;
-              uint8_t *data;)
+              uint8_t *data; void *flow_; size_t counted_;)
 
 /* The WebSocket has ended and conn is gone (or going). code is the
  * close code: the peer's (1005 when it gave none), the one the
