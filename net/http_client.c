@@ -39,6 +39,7 @@
 
 #include "internal.h"
 #include "stream.h"
+#include "ws_conn.h"
 
 #define OUT_PIECE 65536
 #define DEFAULT_CONNECT_TIMEOUT 10000
@@ -108,8 +109,8 @@ static int is_ip_literal(const char *s) {
 }
 
 /* Splits url into host, port, target and scheme. 0 or TR_EINVAL. */
-static int parse_url(const char *url, char **host, uint16_t *port,
-                     char **target, int *tls) {
+int tr__http_url_parse(const char *url, char **host, uint16_t *port,
+                       char **target, int *tls) {
   const char *p;
   if (!strncasecmp(url, "http://", 7)) {
     *tls = 0;
@@ -207,7 +208,7 @@ tr_http_fetch_t *tr_http_fetch_new(const char *method, const char *url,
     e = TR_ENOMEM;
     goto fail;
   }
-  e = parse_url(url, &f->host_, &f->port_, &f->target_, &f->tls_);
+  e = tr__http_url_parse(url, &f->host_, &f->port_, &f->target_, &f->tls_);
   if (e) goto fail;
   f->method_ = strdup(method);
   if (!f->method_) {

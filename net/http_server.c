@@ -34,6 +34,7 @@
 
 #include "internal.h"
 #include "stream.h"
+#include "ws_conn.h"
 
 #define OUT_PIECE 65536          /* bytes per tr_tcp_write */
 #define LINGER_MS 2000           /* reading on after our last response */
@@ -922,18 +923,10 @@ static void ws_message_dtor(void *msg) {
 }
 TR_MESSAGE_DEFINE(tr_ws_message_t, .dtor = ws_message_dtor);
 
-/* A frame the owner sends (tr_ws_send, tr_ws_close), framed by the
- * sender. */
-typedef struct ws_out {
-  tr_msg_t hdr;
-  uint8_t *frame;
-  size_t len;
-  int close_code; /* a close frame: its code */
-} ws_out_t;
 static void ws_out_dtor(void *msg) { free(((ws_out_t *)msg)->frame); }
-static const tr_msgtype_t ws_out_type = {.name = "tr_ws_out",
-                                         .size = sizeof(ws_out_t),
-                                         .dtor = ws_out_dtor};
+const tr_msgtype_t tr__ws_out_type = {.name = "tr_ws_out",
+                                      .size = sizeof(ws_out_t),
+                                      .dtor = ws_out_dtor};
 
 static void *ws_alloc(void *arg, void *ptr, size_t size) {
   (void)arg;
@@ -1245,7 +1238,7 @@ static int hconn_down(tr_ctx_t *ctx, void *state, void *msg) {
 static int ws_send_frame(tr_ctx_t *ctx, tr_ref_t conn, int opcode,
                          const void *data, size_t len, int close_code) {
   size_t need = tr_ws_header_size(len, 0) + len;
-  ws_out_t *m = tr_msg_new(&ws_out_type);
+  ws_out_t *m = tr_msg_new(&tr__ws_out_type);
   if (!m) return TR_ENOMEM;
   m->frame = malloc(need ? need : 1);
   if (!m->frame) {
@@ -1497,7 +1490,7 @@ static const tr_handler_t hconn_handlers[] = {
     {&tr_tcp_closed_t__type, hconn_closed},
     {&tr_timer_fired_t__type, hconn_timer},
     {&drain_type, hconn_drain},
-    {&ws_out_type, hconn_ws_out},
+    {&tr__ws_out_type, hconn_ws_out},
     {&ws_resume_type, hconn_ws_resume},
     {&tr_down_t__type, hconn_down},
 };

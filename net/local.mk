@@ -129,8 +129,13 @@ EXTRA_DIST += tests/fuzz/fuzz_tls.c \
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------
 troupeinclude_HEADERS += include/troupe/http_server.h
-libtroupe_la_SOURCES += net/stream.h net/stream.c net/http_server.c
-runtime_tests += tests/check_http_server
+libtroupe_la_SOURCES += net/stream.h net/stream.c net/ws_conn.h net/http_server.c \
+	net/ws_client.c
+troupeinclude_HEADERS += include/troupe/ws_client.h
+runtime_tests += tests/check_http_server tests/check_ws_client
+tests_check_ws_client_SOURCES = tests/check_ws_client.c tests/testutil.h
+tests_check_ws_client_CFLAGS = $(TEST_CFLAGS)
+tests_check_ws_client_LDADD = $(TEST_LIBS)
 tests_check_http_server_SOURCES = tests/check_http_server.c tests/testutil.h
 tests_check_http_server_CFLAGS = $(TEST_CFLAGS)
 tests_check_http_server_LDADD = $(TEST_LIBS)
