@@ -19,21 +19,37 @@ struct tr_file_map {
   _Atomic uint64_t refs;
   void *addr;
   size_t size;
+  int fd; /* a descriptor of its own, for sendfile; -1: none */
 };
 
-int tr_file_map_fd(int fd, unsigned flags, tr_file_map_t **out) {
-  if (!out) return TR_EINVAL;
-  *out = NULL;
-  if (fd < 0 || (flags & ~TR_FILE_MAP_POPULATE)) return TR_EINVAL;
+int tr__file_map_fd(const tr_file_map_t *m) { return m ? m->fd : -1; }
+
+/* Maps the open file fd; the map keeps fd itself when own, else a
+ * duplicate of it. On failure an owned fd is closed. */
+static int map_fd(int fd, int own, unsigned flags, tr_file_map_t **out) {
+  int rc = 0;
   struct stat st;
-  if (fstat(fd, &st) != 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return TR_EINVAL;
-  if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX) return TR_ENOMEM;
-  tr_file_map_t *m = malloc(sizeof(*m));
-  if (!m) return TR_ENOMEM;
+  tr_file_map_t *m = NULL;
+  if (fstat(fd, &st) != 0) rc = -errno;
+  else if (!S_ISREG(st.st_mode))
+    rc = TR_EINVAL;
+  else if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX)
+    rc = TR_ENOMEM;
+  else if (!(m = malloc(sizeof(*m))))
+    rc = TR_ENOMEM;
+  if (rc) {
+    if (own && close(fd) != 0) {
+      /* the descriptor is gone either way */
+    }
+    return rc;
+  }
   atomic_init(&m->refs, 1);
   m->size = (size_t)st.st_size;
   m->addr = NULL;
+  /* the caller's descriptor stays the caller's: keep a duplicate. Short
+   * of descriptors the map still works; its ranges are then sent by
+   * copying from the mapping (net/tcp.c) */
+  m->fd = own ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (m->size) {
     int mf = MAP_PRIVATE;
 #ifdef MAP_POPULATE
@@ -41,9 +57,12 @@ int tr_file_map_fd(int fd, unsigned flags, tr_file_map_t **out) {
 #endif
     void *a = mmap(NULL, m->size, PROT_READ, mf, fd, 0);
     if (a == MAP_FAILED) {
-      int e = errno;
+      rc = -errno;
+      if (m->fd >= 0 && close(m->fd) != 0) {
+        /* the descriptor is gone either way */
+      }
       free(m);
-      return -e;
+      return rc;
     }
     m->addr = a;
   }
@@ -51,17 +70,20 @@ int tr_file_map_fd(int fd, unsigned flags, tr_file_map_t **out) {
   return 0;
 }
 
+int tr_file_map_fd(int fd, unsigned flags, tr_file_map_t **out) {
+  if (!out) return TR_EINVAL;
+  *out = NULL;
+  if (fd < 0 || (flags & ~TR_FILE_MAP_POPULATE)) return TR_EINVAL;
+  return map_fd(fd, 0, flags, out);
+}
+
 int tr_file_map(const char *path, unsigned flags, tr_file_map_t **out) {
   if (!out) return TR_EINVAL;
   *out = NULL;
-  if (!path) return TR_EINVAL;
+  if (!path || (flags & ~TR_FILE_MAP_POPULATE)) return TR_EINVAL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
-  int rc = tr_file_map_fd(fd, flags, out);
-  if (close(fd) != 0 && rc == 0) {
-    /* the mapping does not need the descriptor: nothing to undo */
-  }
-  return rc;
+  return map_fd(fd, 1, flags, out); /* the map keeps fd */
 }
 
 const void *tr_file_map_data(const tr_file_map_t *m) {
@@ -80,6 +102,9 @@ void tr_file_map_unref(tr_file_map_t *m) {
     return;
   if (m->addr && munmap(m->addr, m->size) != 0) {
     /* a valid mapping cannot fail to unmap; nothing to recover */
+  }
+  if (m->fd >= 0 && close(m->fd) != 0) {
+    /* the descriptor is gone either way */
   }
   free(m);
 }

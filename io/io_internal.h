@@ -260,6 +260,9 @@ void tr__pool_fini(tr__io_t *io);
 void tr__io_done_push(tr__io_t *io, uint64_t to, tr_msg_t *m);
 void tr__io_done_drain(tr__io_t *io);
 
+/* filemap.c: the map's own descriptor of its file (-1: none) */
+int tr__file_map_fd(const tr_file_map_t *m);
+
 /* file.c */
 void tr__fops_submit(tr__io_t *io);
 void tr__fop_complete(tr__io_t *io, uint64_t udata, int32_t res);

@@ -410,6 +410,8 @@ static inline tr_runtime_t *tr__ref_runtime(uint64_t id) {
   return rt && rt->key == tr__ref_key(id) ? rt : NULL;
 }
 tr__worker_t *tr__current_worker(tr_runtime_t *rt);
+/* 1 on a thread that has SIGPIPE blocked for good (a worker's). */
+int tr__sigpipe_blocked(void);
 tr_ctx_t *tr__current_ctx(void);
 tr_ctx_t *tr__set_current_ctx(tr_ctx_t *c);
 void tr__schedule(tr__worker_t *w, tr__actor_t *a);

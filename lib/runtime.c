@@ -18,6 +18,7 @@
 #include "park.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,24 @@ tr__worker_t *tr__current_worker(tr_runtime_t *rt) {
 }
 
 int tr__on_worker(void) { return tls_worker != NULL; }
+
+/* Set on a thread that has SIGPIPE blocked for good (the workers). */
+static __thread int tls_nopipe;
+
+int tr__sigpipe_blocked(void) { return tls_nopipe; }
+
+/* Workers run with SIGPIPE blocked: sendfile(2), unlike send(2), has no
+ * MSG_NOSIGNAL, and a peer that went away must cost its connection an
+ * error, not the process its life. A thread-directed SIGPIPE raised here
+ * stays pending, harmlessly, while blocked (net/tcp.c takes it back). */
+static void block_sigpipe(void) {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGPIPE);
+  /* fails only on a bad argument; the flag then stays 0 and net/tcp.c
+   * guards each sendfile itself */
+  if (pthread_sigmask(SIG_BLOCK, &s, NULL) == 0) tls_nopipe = 1;
+}
 
 unsigned tr_runtime_workers(const tr_runtime_t *rt) { return rt->nworkers; }
 
@@ -477,6 +496,7 @@ static void pin_cpu(tr__worker_t *w) {
 static void *worker_main(void *arg) {
   tr__worker_t *w = arg;
   tr_runtime_t *rt = w->rt;
+  block_sigpipe();
   tls_worker = w;
   tls_ctx = &w->ctx;
   if (rt->cfg.pin_cpus) pin_cpu(w);

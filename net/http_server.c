@@ -181,6 +181,7 @@ struct tr_http_server {
   tr_duration_t header_timeout, body_timeout, idle_timeout;
   unsigned pipeline_max;
   char *server;
+  size_t server_len;
   size_t wbuf_max;
   uint64_t ws_message_max;
   size_t ws_backlog_max;
@@ -261,6 +262,7 @@ struct hconn {
   size_t out_len, out_cap, out_off;
   int blocked;               /* tr_tcp_write said TR_EAGAIN */
   tr_http_response_t *cur;   /* a large body being written */
+  int cur_map;               /* cur's file goes with tr_tcp_write_map */
   const uint8_t *cur_p;
   size_t cur_left;
   int closing;               /* last response queued: shut down after it */
@@ -338,36 +340,76 @@ static int no_body_status(int st) {
   return st < 200 || st == 204 || st == 304;
 }
 
-/* Writes a response's head (and, if small, its body) into out. */
+/* Head building: copies n bytes at p, returns the end. */
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* Writes v in decimal at p (at most 20 digits), returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+  char d[20];
+  int k = 0;
+  do {
+    d[k++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (k) *p++ = d[--k];
+  return p;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+#define DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* Writes a response's head (and, if small, its body) into out. The head
+ * is built by hand: snprintf was the largest user-space cost of a small
+ * response. */
 static int serialize(hconn_t *c, tr_http_response_t *r, int head_req,
                      int keep_alive, int close_after, int interim) {
-  char line[512];
-  int n;
   if (interim) {
-    n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n\r\n", r->status,
-                 tr_http_reason(r->status));
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n\r\n", r->status,
+                     tr_http_reason(r->status));
+    if (n < 0 || (size_t)n >= sizeof(line)) return TR_EINVAL;
     return out_append(c, line, (size_t)n);
   }
   uint64_t blen = r->file_ ? r->file_len_ : r->body_len_;
   const char *conn = close_after ? "Connection: close\r\n"
                      : keep_alive == 2 ? "Connection: keep-alive\r\n"
                                        : "";
-  if (no_body_status(r->status))
-    n = snprintf(line, sizeof(line),
-                 "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n%s",
-                 r->status, tr_http_reason(r->status), c->srv->server,
-                 date_now(), conn);
-  else
-    n = snprintf(line, sizeof(line),
-                 "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n"
-                 "Content-Length: %llu\r\n%s",
-                 r->status, tr_http_reason(r->status), c->srv->server,
-                 date_now(), (unsigned long long)blen, conn);
-  if (n < 0 || (size_t)n >= sizeof(line)) return TR_EINVAL;
-  int rc = out_append(c, line, (size_t)n);
-  if (!rc && r->fields_len_) rc = out_append(c, r->fields_, r->fields_len_);
-  if (!rc) rc = out_append(c, "\r\n", 2);
-  if (rc || head_req || no_body_status(r->status) || !blen) return rc;
+  const char *reason = tr_http_reason(r->status);
+  const char *date = date_now();
+  size_t reason_len = strlen(reason), conn_len = strlen(conn);
+  /* "HTTP/1.1 NNN reason", Server, Date, Content-Length (20 digits at
+   * most), Connection, the fields, the blank line */
+  size_t need =
+      sizeof("HTTP/1.1 NNN \r\n") + reason_len + sizeof("Server: \r\n") +
+      c->srv->server_len + sizeof("Date: \r\n") + DATE_LEN +
+      sizeof("Content-Length: \r\n") + 20 + conn_len + r->fields_len_ + 2;
+  if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
+  char *p = c->out + c->out_len;
+  p = PUT_LIT(p, "HTTP/1.1 ");
+  *p++ = (char)('0' + r->status / 100); /* 100..999: three digits */
+  *p++ = (char)('0' + r->status / 10 % 10);
+  *p++ = (char)('0' + r->status % 10);
+  *p++ = ' ';
+  p = put(p, reason, reason_len);
+  p = PUT_LIT(p, "\r\nServer: ");
+  p = put(p, c->srv->server, c->srv->server_len);
+  p = PUT_LIT(p, "\r\nDate: ");
+  p = put(p, date, DATE_LEN);
+  p = PUT_LIT(p, "\r\n");
+  if (!no_body_status(r->status)) {
+    p = PUT_LIT(p, "Content-Length: ");
+    p = put_u64(p, blen);
+    p = PUT_LIT(p, "\r\n");
+  }
+  p = put(p, conn, conn_len);
+  if (r->fields_len_) p = put(p, r->fields_, r->fields_len_);
+  p = PUT_LIT(p, "\r\n");
+  c->out_len = (size_t)(p - c->out);
+  if (head_req || no_body_status(r->status) || !blen) return 0;
   if (!r->file_ && blen <= OUT_PIECE) return out_append(c, r->body_, blen);
   return 1; /* the body goes out from where it is */
 }
@@ -380,13 +422,29 @@ static void conn_close_now(tr_ctx_t *ctx, hconn_t *c) {
 /* Writes out, then the large body in progress; 1 when blocked. */
 static int write_out(tr_ctx_t *ctx, hconn_t *c) {
   if (c->blocked) return 1;
-  while (c->out_off < c->out_len) {
+  /* a file body on plain TCP goes with the head before it in one
+   * tr_tcp_write_map (no copy; the head leaves with its first bytes):
+   * up to a piece of out is kept back for it */
+  size_t keep = c->cur_map ? OUT_PIECE : 0;
+  while (c->out_len - c->out_off > keep) {
     size_t n = c->out_len - c->out_off;
     if (n > OUT_PIECE) n = OUT_PIECE;
     int rc = tr__stream_write(ctx, &c->st, c->out + c->out_off, n);
     if (rc == TR_EAGAIN) return c->blocked = 1;
     if (rc) return -1; /* closed: tr_tcp_closed_t follows */
     c->out_off += n;
+  }
+  if (c->cur_map) {
+    tr_http_response_t *r = c->cur;
+    int rc = tr_tcp_write_map(ctx, c->st.id, c->out + c->out_off,
+                              c->out_len - c->out_off, r->file_, r->file_off_,
+                              r->file_len_);
+    if (rc == TR_EAGAIN) return c->blocked = 1;
+    if (rc) return -1; /* closed: tr_tcp_closed_t follows */
+    /* the queue holds its own reference to the map */
+    tr_msg_free(r);
+    c->cur = NULL;
+    c->cur_map = 0;
   }
   c->out_off = c->out_len = 0;
   while (c->cur) {
@@ -429,7 +487,13 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
                    p->interim);
     if (rc == 1) {
       c->cur = p->resp;
-      if (c->cur->file_) {
+      if (c->cur->file_ && !c->st.tls) {
+        /* plain TCP: sent from the page cache (with TLS the bytes must
+         * go through the engine, by copy) */
+        c->cur_map = 1;
+        c->cur_p = NULL;
+        c->cur_left = 0;
+      } else if (c->cur->file_) {
         c->cur_p = (const uint8_t *)tr_file_map_data(c->cur->file_) +
                    c->cur->file_off_;
         c->cur_left = (size_t)c->cur->file_len_;
@@ -1441,6 +1505,16 @@ static int hconn_timer(tr_ctx_t *ctx, void *state, void *msg) {
   int kind = c->tm_kind;
   c->deadline = 0;
   c->tm_kind = TM_NONE;
+  if ((kind == TM_IDLE || kind == TM_LINGER) &&
+      tr__tcp_write_pending(ctx, c->st.id)) {
+    /* a file body is still leaving from the write queue (it went there
+     * whole, by tr_tcp_write_map): not idle yet, and the linger starts
+     * once it is out. As while blocked on a write, a peer that does not
+     * read is not timed out here; the drain's grace still is. */
+    set_deadline(ctx, c, kind,
+                 kind == TM_IDLE ? c->srv->idle_timeout : LINGER_MS);
+    return 0;
+  }
   if ((kind == TM_HEADER || kind == TM_BODY) && !c->q_head &&
       c->out_len == c->out_off && !c->cur) {
     /* a request that did not arrive in time: 408, then close */
@@ -1467,7 +1541,8 @@ static int hconn_drain(tr_ctx_t *ctx, void *state, void *msg) {
     return 0;
   }
   int mid_request = c->rd != RD_HEAD || c->in_len != c->in_off;
-  if (!c->q_head && c->out_len == c->out_off && !c->cur && !mid_request) {
+  if (!c->q_head && c->out_len == c->out_off && !c->cur && !mid_request &&
+      !tr__tcp_write_pending(ctx, c->st.id)) {
     conn_close_now(ctx, c);
     return 0;
   }
@@ -1560,6 +1635,7 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
   s->server = strdup(opts.server ? opts.server : "troupe");
   if (!rc && !s->server) rc = TR_ENOMEM;
   if (!rc && strpbrk(s->server, "\r\n")) rc = TR_EINVAL;
+  if (!rc) s->server_len = strlen(s->server);
   if (rc) {
     server_unref(s);
     return rc;

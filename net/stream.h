@@ -63,4 +63,8 @@ int tr__stream_writable(tr_ctx_t *ctx, tr__stream_t *s);
  * then TCP's FIN. */
 int tr__stream_shutdown(tr_ctx_t *ctx, tr__stream_t *s);
 
+/* tcp.c: 1 while conn's write queue holds anything (bytes or a range of
+ * a file map not yet sent), else 0 (also for a dead conn). */
+int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn);
+
 #endif

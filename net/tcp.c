@@ -10,6 +10,14 @@
  * resets and errors into messages. Writes from the owner go straight to
  * the socket when nothing is queued, else join a bounded queue.
  *
+ * A queued piece is either bytes of its own (copied, counted against the
+ * bound) or a range of a file mapping (tr_tcp_write_map: a reference to
+ * the map, sent with sendfile(2) from the map's descriptor, not counted:
+ * it takes no memory). sendfile has no MSG_NOSIGNAL; a worker runs with
+ * SIGPIPE blocked for good (lib/runtime.c) and any other thread blocks it
+ * around the call, and the SIGPIPE a closed peer raised is taken back
+ * (sendfile_nosig), so a peer gone is an error, never a dead process.
+ *
  * The read bound: the bytes of the data messages not yet freed are
  * counted in the connection (rx_pending); at the bound the reader stops
  * and sets rx_stalled, and the message destructor that brings the count
@@ -32,12 +40,16 @@
 
 #include <troupe/net.h>
 
+#include "stream.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,8 +59,61 @@
 typedef struct wbuf {
   struct wbuf *next;
   size_t len, off;
+  tr_file_map_t *map; /* a range of this mapping (one reference), whose
+                         bytes are not in data nor counted in queued;
+                         NULL: the bytes are data */
+  uint64_t map_off;   /* where the range starts in the file */
   uint8_t data[];
 } wbuf_t;
+
+static void wbuf_free(wbuf_t *b) {
+  tr_file_map_unref(b->map);
+  free(b);
+}
+
+/* sendfile(2) without the SIGPIPE it raises when the peer is gone (it has
+ * no MSG_NOSIGNAL). On a worker SIGPIPE is blocked for good; on another
+ * thread it is blocked for the call and the mask restored. A SIGPIPE the
+ * call left pending is taken back, so that it is never delivered later:
+ * on a worker any pending one (it could never be delivered there anyway),
+ * elsewhere only if none was pending before. Costs nothing extra on a
+ * worker unless the call fails with EPIPE. */
+static ssize_t sendfile_nosig(int sock, int fd, uint64_t pos, size_t n) {
+  off_t o = (off_t)pos;
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  int guard = !tr__sigpipe_blocked(), was_pending = 0;
+  if (guard) {
+    sigset_t pend;
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0) guard = 0;
+    else if (sigpending(&pend) == 0)
+      was_pending = sigismember(&pend, SIGPIPE);
+  }
+  ssize_t r = sendfile(sock, fd, &o, n);
+  int err = errno;
+  if (r < 0 && err == EPIPE && !was_pending) {
+    const struct timespec zero = {0, 0};
+    /* EAGAIN: nothing pending (the signal was ignored); nothing to do */
+    (void)sigtimedwait(&pipe_set, NULL, &zero);
+  }
+  if (guard && pthread_sigmask(SIG_SETMASK, &old, NULL) != 0) {
+    /* restoring a mask read a moment ago cannot fail */
+  }
+  errno = err;
+  return r;
+}
+
+/* Sends up to n bytes of m from pos: with sendfile from the map's
+ * descriptor (from the page cache, no copy), or, when the map has none,
+ * with send from the mapped bytes. Returns what send/sendfile return; 0
+ * for n > 0 means the file ended early (it shrank). */
+static ssize_t range_send(int sock, tr_file_map_t *m, uint64_t pos, size_t n) {
+  int fd = tr__file_map_fd(m);
+  if (fd >= 0) return sendfile_nosig(sock, fd, pos, n);
+  return send(sock, (const uint8_t *)tr_file_map_data(m) + pos, n,
+              MSG_NOSIGNAL | MSG_DONTWAIT);
+}
 
 typedef struct tcp {
   /* under the entry's mu */
@@ -149,7 +214,7 @@ static void tcp_release(tr__io_entry_t *e) {
   while (t->wq_head) {
     wbuf_t *b = t->wq_head;
     t->wq_head = b->next;
-    free(b);
+    wbuf_free(b);
   }
   pthread_mutex_lock(&t->rx_mu);
   t->e = NULL; /* destructors from now on re-arm nothing */
@@ -181,19 +246,28 @@ static int flush(tr__io_entry_t *e) {
   tcp_t *t = e->ext;
   while (t->wq_head) {
     wbuf_t *b = t->wq_head;
-    ssize_t n = send(e->fd, b->data + b->off, b->len - b->off,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n;
+    if (b->map) {
+      n = range_send(e->fd, b->map, b->map_off + b->off, b->len - b->off);
+      if (n == 0) return TR_EIO; /* the file shrank: the rest is missing */
+    } else {
+      /* bytes before a range (a response's head) leave with its first
+       * bytes rather than in a segment of their own */
+      int more = b->next && b->next->map ? MSG_MORE : 0;
+      n = send(e->fd, b->data + b->off, b->len - b->off,
+               MSG_NOSIGNAL | MSG_DONTWAIT | more);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
       return -errno;
     }
     b->off += (size_t)n;
-    t->queued -= (size_t)n;
+    if (!b->map) t->queued -= (size_t)n;
     if (b->off < b->len) return 0; /* the kernel buffer is full */
     t->wq_head = b->next;
     if (!t->wq_head) t->wq_tail = NULL;
-    free(b);
+    wbuf_free(b);
   }
   if (t->shut_pending) {
     t->shut_pending = 0;
@@ -527,12 +601,120 @@ int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
   memcpy(b->data, (const uint8_t *)buf + done, rest);
   b->len = rest;
   b->off = 0;
+  b->map = NULL;
+  b->map_off = 0;
   b->next = NULL;
   if (t->wq_tail) t->wq_tail->next = b;
   else t->wq_head = b;
   t->wq_tail = b;
   t->queued += rest;
   if (t->queued > t->wmax) t->tell_writable = 1;
+  tr__io_entry_sync(e);
+  rc = 0;
+out:
+  tr__io_entry_unlock(e);
+  return rc;
+}
+
+/* Appends b to the write queue (entry's mu held). */
+static void wq_append(tcp_t *t, wbuf_t *b) {
+  b->next = NULL;
+  if (t->wq_tail) t->wq_tail->next = b;
+  else
+    t->wq_head = b;
+  t->wq_tail = b;
+}
+
+int tr_tcp_write_map(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *head,
+                     size_t head_len, tr_file_map_t *m, uint64_t off,
+                     uint64_t len) {
+  if ((!head && head_len) || !m) return TR_EINVAL;
+  uint64_t size = tr_file_map_size(m);
+  if (off > size || len > size - off) return TR_EINVAL;
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return rc;
+  tcp_t *t = e->ext;
+  size_t hdone = 0;   /* of head, sent */
+  uint64_t mdone = 0; /* of the range, sent */
+  if (t->shut_pending || t->shut_done) {
+    rc = -EPIPE;
+    goto out;
+  }
+  if (head_len > t->wmax) {
+    rc = TR_EMSGSIZE; /* as tr_tcp_write: it could never be taken */
+    goto out;
+  }
+  int direct = !t->wq_head && !t->connecting;
+  if (!direct && t->queued + head_len > t->wmax) {
+    /* the head would pass the bound: nothing taken */
+    t->tell_writable = 1;
+    rc = TR_EAGAIN;
+    goto out;
+  }
+  if (direct) {
+    /* the head with MSG_MORE: it leaves with the range's first bytes */
+    int more = len ? MSG_MORE : 0;
+    while (hdone < head_len) {
+      ssize_t n = send(e->fd, (const uint8_t *)head + hdone, head_len - hdone,
+                       MSG_NOSIGNAL | MSG_DONTWAIT | more);
+      if (n >= 0) {
+        hdone += (size_t)n;
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      rc = -errno;
+      tr__io_entry_close_locked(e, rc, 1);
+      goto out;
+    }
+    while (hdone == head_len && mdone < len) {
+      ssize_t n = range_send(e->fd, m, off + mdone, (size_t)(len - mdone));
+      if (n > 0) {
+        mdone += (uint64_t)n;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      rc = n < 0 ? -errno : TR_EIO; /* 0: the file shrank */
+      tr__io_entry_close_locked(e, rc, 1);
+      goto out;
+    }
+    if (hdone == head_len && mdone == len) {
+      rc = 0;
+      goto out;
+    }
+  }
+  /* the rest waits: the head's rest copied, the range's by reference */
+  wbuf_t *bh = NULL, *bm = NULL;
+  if (hdone < head_len) bh = malloc(sizeof(*bh) + head_len - hdone);
+  if (mdone < len) bm = malloc(sizeof(*bm));
+  if ((hdone < head_len && !bh) || (mdone < len && !bm)) {
+    free(bh);
+    free(bm);
+    rc = TR_ENOMEM;
+    /* part of it is out and the rest cannot follow: the peer would read
+     * a response cut short and then the next one; end the stream */
+    if (hdone || mdone) tr__io_entry_close_locked(e, rc, 1);
+    goto out;
+  }
+  if (bh) {
+    memcpy(bh->data, (const uint8_t *)head + hdone, head_len - hdone);
+    bh->len = head_len - hdone;
+    bh->off = 0;
+    bh->map = NULL;
+    bh->map_off = 0;
+    wq_append(t, bh);
+    t->queued += bh->len;
+    if (t->queued > t->wmax) t->tell_writable = 1;
+  }
+  if (bm) {
+    bm->len = (size_t)(len - mdone);
+    bm->off = 0;
+    bm->map = tr_file_map_ref(m);
+    bm->map_off = off + mdone;
+    wq_append(t, bm);
+  }
   tr__io_entry_sync(e);
   rc = 0;
 out:
@@ -603,6 +785,15 @@ int tr_tcp_set_rbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max) {
     tr__io_entry_sync(e);
   tr__io_entry_unlock(e);
   return 0;
+}
+
+int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn) {
+  int rc;
+  tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
+  if (!e) return 0;
+  int busy = ((tcp_t *)e->ext)->wq_head != NULL;
+  tr__io_entry_unlock(e);
+  return busy;
 }
 
 int tr_tcp_stats(tr_ctx_t *ctx, tr_tcp_id_t conn, tr_tcp_stats_t *out) {

@@ -6,7 +6,8 @@
  * 100-continue, HEAD, HTTP/1.0, every refusal with its status and a
  * closed connection, actor routes that die, drop or stall, the header,
  * body and idle timeouts (slowloris), a large response to a slow reader,
- * and graceful shutdown.
+ * a file body to a slow reader (sent whole with sendfile: not cut by the
+ * idle timeout or the linger), and graceful shutdown.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -195,6 +196,34 @@ static int bigbody(tr_ctx_t *ctx, const tr_http_req_t *req,
   return tr_http_response_body(resp, big, sizeof(big));
 }
 
+/* A file served by /file (from the page cache with sendfile on plain
+ * TCP), larger than what the kernel's socket buffers can take at once,
+ * so that most of it waits in the connection's write queue. */
+#define FILE_SIZE (24u << 20)
+static char file_path[512];
+static char *file_bytes;
+static int filebody(tr_ctx_t *ctx, const tr_http_req_t *req,
+                    tr_http_response_t *resp, void *arg) {
+  (void)ctx;
+  (void)req;
+  (void)arg;
+  return tr_http_response_file(resp, file_path, 0, UINT64_MAX);
+}
+
+static void file_make(void) {
+  file_bytes = malloc(FILE_SIZE);
+  ck_assert_ptr_nonnull(file_bytes);
+  for (size_t i = 0; i < FILE_SIZE; i++)
+    file_bytes[i] = (char)(i * 13 + (i >> 11));
+  const char *t = getenv("TMPDIR");
+  snprintf(file_path, sizeof(file_path), "%s/troupe-http-XXXXXX",
+           t && *t ? t : "/tmp");
+  int fd = mkstemp(file_path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, file_bytes, FILE_SIZE), (ssize_t)FILE_SIZE);
+  ck_assert_int_eq(close(fd), 0);
+}
+
 /* An actor route: answers "<path>" after holding `hold` requests, then
  * answers the held ones last first (so replies come out of order). */
 typedef struct holder {
@@ -327,6 +356,7 @@ static void fx_start(fixture_t *fx, tr_http_server_opts_t *o) {
       {.method = "POST", .path = "/echo", .fn = echo},
       {.method = "GET", .path = "/fail", .fn = fails},
       {.method = "GET", .path = "/big", .fn = bigbody},
+      {.method = "GET", .path = "/file", .fn = filebody},
       {.path = "/actor/", .prefix = 1, .target = fx->holder, .timeout = 300},
       {.path = "/drop", .target = fx->holder},
       {.path = "/stall", .target = fx->holder, .timeout = 200},
@@ -695,6 +725,63 @@ START_TEST(test_large_response_slow_reader) {
 }
 END_TEST
 
+/* A file body to a slow reader: it leaves the server whole, in one
+ * write, and waits in the connection's queue; neither the idle timeout
+ * (keep-alive) nor the linger after "Connection: close" may cut it while
+ * it is still going out. HEAD of a file has no body. */
+START_TEST(test_file_body_slow_reader) {
+  file_make();
+  tr_http_server_opts_t o;
+  tr_http_server_opts_init(&o);
+  o.wbuf_max = 64 << 10;
+  o.idle_timeout = 200;
+  fixture_t fx;
+  fx_start(&fx, &o);
+  int fd = cli_connect_buf(fx.port, 8192);
+  SEND(fd,
+       "GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
+       "HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n"
+       "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  tu_sleep_ms(500); /* past the idle timeout, the file still queued */
+  reader_t *r = calloc(1, sizeof(*r));
+  r->fd = fd;
+  resp_t p;
+  ck_assert_int_eq(rd_resp(r, &p, 0), 0);
+  ck_assert_int_eq(p.status, 200);
+  ck_assert_uint_eq(p.body_len, FILE_SIZE);
+  ck_assert(memcmp(p.body, file_bytes, FILE_SIZE) == 0);
+  resp_free(&p);
+  ck_assert_int_eq(rd_resp(r, &p, 1), 0);
+  ck_assert_int_eq(p.status, 200);
+  ck_assert_int_eq(p.content_length, (long)FILE_SIZE);
+  ck_assert_uint_eq(p.body_len, 0);
+  resp_free(&p);
+  ck_assert_int_eq(rd_resp(r, &p, 0), 0);
+  ck_assert_str_eq(p.body, "Hello, World!");
+  resp_free(&p);
+  close(fd);
+
+  /* the last response: the linger (2 s) starts once the file is out */
+  fd = cli_connect_buf(fx.port, 8192);
+  SEND(fd, "GET /file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  tu_sleep_ms(2500);
+  memset(r, 0, sizeof(*r));
+  r->fd = fd;
+  ck_assert_int_eq(rd_resp(r, &p, 0), 0);
+  ck_assert_int_eq(p.status, 200);
+  ck_assert(p.close);
+  ck_assert_uint_eq(p.body_len, FILE_SIZE);
+  ck_assert(memcmp(p.body, file_bytes, FILE_SIZE) == 0);
+  resp_free(&p);
+  ck_assert(rd_closed(r, 3000));
+  close(fd);
+  free(r);
+  fx_stop(&fx);
+  ck_assert_int_eq(unlink(file_path), 0);
+  free(file_bytes);
+}
+END_TEST
+
 START_TEST(test_graceful_shutdown) {
   fixture_t fx;
   fx_start(&fx, NULL);
@@ -871,6 +958,7 @@ int main(void) {
   tcase_add_test(tc, test_actor_failures);
   tcase_add_test(tc, test_slowloris);
   tcase_add_test(tc, test_large_response_slow_reader);
+  tcase_add_test(tc, test_file_body_slow_reader);
   tcase_add_test(tc, test_graceful_shutdown);
   tcase_add_test(tc, test_response_api);
   tcase_add_test(tc, test_ws_owner_flow_control);

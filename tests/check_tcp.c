@@ -11,7 +11,10 @@
  * its data messages stops the reading, and everything arrives once it
  * lets them go), and a listener out of file descriptors (it backs off
  * instead of spinning, and accepts the waiting clients once descriptors
- * are free).
+ * are free), and file ranges sent without a copy (tr_tcp_write_map:
+ * order with plain writes, refused ranges, a peer gone with SIGPIPE at
+ * its default action, sendfile's EPIPE on a worker and on an application
+ * thread, a file that shrinks while queued).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -19,7 +22,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -666,6 +671,352 @@ START_TEST(test_tcp_listen_emfile_backoff) {
 }
 END_TEST
 
+/* ---- tr_tcp_write_map ------------------------------------------------------------ */
+
+#define MAP_SIZE (3u << 20)
+#define MAP_OFF 1000u
+#define MAP_WBUF (64u * 1024)
+
+/* The file the map tests send, its descriptor (to shrink it) and the
+ * server side's raw socket (to shut it down behind the connection). */
+static tr_file_map_t *g_map;
+static int g_map_fd = -1;
+static _Atomic int g_raw_fd;
+static _Atomic int map_rc[8];
+static _Atomic uint64_t map_done, map_closes, map_pipe_pending;
+static _Atomic int map_closed_status;
+
+/* The file's byte at offset p. */
+static uint8_t fbyte(uint64_t p) { return pattern(p * 7 + 3); }
+
+static void map_file_new(void) {
+  const char *t = getenv("TMPDIR");
+  char path[512];
+  snprintf(path, sizeof(path), "%s/troupe-map-XXXXXX", t && *t ? t : "/tmp");
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(unlink(path), 0);
+  uint8_t *b = malloc(MAP_SIZE);
+  ck_assert_ptr_nonnull(b);
+  for (uint64_t i = 0; i < MAP_SIZE; i++) b[i] = fbyte(i);
+  ck_assert_int_eq(write(fd, b, MAP_SIZE), (ssize_t)MAP_SIZE);
+  free(b);
+  ck_assert_int_eq(tr_file_map_fd(fd, 0, &g_map), 0);
+  g_map_fd = fd;
+  for (int i = 0; i < 8; i++) atomic_store(&map_rc[i], 1);
+  atomic_store(&map_done, 0);
+  atomic_store(&map_closes, 0);
+  atomic_store(&map_pipe_pending, 0);
+  atomic_store(&map_closed_status, 1);
+  atomic_store(&g_raw_fd, -1);
+}
+
+static void map_file_free(void) {
+  tr_file_map_unref(g_map); /* NULL once the test dropped it */
+  g_map = NULL;
+  ck_assert_int_eq(close(g_map_fd), 0);
+  g_map_fd = -1;
+}
+
+enum { MAP_ORDER, MAP_WHOLE, MAP_PIPE };
+
+typedef struct mconn {
+  tr_tcp_id_t id;
+} mconn_t;
+
+/* 1 if SIGPIPE is pending for this thread (or the process). */
+static int sigpipe_pending(void) {
+  sigset_t p;
+  ck_assert_int_eq(sigpending(&p), 0);
+  return sigismember(&p, SIGPIPE) == 1;
+}
+
+/* MAP_ORDER: bytes, a head and a large range (the peer does not read
+ * yet: it waits), a second head and range behind it, refused writes
+ * (that must leave nothing in the stream), bytes, end-of-file. Its own
+ * reference to the map is dropped at once: the queue keeps one. */
+static void map_order(tr_ctx_t *ctx, mconn_t *c) {
+  tr_file_map_t *m = tr_file_map_ref(g_map);
+  uint64_t size = tr_file_map_size(m);
+  ck_assert_int_eq(tr_tcp_set_wbuf(ctx, c->id, MAP_WBUF), 0);
+  atomic_store(&map_rc[0], tr_tcp_write(ctx, c->id, "before|", 7));
+  atomic_store(&map_rc[1], tr_tcp_write_map(ctx, c->id, "HEAD|", 5, m, MAP_OFF,
+                                            size - 2 * MAP_OFF));
+  atomic_store(&map_rc[2], tr_tcp_write_map(ctx, c->id, "MID|", 4, m, 0, 10));
+  /* past the end, by one byte, or wrapping around; a NULL head */
+  int bad = 0;
+  if (tr_tcp_write_map(ctx, c->id, "X", 1, m, size, 1) != TR_EINVAL) bad |= 1;
+  if (tr_tcp_write_map(ctx, c->id, "X", 1, m, size - 5, 6) != TR_EINVAL)
+    bad |= 2;
+  if (tr_tcp_write_map(ctx, c->id, "X", 1, m, 2, UINT64_MAX) != TR_EINVAL)
+    bad |= 4;
+  if (tr_tcp_write_map(ctx, c->id, NULL, 3, m, 0, 1) != TR_EINVAL) bad |= 8;
+  if (tr_tcp_write_map(ctx, c->id, "X", 1, NULL, 0, 0) != TR_EINVAL) bad |= 16;
+  atomic_store(&map_rc[3], bad);
+  /* the head counts against the bound: one larger than it is refused */
+  static char bighead[MAP_WBUF + 1];
+  atomic_store(&map_rc[4],
+               tr_tcp_write_map(ctx, c->id, bighead, sizeof(bighead), m, 0, 1));
+  /* an empty range: only the head, still in order */
+  atomic_store(&map_rc[5], tr_tcp_write_map(ctx, c->id, "END|", 4, m, 5, 0));
+  atomic_store(&map_rc[6], tr_tcp_write(ctx, c->id, "after", 5));
+  atomic_store(&map_rc[7], tr_tcp_shutdown(ctx, c->id));
+  tr_file_map_unref(m);
+}
+
+static int mconn_init(tr_ctx_t *ctx, void *st, void *arg) {
+  mconn_t *c = st;
+  tr_tcp_accepted_t *acc = arg;
+  int mode = (int)(intptr_t)acc->arg;
+  atomic_store(&g_raw_fd, acc->fd);
+  /* small kernel buffers, so that the ranges must wait in the queue */
+  int small = 32 * 1024;
+  ck_assert_int_eq(
+      setsockopt(acc->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  int rc = tr_tcp_adopt(ctx, acc, &c->id);
+  if (rc) return rc;
+  if (mode == MAP_ORDER) {
+    map_order(ctx, c);
+  } else if (mode == MAP_WHOLE) {
+    atomic_store(&map_rc[0], tr_tcp_write_map(ctx, c->id, "H", 1, g_map, 0,
+                                              tr_file_map_size(g_map)));
+  } else if (mode == MAP_PIPE) {
+    /* our side shut down behind the connection's back: sendfile fails
+     * with EPIPE, which raises SIGPIPE where nothing stops it */
+    ck_assert_int_eq(shutdown(atomic_load(&g_raw_fd), SHUT_WR), 0);
+    atomic_store(&map_rc[0], tr_tcp_write_map(ctx, c->id, NULL, 0, g_map, 0,
+                                              tr_file_map_size(g_map)));
+    atomic_store(&map_pipe_pending, (uint64_t)sigpipe_pending() + 1);
+  }
+  atomic_store(&map_done, 1);
+  return 0;
+}
+
+static int mconn_closed(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)st;
+  tr_tcp_closed_t *m = msg;
+  atomic_store(&map_closed_status, m->status);
+  atomic_fetch_add(&map_closes, 1);
+  tr_actor_stop(tr_ctx_self(ctx), 0);
+  return 0;
+}
+
+static int mconn_ignore(tr_ctx_t *ctx, void *st, void *msg) {
+  (void)ctx;
+  (void)st;
+  (void)msg;
+  return 0;
+}
+
+static const tr_handler_t mconn_h[] = {
+    {&tr_tcp_data_t__type, mconn_ignore},
+    {&tr_tcp_eof_t__type, mconn_ignore},
+    {&tr_tcp_writable_t__type, mconn_ignore},
+    {&tr_tcp_closed_t__type, mconn_closed},
+};
+static const tr_behavior_t mconn_b = {.name = "mconn",
+                                      .state_size = sizeof(mconn_t),
+                                      .init = mconn_init,
+                                      .handlers = TR_HANDLERS(mconn_h)};
+
+static tr_ref_t map_serve(tr_runtime_t *rt, int mode, uint16_t *port) {
+  tr_tcp_listen_opts_t o = {.conn_behavior = &mconn_b,
+                            .conn_arg = (void *)(intptr_t)mode};
+  tr_ref_t l;
+  ck_assert_int_eq(tr_tcp_listen(rt, &o, &l, port), 0);
+  return l;
+}
+
+/* A client with a small receive buffer (see mconn_init). */
+static int small_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  int small = 32 * 1024;
+  ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
+                   0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  return fd;
+}
+
+/* Reads until end-of-file or an error into buf (at most cap), slowly:
+ * a pause every few reads. Returns the bytes read. */
+static size_t read_slowly(int fd, uint8_t *buf, size_t cap) {
+  size_t got = 0;
+  for (unsigned i = 0;; i++) {
+    size_t want = cap - got < 16384 ? cap - got : 16384;
+    if (!want) break;
+    ssize_t n = read(fd, buf + got, want);
+    if (n <= 0) break;
+    got += (size_t)n;
+    if (i % 16 == 15) tu_sleep_ms(1);
+  }
+  return got;
+}
+
+/* A head and a 3 MiB range to a peer that reads slowly, between plain
+ * writes and behind a range still queued: every byte arrives, in order;
+ * refused writes take nothing. */
+START_TEST(test_tcp_write_map_order) {
+  map_file_new();
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = map_serve(rt, MAP_ORDER, &port);
+  int fd = small_connect(port);
+  ck_assert(tu_wait_ge(&map_done, 1, 10000));
+  /* the queue keeps the map alive on its own */
+  tr_file_map_unref(g_map);
+  g_map = NULL;
+  tu_sleep_ms(20); /* let the queue sit a little */
+  size_t body = MAP_SIZE - 2 * MAP_OFF;
+  size_t want = 7 + 5 + body + 4 + 10 + 4 + 5;
+  uint8_t *buf = malloc(want + 1);
+  ck_assert_ptr_nonnull(buf);
+  size_t got = read_slowly(fd, buf, want + 1);
+  ck_assert_int_eq(atomic_load(&map_rc[0]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[1]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[2]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[3]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[4]), TR_EMSGSIZE);
+  ck_assert_int_eq(atomic_load(&map_rc[5]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[6]), 0);
+  ck_assert_int_eq(atomic_load(&map_rc[7]), 0);
+  ck_assert_uint_eq(got, want);
+  const uint8_t *p = buf;
+  ck_assert(memcmp(p, "before|HEAD|", 12) == 0);
+  p += 12;
+  for (size_t i = 0; i < body; i++)
+    if (p[i] != fbyte(MAP_OFF + i))
+      ck_abort_msg("byte %zu of the range differs", i);
+  p += body;
+  ck_assert(memcmp(p, "MID|", 4) == 0);
+  p += 4;
+  for (size_t i = 0; i < 10; i++) ck_assert_uint_eq(p[i], fbyte(i));
+  p += 10;
+  ck_assert(memcmp(p, "END|after", 9) == 0);
+  free(buf);
+  ck_assert_int_eq(close(fd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+  map_file_free();
+}
+END_TEST
+
+/* The peer resets the connection while a range is queued: the owner
+ * gets tr_tcp_closed_t with an error, and SIGPIPE (default action here:
+ * it would kill the test) is never delivered. */
+START_TEST(test_tcp_write_map_peer_closes) {
+  signal(SIGPIPE, SIG_DFL);
+  map_file_new();
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = map_serve(rt, MAP_WHOLE, &port);
+  int fd = small_connect(port);
+  ck_assert(tu_wait_ge(&map_done, 1, 10000));
+  ck_assert_int_eq(atomic_load(&map_rc[0]), 0);
+  static uint8_t buf[65536];
+  ck_assert_int_gt(read(fd, buf, sizeof(buf)), 0);
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  ck_assert_int_eq(close(fd), 0); /* sends RST */
+  ck_assert(tu_wait_ge(&map_closes, 1, 10000));
+  ck_assert_int_lt(atomic_load(&map_closed_status), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+  map_file_free();
+  signal(SIGPIPE, SIG_IGN);
+}
+END_TEST
+
+/* sendfile failing with EPIPE, on a worker (the connection made by the
+ * listener) and on a thread of the application (an actor spawned by the
+ * test thread, whose init runs there): the error, a tr_tcp_closed_t, no
+ * SIGPIPE delivered (default action here) nor left pending, and the
+ * application thread's mask as it was. */
+START_TEST(test_tcp_write_map_epipe_no_signal) {
+  signal(SIGPIPE, SIG_DFL);
+  map_file_new();
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = map_serve(rt, MAP_PIPE, &port);
+  int fd = plain_connect(port);
+  ck_assert(tu_wait_ge(&map_done, 1, 10000));
+  ck_assert_int_eq(atomic_load(&map_rc[0]), -EPIPE);
+  ck_assert_uint_eq(atomic_load(&map_pipe_pending), 1); /* not pending */
+  ck_assert(tu_wait_ge(&map_closes, 1, 10000));
+  ck_assert_int_eq(atomic_load(&map_closed_status), -EPIPE);
+  ck_assert_int_eq(close(fd), 0);
+
+  /* the same from this thread */
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(lfd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof(sa);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sl), 0);
+  ck_assert_int_eq(listen(lfd, 1), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+  fd = plain_connect(ntohs(sa.sin_port));
+  tr_tcp_accepted_t acc;
+  memset(&acc, 0, sizeof(acc));
+  acc.fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ck_assert_int_ge(acc.fd, 0);
+  acc.arg = (void *)(intptr_t)MAP_PIPE;
+  atomic_store(&map_done, 0);
+  atomic_store(&map_rc[0], 1);
+  sigset_t before, after;
+  ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+  ck_assert_int_eq(sigismember(&before, SIGPIPE), 0);
+  tr_ref_t a;
+  ck_assert_int_eq(tr_spawn(rt, &mconn_b, &acc, &a), 0);
+  ck_assert_uint_eq(atomic_load(&map_done), 1); /* init ran here */
+  ck_assert_int_eq(atomic_load(&map_rc[0]), -EPIPE);
+  ck_assert_uint_eq(atomic_load(&map_pipe_pending), 1);
+  ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
+  ck_assert_int_eq(sigismember(&after, SIGPIPE), 0);
+  ck_assert(tu_wait_ge(&map_closes, 2, 10000));
+  ck_assert_int_eq(close(fd), 0);
+  ck_assert_int_eq(close(lfd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+  map_file_free();
+  signal(SIGPIPE, SIG_IGN);
+}
+END_TEST
+
+/* The file shrinks while its range waits in the queue: the connection
+ * closes with TR_EIO once sendfile finds the end, the peer reads what
+ * there was and then end-of-file, nothing crashes. */
+START_TEST(test_tcp_write_map_file_shrinks) {
+  map_file_new();
+  tr_runtime_t *rt = rt_new();
+  uint16_t port;
+  tr_ref_t l = map_serve(rt, MAP_WHOLE, &port);
+  int fd = small_connect(port);
+  ck_assert(tu_wait_ge(&map_done, 1, 10000));
+  ck_assert_int_eq(atomic_load(&map_rc[0]), 0);
+  ck_assert_int_eq(ftruncate(g_map_fd, MAP_SIZE / 3), 0);
+  uint8_t *buf = malloc(MAP_SIZE + 1);
+  ck_assert_ptr_nonnull(buf);
+  size_t got = read_slowly(fd, buf, MAP_SIZE + 1);
+  /* what was in the socket buffers before the file shrank may come on
+   * top of the new size, but not the whole file */
+  ck_assert_uint_lt(got, 1 + MAP_SIZE);
+  ck_assert_uint_ge(got, 1);
+  ck_assert_uint_eq(buf[0], 'H');
+  for (size_t i = 1; i < got; i++)
+    if (buf[i] != fbyte(i - 1)) ck_abort_msg("byte %zu differs", i);
+  free(buf);
+  ck_assert(tu_wait_ge(&map_closes, 1, 10000));
+  ck_assert_int_eq(atomic_load(&map_closed_status), TR_EIO);
+  ck_assert_int_eq(close(fd), 0);
+  tr_actor_stop(l, 0);
+  rt_done(rt);
+  map_file_free();
+}
+END_TEST
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   Suite *s = suite_create("tcp");
@@ -680,6 +1031,10 @@ int main(void) {
   tcase_add_test(tc, test_tcp_write_over_bound_empty_queue);
   tcase_add_test(tc, test_tcp_read_bound_slow_owner);
   tcase_add_test(tc, test_tcp_listen_emfile_backoff);
+  tcase_add_test(tc, test_tcp_write_map_order);
+  tcase_add_test(tc, test_tcp_write_map_peer_closes);
+  tcase_add_test(tc, test_tcp_write_map_epipe_no_signal);
+  tcase_add_test(tc, test_tcp_write_map_file_shrinks);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

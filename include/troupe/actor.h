@@ -52,7 +52,9 @@ TR_EXTERN int tr_runtime_new(const tr_runtime_config_t *cfg,
                              tr_runtime_t **out);
 
 /* Starts the worker threads. Actors may be spawned and sent to before the
- * start; they run once it has happened. Returns 0, TR_EBUSY if started,
+ * start; they run once it has happened. The workers run with SIGPIPE
+ * blocked (sendfile(2) to a closed peer raises it; see tr_tcp_write_map),
+ * and actor code should leave it so. Returns 0, TR_EBUSY if started,
  * TR_ESHUTDOWN if it was shut down, or the negated errno of a failed
  * pthread_create (the runtime is then shut down: only tr_runtime_free is
  * left). */

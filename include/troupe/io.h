@@ -263,8 +263,12 @@ typedef struct tr_file_map tr_file_map_t;
 #define TR_FILE_MAP_POPULATE 0x1u /* read every page in while mapping */
 #define TR_FILE_PREFETCH 4        /* tr_file_done_t.op of a prefetch */
 
-/* Maps the file at path (opened read-only and closed again) or the open
- * regular file fd (left open). *out gets a mapping with one reference.
+/* Maps the file at path (opened read-only) or the open regular file fd
+ * (left open: the caller's to close). *out gets a mapping with one
+ * reference. The mapping keeps a descriptor of the file of its own (the
+ * one it opened, or a close-on-exec duplicate of fd; none when the
+ * process is short of descriptors), closed with the last reference:
+ * tr_tcp_write_map sends from it with sendfile(2).
  * An empty file maps to data NULL, size 0. Returns 0, TR_EINVAL (NULL
  * argument, unknown flag, not a regular file), TR_ENOMEM, or a negative
  * errno of open/fstat/mmap (e.g. -ENOENT, -EACCES). */

@@ -220,6 +220,34 @@ TR_EXTERN int tr_tcp_connect(tr_ctx_t *ctx, const char *host, uint16_t port,
 TR_EXTERN int tr_tcp_write(tr_ctx_t *ctx, tr_tcp_id_t conn, const void *buf,
                            size_t len);
 
+/* Writes head (head_len bytes, copied if they must wait; may be empty)
+ * and then bytes [off, off + len) of the file mapping m without copying
+ * them: sent with sendfile(2) from the map's own descriptor (see
+ * tr_file_map), the head with MSG_MORE so that it leaves with the first
+ * bytes of the range. When the map has no descriptor the range is sent
+ * from the mapped bytes. In order with tr_tcp_write: behind what is
+ * queued, ahead of what follows. What the socket does not take at once
+ * waits in the write queue, the range as a reference to m (m may be
+ * unreferenced by the caller at once). The head counts against the
+ * queue's bound as with tr_tcp_write; the range does not (it takes no
+ * memory), so a writer queueing many ranges is not held back by
+ * TR_EAGAIN: pace such a writer yourself. All-or-nothing like
+ * tr_tcp_write. Returns 0 (sent, or partly sent and the rest queued),
+ * TR_EAGAIN (bytes are queued and the head would take the queue past its
+ * bound: nothing taken, a tr_tcp_writable_t follows), TR_EMSGSIZE
+ * (head_len is larger than the bound), TR_EINVAL (NULL m, NULL head with
+ * head_len > 0, or the range goes past the end of the map), -EPIPE
+ * (after tr_tcp_shutdown), TR_ENOENT/TR_EPERM (dead or foreign conn), or
+ * the connection's error; then a tr_tcp_closed_t with it follows. The
+ * connection is also closed, with the error returned or reported, when
+ * out of memory after part of the write went out (TR_ENOMEM: the rest
+ * could not follow), and when the file turns out shorter than the range
+ * (it shrank since it was mapped: TR_EIO). A closed peer does not raise
+ * SIGPIPE in the process: the connection gets the error. */
+TR_EXTERN int tr_tcp_write_map(tr_ctx_t *ctx, tr_tcp_id_t conn,
+                               const void *head, size_t head_len,
+                               tr_file_map_t *m, uint64_t off, uint64_t len);
+
 /* Half-closes: once the queued bytes are out, the peer reads
  * end-of-file; reading goes on. Returns 0, TR_ENOENT, TR_EPERM. */
 TR_EXTERN int tr_tcp_shutdown(tr_ctx_t *ctx, tr_tcp_id_t conn);
