@@ -169,3 +169,19 @@ runtime_tests += tests/check_http_client
 tests_check_http_client_SOURCES = tests/check_http_client.c tests/testutil.h
 tests_check_http_client_CFLAGS = $(TEST_CFLAGS)
 tests_check_http_client_LDADD = $(TEST_LIBS)
+
+# ---- WebSocket and TLS benchmarks ----------------------------------------------
+# The clients of ws-echo and tls-handshake (plain C, OpenSSL; never part of
+# make check); bench/http runs them against bench/http_server --ws or
+# --tls-cert, the npm ws server (bench/peers/node) and nginx.
+net_wstls_bench_programs = bench/ws_client bench/tls_client
+EXTRA_PROGRAMS += $(net_wstls_bench_programs)
+CLEANFILES += $(net_wstls_bench_programs)
+bench_ws_client_SOURCES = bench/ws_client.c
+bench_ws_client_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+bench_ws_client_LDADD = $(OPENSSL_LIBS)
+bench_tls_client_SOURCES = bench/tls_client.c
+bench_tls_client_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+bench_tls_client_LDADD = $(OPENSSL_LIBS)
+EXTRA_DIST += bench/peers/node/ws_echo.js bench/peers/nginx/nginx-tls.conf.in
+bench: $(net_wstls_bench_programs)
