@@ -447,6 +447,7 @@ static void conn_reset(client_t *cl, cconn_t *c) {
   c->body = NULL;
   c->body_len = c->body_cap = 0;
   c->out_len = c->out_off = 0;
+  c->blocked = 0;
   c->got_byte = 0;
   c->rd = RD_HEAD;
   tr_http_head_init(&c->head, c->fields, cl->cfg.lim.fields_max);
@@ -618,6 +619,9 @@ static void conn_done(tr_ctx_t *ctx, client_t *cl, cconn_t *c, int keep) {
   tr_http_fetch_t *f = c->f;
   c->f = NULL;
   answer(ctx, f, r);
+  /* a request whose body has not all gone out (the server answered
+   * early) leaves the connection out of step: never reuse it */
+  if (c->out_off < c->out_len || c->blocked || c->st.blocked) keep = 0;
   if (!keep || c->in.len || c->st.err || c->st.eof || c->peer_eof) {
     conn_close(ctx, cl, c);
     return;

@@ -37,6 +37,8 @@
 #include "ws_conn.h"
 
 #define OUT_PIECE 65536          /* bytes per tr_tcp_write */
+#define OUT_BOUND (4 * OUT_PIECE) /* output that stops the parsing of
+                                     pipelined requests */
 #define LINGER_MS 2000           /* reading on after our last response */
 #define DEFAULT_HEAD_MAX 16384
 #define DEFAULT_FIELDS_MAX 64u
@@ -228,7 +230,7 @@ typedef struct pend {
 } pend_t;
 
 enum { RD_HEAD, RD_LENGTH, RD_CHUNKED, RD_DONE };
-enum { TM_NONE, TM_HEADER, TM_BODY, TM_IDLE, TM_LINGER, TM_DRAIN };
+enum { TM_NONE, TM_HEADER, TM_BODY, TM_IDLE, TM_LINGER, TM_DRAIN, TM_WRITE };
 
 struct hconn {
   hconn_t *prev, *next;      /* in the server's list */
@@ -285,6 +287,8 @@ struct hconn {
   size_t pre_len;
 
   int tm_kind;               /* TM_*: what the deadline is for */
+  int tm_after_write;        /* the deadline a send-progress one stood for */
+  uint64_t wq_flushed;       /* the write queue's progress when last seen */
   uint64_t deadline;         /* tr_io_now_ms time, 0: none */
   int tm_armed;
   uint64_t tm_at;
@@ -295,8 +299,9 @@ static uint64_t now_ms(hconn_t *c) { return tr_io_now_ms(c->rt); }
 
 static void set_deadline(tr_ctx_t *ctx, hconn_t *c, int kind,
                          tr_duration_t ms) {
-  if (c->tm_kind == TM_DRAIN && kind != TM_NONE && kind != TM_LINGER) {
+  if (c->tm_kind == TM_DRAIN && kind != TM_DRAIN) {
     /* the drain deadline stays unless a shorter one comes */
+    if (kind == TM_NONE || ms < 0) return;
     uint64_t at = now_ms(c) + (uint64_t)ms;
     if (at >= c->deadline) return;
   }
@@ -420,6 +425,22 @@ static void conn_close_now(tr_ctx_t *ctx, hconn_t *c) {
 }
 
 /* Writes out, then the large body in progress; 1 when blocked. */
+static int write_blocked(tr_ctx_t *ctx, hconn_t *c) {
+  /* the peer reads nothing: the send-progress timeout (parsing stops
+   * meanwhile, and with it the head and body timeouts) */
+  c->blocked = 1;
+  tr__tcp_write_pending(ctx, c->st.id, &c->wq_flushed);
+  set_deadline(ctx, c, TM_WRITE, c->srv->body_timeout);
+  return 1;
+}
+
+static int write_failed(tr_ctx_t *ctx, hconn_t *c) {
+  /* an error that did not close the connection (TR_EMSGSIZE, TR_ENOMEM):
+   * a response cut short cannot go on */
+  conn_close_now(ctx, c);
+  return -1;
+}
+
 static int write_out(tr_ctx_t *ctx, hconn_t *c) {
   if (c->blocked) return 1;
   /* a file body on plain TCP goes with the head before it in one
@@ -430,8 +451,8 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
     size_t n = c->out_len - c->out_off;
     if (n > OUT_PIECE) n = OUT_PIECE;
     int rc = tr__stream_write(ctx, &c->st, c->out + c->out_off, n);
-    if (rc == TR_EAGAIN) return c->blocked = 1;
-    if (rc) return -1; /* closed: tr_tcp_closed_t follows */
+    if (rc == TR_EAGAIN) return write_blocked(ctx, c);
+    if (rc) return write_failed(ctx, c);
     c->out_off += n;
   }
   if (c->cur_map) {
@@ -439,8 +460,8 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
     int rc = tr_tcp_write_map(ctx, c->st.id, c->out + c->out_off,
                               c->out_len - c->out_off, r->file_, r->file_off_,
                               r->file_len_);
-    if (rc == TR_EAGAIN) return c->blocked = 1;
-    if (rc) return -1; /* closed: tr_tcp_closed_t follows */
+    if (rc == TR_EAGAIN) return write_blocked(ctx, c);
+    if (rc) return write_failed(ctx, c);
     /* the queue holds its own reference to the map */
     tr_msg_free(r);
     c->cur = NULL;
@@ -450,8 +471,8 @@ static int write_out(tr_ctx_t *ctx, hconn_t *c) {
   while (c->cur) {
     size_t n = c->cur_left > OUT_PIECE ? OUT_PIECE : c->cur_left;
     int rc = tr__stream_write(ctx, &c->st, c->cur_p, n);
-    if (rc == TR_EAGAIN) return c->blocked = 1;
-    if (rc) return -1;
+    if (rc == TR_EAGAIN) return write_blocked(ctx, c);
+    if (rc) return write_failed(ctx, c);
     c->cur_p += n;
     c->cur_left -= n;
     if (!c->cur_left) {
@@ -526,7 +547,7 @@ static void flush(tr_ctx_t *ctx, hconn_t *c) {
     set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
   /* reading resumes once the queue and the output have room */
   if (c->paused && !c->blocked && c->q_len < c->srv->pipeline_max &&
-      !c->stop_reading) {
+      c->out_len - c->out_off < OUT_BOUND && !c->stop_reading) {
     c->paused = 0;
     tr_tcp_pause(ctx, c->id, 0);
     process(ctx, c);
@@ -844,7 +865,8 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
     return;
   }
   while (!c->stop_reading && !c->closing) {
-    if (c->q_len >= c->srv->pipeline_max || c->blocked) {
+    if (c->q_len >= c->srv->pipeline_max || c->blocked ||
+        c->out_len - c->out_off >= OUT_BOUND) {
       if (!c->paused) {
         c->paused = 1;
         tr_tcp_pause(ctx, c->id, 1);
@@ -1114,6 +1136,10 @@ static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
   p->ready = 1;
   p->ws_switch = 1;
   c->ws_switching = 1;
+  if (!c->paused) { /* the next bytes wait for the switch */
+    c->paused = 1;
+    tr_tcp_pause(ctx, c->id, 1);
+  }
   c->stop_reading = 1; /* no more HTTP on this connection */
   atomic_fetch_add(&c->srv->n_req, 1);
 }
@@ -1142,6 +1168,14 @@ static void ws_switch(tr_ctx_t *ctx, hconn_t *c) {
     c->paused = 0;
     tr_tcp_pause(ctx, c->id, 0);
   }
+  if (c->draining || c->peer_eof) {
+    /* shut down, or the peer left, while the 101 waited */
+    ws_fail(ctx, c, TR_WS_CLOSE_GOING_AWAY, "going away");
+    flush(ctx, c);
+    return;
+  }
+  if (c->ws_close_sent) /* the owner closed before the switch */
+    set_deadline(ctx, c, TM_LINGER, LINGER_MS);
   ws_process(ctx, c); /* frames that came right after the request */
 }
 
@@ -1452,7 +1486,8 @@ static int hconn_writable(tr_ctx_t *ctx, void *state, void *msg) {
     return 0;
   }
   c->blocked = 0;
-  flush(ctx, c);
+  if (c->tm_kind == TM_WRITE) set_deadline(ctx, c, TM_NONE, 0);
+  flush(ctx, c); /* blocked again: the timeout starts over (progress) */
   if (!c->blocked && !c->paused) process(ctx, c);
   return 0;
 }
@@ -1505,14 +1540,33 @@ static int hconn_timer(tr_ctx_t *ctx, void *state, void *msg) {
   int kind = c->tm_kind;
   c->deadline = 0;
   c->tm_kind = TM_NONE;
-  if ((kind == TM_IDLE || kind == TM_LINGER) &&
-      tr__tcp_write_pending(ctx, c->st.id)) {
+  uint64_t flushed = 0;
+  if ((kind == TM_IDLE || kind == TM_LINGER || kind == TM_WRITE) &&
+      tr__tcp_write_pending(ctx, c->st.id, &flushed) &&
+      (flushed != c->wq_flushed || kind != TM_WRITE)) {
     /* a file body is still leaving from the write queue (it went there
      * whole, by tr_tcp_write_map): not idle yet, and the linger starts
-     * once it is out. As while blocked on a write, a peer that does not
-     * read is not timed out here; the drain's grace still is. */
-    set_deadline(ctx, c, kind,
-                 kind == TM_IDLE ? c->srv->idle_timeout : LINGER_MS);
+     * once it is out; meanwhile the send-progress timeout applies: a
+     * peer that takes nothing for body_timeout is dropped */
+    c->wq_flushed = flushed;
+    set_deadline(ctx, c, TM_WRITE, c->srv->body_timeout);
+    c->tm_after_write = kind == TM_WRITE ? c->tm_after_write : kind;
+    return 0;
+  }
+  if (kind == TM_WRITE && !c->blocked &&
+      !tr__tcp_write_pending(ctx, c->st.id, &flushed)) {
+    /* the queue drained: back to what was waiting */
+    int after = c->tm_after_write;
+    c->tm_after_write = TM_NONE;
+    if (after == TM_LINGER) {
+      set_deadline(ctx, c, TM_LINGER, LINGER_MS);
+      return 0;
+    }
+    if (after == TM_IDLE) {
+      set_deadline(ctx, c, TM_IDLE, c->srv->idle_timeout);
+      return 0;
+    }
+    flush(ctx, c);
     return 0;
   }
   if ((kind == TM_HEADER || kind == TM_BODY) && !c->q_head &&
@@ -1542,7 +1596,7 @@ static int hconn_drain(tr_ctx_t *ctx, void *state, void *msg) {
   }
   int mid_request = c->rd != RD_HEAD || c->in_len != c->in_off;
   if (!c->q_head && c->out_len == c->out_off && !c->cur && !mid_request &&
-      !tr__tcp_write_pending(ctx, c->st.id)) {
+      !tr__tcp_write_pending(ctx, c->st.id, NULL)) {
     conn_close_now(ctx, c);
     return 0;
   }
@@ -1622,6 +1676,8 @@ int tr_http_server_start(tr_runtime_t *rt, const tr_http_server_opts_t *o,
   tr_http_server_opts_t opts;
   int rc = tr__config_copy(&opts, sizeof(opts), sizeof(opts), o);
   if (rc) return rc;
+  if (opts.wbuf_max && opts.wbuf_max < OUT_PIECE)
+    return TR_EINVAL; /* responses go out in pieces of OUT_PIECE */
   if (TR__DURATION_BAD(opts.header_timeout) ||
       TR__DURATION_BAD(opts.body_timeout) ||
       TR__DURATION_BAD(opts.idle_timeout))

@@ -64,7 +64,9 @@ int tr__stream_writable(tr_ctx_t *ctx, tr__stream_t *s);
 int tr__stream_shutdown(tr_ctx_t *ctx, tr__stream_t *s);
 
 /* tcp.c: 1 while conn's write queue holds anything (bytes or a range of
- * a file map not yet sent), else 0 (also for a dead conn). */
-int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn);
+ * a file map not yet sent), else 0 (also for a dead conn); *sent (if not
+ * NULL) gets the bytes sent from the queue since the connection opened,
+ * which tells whether the queue moves. */
+int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn, uint64_t *sent);
 
 #endif

@@ -122,6 +122,7 @@ typedef struct tcp {
   uint64_t ctimer; /* connect timeout, 0 if none */
   wbuf_t *wq_head, *wq_tail;
   size_t queued, wmax;
+  uint64_t wq_sent;  /* bytes sent from the queue so far (progress) */
   uint64_t rx_bytes, rx_stalls;
   /* the read bound, shared with the data messages (see the top) */
   _Atomic size_t rx_pending;  /* bytes in data messages not yet freed */
@@ -263,6 +264,7 @@ static int flush(tr__io_entry_t *e) {
       return -errno;
     }
     b->off += (size_t)n;
+    t->wq_sent += (uint64_t)n;
     if (!b->map) t->queued -= (size_t)n;
     if (b->off < b->len) return 0; /* the kernel buffer is full */
     t->wq_head = b->next;
@@ -787,11 +789,12 @@ int tr_tcp_set_rbuf(tr_ctx_t *ctx, tr_tcp_id_t conn, size_t max) {
   return 0;
 }
 
-int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn) {
+int tr__tcp_write_pending(tr_ctx_t *ctx, tr_tcp_id_t conn, uint64_t *sent) {
   int rc;
   tr__io_entry_t *e = conn_lock(ctx, conn, &rc);
   if (!e) return 0;
   int busy = ((tcp_t *)e->ext)->wq_head != NULL;
+  if (sent) *sent = ((tcp_t *)e->ext)->wq_sent;
   tr__io_entry_unlock(e);
   return busy;
 }

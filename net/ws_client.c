@@ -65,6 +65,8 @@ typedef struct wsc {
   int told_open, told_closed, close_sent, closing, shut;
   tr_timer_id_t tm;
   int tm_armed;
+  tr_http_head_t head;       /* the server's answer, parsed as it comes */
+  tr_http_field_t fields[64];
 } wsc_t;
 
 static int reserve(char **p, size_t *cap, size_t need) {
@@ -261,22 +263,20 @@ static void *ws_alloc(void *arg, void *ptr, size_t size) {
 
 /* The server's answer to the opening handshake. */
 static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
-  tr_http_field_t f[64];
-  tr_http_head_t h;
-  tr_http_head_init(&h, f, 64);
-  int n = tr_http_response_parse(&h, w->in.p, w->in.len, NULL, 0);
+  tr_http_head_t *hp = &w->head;
+  int n = tr_http_response_parse(hp, w->in.p, w->in.len, NULL, 0);
   if (n == 0) return;
   if (n < 0) {
     fail(ctx, w, TR_EPROTO, 0);
     return;
   }
-  const tr_http_field_t *up = tr_http_head_field(&h, "upgrade");
-  const tr_http_field_t *cn = tr_http_head_field(&h, "connection");
-  const tr_http_field_t *ac = tr_http_head_field(&h, "sec-websocket-accept");
-  if (h.status != 101 || !up || !has_token(up->value, "websocket") || !cn ||
+  const tr_http_field_t *up = tr_http_head_field(hp, "upgrade");
+  const tr_http_field_t *cn = tr_http_head_field(hp, "connection");
+  const tr_http_field_t *ac = tr_http_head_field(hp, "sec-websocket-accept");
+  if (hp->status != 101 || !up || !has_token(up->value, "websocket") || !cn ||
       !has_token(cn->value, "upgrade") || !ac ||
       tr_ws_accept_check(w->key, strlen(w->key), ac->value.p, ac->value.n)) {
-    fail(ctx, w, TR_EPROTO, h.status);
+    fail(ctx, w, TR_EPROTO, hp->status);
     return;
   }
   tr_ws_parser_opts_t po;
@@ -295,6 +295,7 @@ static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
   if (w->tm_armed) tr_timer_cancel(w->rt, w->tm);
   w->tm_armed = 0;
   tell_open(ctx, w, 0, 101);
+  if (w->close_sent) arm(ctx, w, LINGER_MS); /* closed before the open */
   if (w->pre_len && out_add(w, w->pre, w->pre_len)) {
     ws_close_with(ctx, w, TR_WS_CLOSE_INTERNAL, "out of memory");
     return;
@@ -325,6 +326,7 @@ static int wsc_init(tr_ctx_t *ctx, void *state, void *arg) {
   w->a = *(wsc_args_t *)arg;
   w->self = tr_ctx_self(ctx);
   w->rt = tr_ctx_runtime(ctx);
+  tr_http_head_init(&w->head, w->fields, 64);
   uint8_t rnd[16];
   if (RAND_bytes(rnd, sizeof(rnd)) != 1 || tr_ws_key_build(rnd, w->key) < 0) {
     w->a.host = w->a.target = NULL; /* still tr_ws_connect's to free */

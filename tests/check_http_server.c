@@ -188,6 +188,22 @@ static int fails(tr_ctx_t *ctx, const tr_http_req_t *req,
 }
 
 static char big[3 << 20];
+static char huge[16 << 20];
+static int hugebody(tr_ctx_t *ctx, const tr_http_req_t *req,
+                    tr_http_response_t *resp, void *arg) {
+  (void)ctx;
+  (void)req;
+  (void)arg;
+  return tr_http_response_body(resp, huge, sizeof(huge));
+}
+
+static int body64k(tr_ctx_t *ctx, const tr_http_req_t *req,
+                   tr_http_response_t *resp, void *arg) {
+  (void)ctx;
+  (void)req;
+  (void)arg;
+  return tr_http_response_body(resp, big, 64 << 10);
+}
 static int bigbody(tr_ctx_t *ctx, const tr_http_req_t *req,
                    tr_http_response_t *resp, void *arg) {
   (void)ctx;
@@ -356,6 +372,8 @@ static void fx_start(fixture_t *fx, tr_http_server_opts_t *o) {
       {.method = "POST", .path = "/echo", .fn = echo},
       {.method = "GET", .path = "/fail", .fn = fails},
       {.method = "GET", .path = "/big", .fn = bigbody},
+      {.method = "GET", .path = "/64k", .fn = body64k},
+      {.method = "GET", .path = "/huge", .fn = hugebody},
       {.method = "GET", .path = "/file", .fn = filebody},
       {.path = "/actor/", .prefix = 1, .target = fx->holder, .timeout = 300},
       {.path = "/drop", .target = fx->holder},
@@ -908,6 +926,85 @@ START_TEST(test_ws_owner_flow_control) {
 }
 END_TEST
 
+/* A client that pipelines requests and reads nothing gets only what the
+ * bounds allow answered (the rest waits unparsed); reading, it gets all,
+ * in order. */
+START_TEST(test_pipeline_output_bounded) {
+  fixture_t fx;
+  fx_start(&fx, NULL);
+  int fd = cli_connect_buf(fx.port, 16384);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  static const char req[] = "GET /64k HTTP/1.1\r\nHost: x\r\n\r\n";
+  enum { N = 2000 };
+  size_t total = N * (sizeof(req) - 1), sent = 0;
+  uint64_t idle = tu_now_ms();
+  while (sent < total && tu_now_ms() - idle < 500) {
+    size_t at = sent % (sizeof(req) - 1);
+    ssize_t w = send(fd, req + at, sizeof(req) - 1 - at, MSG_NOSIGNAL);
+    if (w > 0) {
+      sent += (size_t)w;
+      idle = tu_now_ms();
+    } else {
+      tu_sleep_ms(5);
+    }
+  }
+  tu_sleep_ms(300);
+  tr_http_server_stats_t st;
+  tr_http_server_stats(fx.srv, &st);
+  /* 2000 answers are 128 MiB: far less is answered while nobody reads */
+  ck_assert_uint_lt(st.requests, N / 2);
+  /* now read everything, sending the rest as it goes */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  while (sent < total) {
+    size_t at = sent % (sizeof(req) - 1);
+    ssize_t w = send(fd, req + at, sizeof(req) - 1 - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) sent += (size_t)w;
+    else break;
+  }
+  reader_t *r = calloc(1, sizeof(*r));
+  r->fd = fd;
+  for (int i = 0; i < N; i++) {
+    resp_t p;
+    ck_assert_int_eq(rd_resp(r, &p, 0), 0);
+    ck_assert_uint_eq(p.body_len, 64 << 10);
+    resp_free(&p);
+    while (sent < total) {
+      size_t at = sent % (sizeof(req) - 1);
+      ssize_t w = send(fd, req + at, sizeof(req) - 1 - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w > 0) sent += (size_t)w;
+      else break;
+    }
+  }
+  close(fd);
+  free(r);
+  fx_stop(&fx);
+}
+END_TEST
+
+/* A peer that takes none of a response for body_timeout is dropped: it
+ * cannot hold a connection (and its memory) forever. */
+START_TEST(test_slow_reader_dropped) {
+  tr_http_server_opts_t o;
+  tr_http_server_opts_init(&o);
+  o.body_timeout = 300;
+  fixture_t fx;
+  fx_start(&fx, &o);
+  int fd = cli_connect_buf(fx.port, 8192);
+  /* 16 MiB: more than the kernel's socket buffers take */
+  SEND(fd, "GET /huge HTTP/1.1\r\nHost: x\r\n\r\n");
+  uint64_t end = tu_now_ms() + 10000;
+  tr_http_server_stats_t st;
+  do {
+    tu_sleep_ms(50);
+    tr_http_server_stats(fx.srv, &st);
+  } while (st.open && tu_now_ms() < end);
+  ck_assert_uint_eq(st.open, 0);
+  ck_assert_uint_ge(st.timeouts, 1);
+  close(fd);
+  fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_response_api) {
   tr_http_response_t *r = tr_http_response_new(0);
   ck_assert_ptr_nonnull(r);
@@ -962,6 +1059,8 @@ int main(void) {
   tcase_add_test(tc, test_graceful_shutdown);
   tcase_add_test(tc, test_response_api);
   tcase_add_test(tc, test_ws_owner_flow_control);
+  tcase_add_test(tc, test_pipeline_output_bounded);
+  tcase_add_test(tc, test_slow_reader_dropped);
   suite_add_tcase(s, tc);
   return tu_run(s);
 }

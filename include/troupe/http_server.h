@@ -134,7 +134,9 @@ typedef struct tr_http_server_opts {
   unsigned pipeline_max; /* requests read ahead of their responses: 0 = 16;
                             beyond that the connection stops reading */
   const char *server;    /* the Server field; NULL: "troupe" */
-  size_t wbuf_max;       /* per connection, as tr_tcp_listen_opts_t */
+  size_t wbuf_max;       /* per connection, as tr_tcp_listen_opts_t
+                            (at least 64 KiB: responses go out in pieces
+                            of that size) */
   size_t rbuf_max;
   uint64_t ws_message_max; /* WebSocket message: 0 = 1 MiB (1009) */
   size_t ws_backlog_max; /* WebSocket output not yet sent: 0 = 4 MiB;
