@@ -38,6 +38,7 @@
 #include <troupe/http_client.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "stream.h"
 #include "ws_conn.h"
 
@@ -74,39 +75,9 @@ static void result_dtor(void *msg) {
 
 TR_MESSAGE_DEFINE(tr_http_result_t, .dtor = result_dtor);
 
-static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
-static int is_token(const char *s) {
-  if (!*s) return 0;
-  for (; *s; s++)
-    if (!is_tchar((unsigned char)*s)) return 0;
-  return 1;
-}
 
-static int grow(void *pp, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 256;
-  while (c < need) {
-    if (c > SIZE_MAX / 2) return TR_ENOMEM;
-    c *= 2;
-  }
-  void *p = realloc(*(void **)pp, c);
-  if (!p) return TR_ENOMEM;
-  *(void **)pp = p;
-  *cap = c;
-  return 0;
-}
 
-/* Whether s is a numeric IPv4 or IPv6 address (no brackets). */
-static int is_ip_literal(const char *s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
 
 /* Splits url into host, port, target and scheme. 0 or TR_EINVAL. */
 int tr__http_url_parse(const char *url, char **host, uint16_t *port,
@@ -202,7 +173,7 @@ tr_http_fetch_t *tr_http_fetch_new(const char *method, const char *url,
                                    int *err) {
   int e = TR_EINVAL;
   tr_http_fetch_t *f = NULL;
-  if (!method || !url || !is_token(method)) goto fail;
+  if (!method || !url || !tr__is_token(method)) goto fail;
   f = tr_msg_new(&tr_http_fetch_t__type);
   if (!f) {
     e = TR_ENOMEM;
@@ -225,7 +196,7 @@ fail:
 
 int tr_http_fetch_header(tr_http_fetch_t *f, const char *name,
                          const char *value) {
-  if (!f || !name || !value || !is_token(name)) return TR_EINVAL;
+  if (!f || !name || !value || !tr__is_token(name)) return TR_EINVAL;
   size_t nn = strlen(name), vn = strlen(value);
   for (size_t i = 0; i < vn; i++) {
     unsigned char c = (unsigned char)value[i];
@@ -236,7 +207,7 @@ int tr_http_fetch_header(tr_http_fetch_t *f, const char *name,
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
     if (!strcasecmp(name, reserved[i])) return TR_EINVAL;
   size_t need = f->fields_len_ + nn + vn + 4;
-  if (need < vn || grow(&f->fields_, &f->fields_cap_, need)) return TR_ENOMEM;
+  if (need < vn || tr__grow(&f->fields_, &f->fields_cap_, need)) return TR_ENOMEM;
   char *p = f->fields_ + f->fields_len_;
   memcpy(p, name, nn);
   p[nn] = ':';
@@ -252,7 +223,7 @@ int tr_http_fetch_body(tr_http_fetch_t *f, const void *data, size_t n) {
   if (!f || (n && !data)) return TR_EINVAL;
   if (!n) return 0;
   size_t need = f->body_len_ + n;
-  if (need < n || grow(&f->body_, &f->body_cap_, need)) return TR_ENOMEM;
+  if (need < n || tr__grow(&f->body_, &f->body_cap_, need)) return TR_ENOMEM;
   memcpy(f->body_ + f->body_len_, data, n);
   f->body_len_ = need;
   return 0;
@@ -509,7 +480,7 @@ static void conn_write(tr_ctx_t *ctx, client_t *cl, cconn_t *c) {
 }
 
 static int out_add(cconn_t *c, const void *p, size_t n) {
-  if (grow(&c->out, &c->out_cap, c->out_len + n)) return TR_ENOMEM;
+  if (tr__grow(&c->out, &c->out_cap, c->out_len + n)) return TR_ENOMEM;
   memcpy(c->out + c->out_len, p, n);
   c->out_len += n;
   return 0;
@@ -605,7 +576,7 @@ static void conn_done(tr_ctx_t *ctx, client_t *cl, cconn_t *c, int keep) {
       return;
     }
   } else if (c->body_len == c->body_cap &&
-             grow(&c->body, &c->body_cap, c->body_len + 1)) {
+             tr__grow(&c->body, &c->body_cap, c->body_len + 1)) {
     tr_msg_free(r);
     conn_fail(ctx, cl, c, TR_ENOMEM);
     return;
@@ -646,7 +617,7 @@ static void conn_done(tr_ctx_t *ctx, client_t *cl, cconn_t *c, int keep) {
 static int body_add(client_t *cl, cconn_t *c, const void *p, size_t n) {
   if (!n) return 0;
   if ((uint64_t)c->body_len + n > cl->cfg.body_max) return TR_EMSGSIZE;
-  if (grow(&c->body, &c->body_cap, c->body_len + n + 1)) return TR_ENOMEM;
+  if (tr__grow(&c->body, &c->body_cap, c->body_len + n + 1)) return TR_ENOMEM;
   memcpy(c->body + c->body_len, p, n);
   c->body_len += n;
   return 0;
@@ -832,7 +803,7 @@ static int start_request(tr_ctx_t *ctx, client_t *cl, tr_http_fetch_t *f,
   tr_http_head_init(&c->head, c->fields, cl->cfg.lim.fields_max);
   set_deadline(ctx, cl, c, deadline);
   int rc;
-  if (is_ip_literal(c->host)) {
+  if (tr__is_ip(c->host)) {
     rc = conn_connect(ctx, cl, c, c->host);
   } else {
     c->state = CS_RESOLVING;

@@ -33,6 +33,7 @@
 #include <troupe/http_server.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "stream.h"
 #include "ws_conn.h"
 
@@ -75,26 +76,7 @@ tr_http_response_t *tr_http_response_new(int status) {
   return r;
 }
 
-static int grow(void *pp, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 256;
-  while (c < need) {
-    if (c > SIZE_MAX / 2) return TR_ENOMEM;
-    c *= 2;
-  }
-  void *p = realloc(*(void **)pp, c);
-  if (!p) return TR_ENOMEM;
-  *(void **)pp = p;
-  *cap = c;
-  return 0;
-}
 
-static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 static int name_is(const char *a, size_t n, const char *b) {
   return strlen(b) == n && strncasecmp(a, b, n) == 0;
@@ -105,7 +87,7 @@ int tr_http_response_header(tr_http_response_t *r, const char *name,
   if (!r || !name || !value || !*name) return TR_EINVAL;
   size_t nn = strlen(name), vn = strlen(value);
   for (size_t i = 0; i < nn; i++)
-    if (!is_tchar((unsigned char)name[i])) return TR_EINVAL;
+    if (!tr__is_tchar((unsigned char)name[i])) return TR_EINVAL;
   for (size_t i = 0; i < vn; i++) {
     unsigned char c = (unsigned char)value[i];
     if ((c < 0x20 && c != '\t') || c == 0x7f) return TR_EINVAL;
@@ -115,7 +97,7 @@ int tr_http_response_header(tr_http_response_t *r, const char *name,
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
     if (name_is(name, nn, reserved[i])) return TR_EINVAL;
   size_t need = r->fields_len_ + nn + vn + 4;
-  if (need < nn || grow(&r->fields_, &r->fields_cap_, need)) return TR_ENOMEM;
+  if (need < nn || tr__grow(&r->fields_, &r->fields_cap_, need)) return TR_ENOMEM;
   char *p = r->fields_ + r->fields_len_;
   memcpy(p, name, nn);
   p[nn] = ':';
@@ -131,7 +113,7 @@ int tr_http_response_body(tr_http_response_t *r, const void *p, size_t n) {
   if (!r || (n && !p) || r->file_) return TR_EINVAL;
   if (!n) return 0;
   size_t need = r->body_len_ + n;
-  if (need < n || grow(&r->body_, &r->body_cap_, need)) return TR_ENOMEM;
+  if (need < n || tr__grow(&r->body_, &r->body_cap_, need)) return TR_ENOMEM;
   memcpy(r->body_ + r->body_len_, p, n);
   r->body_len_ = need;
   return 0;
@@ -335,7 +317,7 @@ static const char *date_now(void) {
 
 static int out_append(hconn_t *c, const void *p, size_t n) {
   if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
-  if (grow(&c->out, &c->out_cap, c->out_len + n)) return TR_ENOMEM;
+  if (tr__grow(&c->out, &c->out_cap, c->out_len + n)) return TR_ENOMEM;
   memcpy(c->out + c->out_len, p, n);
   c->out_len += n;
   return 0;
@@ -392,7 +374,7 @@ static int serialize(hconn_t *c, tr_http_response_t *r, int head_req,
       c->srv->server_len + sizeof("Date: \r\n") + DATE_LEN +
       sizeof("Content-Length: \r\n") + 20 + conn_len + r->fields_len_ + 2;
   if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
-  if (grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
+  if (tr__grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
   char *p = c->out + c->out_len;
   p = PUT_LIT(p, "HTTP/1.1 ");
   *p++ = (char)('0' + r->status / 100); /* 100..999: three digits */
@@ -925,7 +907,7 @@ static void process(tr_ctx_t *ctx, hconn_t *c) {
             bad = 413;
             break;
           }
-          if (grow(&c->body, &c->body_cap, c->body_len + d.n)) {
+          if (tr__grow(&c->body, &c->body_cap, c->body_len + d.n)) {
             bad = 503;
             break;
           }
@@ -1014,29 +996,7 @@ const tr_msgtype_t tr__ws_out_type = {.name = "tr_ws_out",
                                       .size = sizeof(ws_out_t),
                                       .dtor = ws_out_dtor};
 
-static void *ws_alloc(void *arg, void *ptr, size_t size) {
-  (void)arg;
-  if (!size) {
-    free(ptr);
-    return NULL;
-  }
-  return realloc(ptr, size);
-}
 
-/* Whether the comma list v holds token t (case-insensitive). */
-static int list_has(tr_http_str_t v, const char *t) {
-  size_t tl = strlen(t), i = 0;
-  while (i < v.n) {
-    while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
-      i++;
-    size_t b = i;
-    while (i < v.n && v.p[i] != ',') i++;
-    size_t e = i;
-    while (e > b && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t')) e--;
-    if (e - b == tl && !strncasecmp(v.p + b, t, tl)) return 1;
-  }
-  return 0;
-}
 
 /* Tells the owner, once, that the WebSocket has ended. */
 static void ws_tell(tr_ctx_t *ctx, hconn_t *c, int code, int clean,
@@ -1057,7 +1017,7 @@ static void ws_tell(tr_ctx_t *ctx, hconn_t *c, int code, int clean,
 static int ws_frame(hconn_t *c, int opcode, const void *p, size_t n) {
   size_t need = tr_ws_header_size(n, 0) + n;
   if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
-  if (grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
+  if (tr__grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
   int64_t k = tr_ws_message_write((uint8_t *)c->out + c->out_len, need,
                                   opcode, p, n, NULL);
   if (k < 0) return (int)k;
@@ -1087,7 +1047,7 @@ static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
   const tr_http_field_t *key = tr_http_head_field(h, "sec-websocket-key");
   int status = 0;
   if (!name_is(q->method.p, q->method.n, "GET") || h->version != 11 ||
-      !h->upgrade || !up || !list_has(up->value, "websocket") || !key ||
+      !h->upgrade || !up || !tr__list_has(up->value, "websocket") || !key ||
       tr_ws_key_check(key->value.p, key->value.n) != 0 || q->body.n)
     status = 400;
   else if (!ver || ver->value.n != 2 || memcmp(ver->value.p, "13", 2))
@@ -1096,7 +1056,7 @@ static void ws_upgrade(tr_ctx_t *ctx, hconn_t *c, const tr_http_route_t *rt,
   tr_ws_parser_opts_init(&po);
   po.role = TR_WS_SERVER;
   po.max_message = c->srv->ws_message_max;
-  po.alloc = ws_alloc;
+  po.alloc = tr__ws_realloc;
   if (!status && (tr_ws_accept_key(key->value.p, key->value.n, c->accept) ||
                   tr_ws_parser_init(&c->wsp, &po)))
     status = 503;

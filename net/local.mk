@@ -129,7 +129,8 @@ EXTRA_DIST += tests/fuzz/fuzz_tls.c \
 
 # ---- streams and HTTP server/client (net/stream.c, net/http_server.c) --------
 troupeinclude_HEADERS += include/troupe/http_server.h
-libtroupe_la_SOURCES += net/stream.h net/stream.c net/ws_conn.h net/http_server.c \
+libtroupe_la_SOURCES += net/stream.h net/stream.c net/ws_conn.h net/proto.h \
+	net/proto.c net/http_server.c \
 	net/ws_client.c
 troupeinclude_HEADERS += include/troupe/ws_client.h
 runtime_tests += tests/check_http_server tests/check_ws_client

@@ -23,6 +23,7 @@
 #include <troupe/ws_client.h>
 
 #include "internal.h"
+#include "proto.h"
 #include "stream.h"
 #include "ws_conn.h"
 
@@ -69,20 +70,9 @@ typedef struct wsc {
   tr_http_field_t fields[64];
 } wsc_t;
 
-static int reserve(char **p, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 4096;
-  while (c < need) c *= 2;
-  char *n = realloc(*p, c);
-  if (!n) return TR_ENOMEM;
-  *p = n;
-  *cap = c;
-  return 0;
-}
-
 static int out_add(wsc_t *w, const void *p, size_t n) {
   if (w->out_off == w->out_len) w->out_off = w->out_len = 0;
-  if (reserve(&w->out, &w->out_cap, w->out_len + n)) return TR_ENOMEM;
+  if (tr__grow(&w->out, &w->out_cap, w->out_len + n)) return TR_ENOMEM;
   memcpy(w->out + w->out_len, p, n);
   w->out_len += n;
   return 0;
@@ -154,7 +144,7 @@ static int frame_out(wsc_t *w, int opcode, const void *p, size_t n) {
   if (RAND_bytes(mask, 4) != 1) return TR_EIO;
   size_t need = tr_ws_header_size(n, 1) + n;
   if (w->out_off == w->out_len) w->out_off = w->out_len = 0;
-  if (reserve(&w->out, &w->out_cap, w->out_len + need)) return TR_ENOMEM;
+  if (tr__grow(&w->out, &w->out_cap, w->out_len + need)) return TR_ENOMEM;
   int64_t k = tr_ws_message_write((uint8_t *)w->out + w->out_len, need,
                                   opcode, p, n, mask);
   if (k < 0) return (int)k;
@@ -237,29 +227,7 @@ static void ws_input(tr_ctx_t *ctx, wsc_t *w) {
   flush(ctx, w);
 }
 
-/* Whether the comma list v holds token t (case-insensitive). */
-static int has_token(tr_http_str_t v, const char *t) {
-  size_t tl = strlen(t), i = 0;
-  while (i < v.n) {
-    while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
-      i++;
-    size_t b = i;
-    while (i < v.n && v.p[i] != ',') i++;
-    size_t e = i;
-    while (e > b && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t')) e--;
-    if (e - b == tl && !strncasecmp(v.p + b, t, tl)) return 1;
-  }
-  return 0;
-}
 
-static void *ws_alloc(void *arg, void *ptr, size_t size) {
-  (void)arg;
-  if (!size) {
-    free(ptr);
-    return NULL;
-  }
-  return realloc(ptr, size);
-}
 
 /* The server's answer to the opening handshake. */
 static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
@@ -273,8 +241,8 @@ static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
   const tr_http_field_t *up = tr_http_head_field(hp, "upgrade");
   const tr_http_field_t *cn = tr_http_head_field(hp, "connection");
   const tr_http_field_t *ac = tr_http_head_field(hp, "sec-websocket-accept");
-  if (hp->status != 101 || !up || !has_token(up->value, "websocket") || !cn ||
-      !has_token(cn->value, "upgrade") || !ac ||
+  if (hp->status != 101 || !up || !tr__list_has(up->value, "websocket") || !cn ||
+      !tr__list_has(cn->value, "upgrade") || !ac ||
       tr_ws_accept_check(w->key, strlen(w->key), ac->value.p, ac->value.n)) {
     fail(ctx, w, TR_EPROTO, hp->status);
     return;
@@ -283,7 +251,7 @@ static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
   tr_ws_parser_opts_init(&po);
   po.role = TR_WS_CLIENT;
   po.max_message = w->a.message_max;
-  po.alloc = ws_alloc;
+  po.alloc = tr__ws_realloc;
   if (tr_ws_parser_init(&w->wsp, &po)) {
     fail(ctx, w, TR_ENOMEM, 0);
     return;
@@ -306,10 +274,6 @@ static void handshake_input(tr_ctx_t *ctx, wsc_t *w) {
   ws_input(ctx, w); /* frames that came with the answer */
 }
 
-static int is_ip(const char *s) {
-  unsigned char b[16];
-  return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
 
 static void start_connect(tr_ctx_t *ctx, wsc_t *w, const char *addr) {
   w->state = S_CONNECT;
@@ -337,7 +301,7 @@ static int wsc_init(tr_ctx_t *ctx, void *state, void *arg) {
   uint64_t mon;
   tr_monitor(ctx, w->a.owner, &mon); /* an owner that stops closes us */
   arm(ctx, w, w->a.timeout);
-  if (is_ip(w->a.host)) {
+  if (tr__is_ip(w->a.host)) {
     start_connect(ctx, w, w->a.host);
   } else {
     w->state = S_RESOLVE;
