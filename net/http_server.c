@@ -1003,35 +1003,21 @@ static void ws_tell(tr_ctx_t *ctx, hconn_t *c, int code, int clean,
                     const uint8_t *reason, size_t rlen) {
   if (c->ws_told || tr_ref_is_null(c->owner)) return;
   c->ws_told = 1;
-  tr_ws_closed_t *m = tr_msg_new(&tr_ws_closed_t__type);
-  if (!m) return;
-  m->conn = c->self;
-  m->code = code;
-  m->clean = clean;
-  if (rlen >= sizeof(m->reason)) rlen = sizeof(m->reason) - 1;
-  if (rlen) memcpy(m->reason, reason, rlen);
-  tr_send(ctx, c->owner, m);
+  tr_ws_closed_t *m = tr__ws_closed_new(c->self, code, clean, reason, rlen);
+  if (m) tr_send(ctx, c->owner, m);
 }
 
 /* Frames a message into the output. */
 static int ws_frame(hconn_t *c, int opcode, const void *p, size_t n) {
-  size_t need = tr_ws_header_size(n, 0) + n;
-  if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
-  if (tr__grow(&c->out, &c->out_cap, c->out_len + need)) return TR_ENOMEM;
-  int64_t k = tr_ws_message_write((uint8_t *)c->out + c->out_len, need,
-                                  opcode, p, n, NULL);
-  if (k < 0) return (int)k;
-  c->out_len += (size_t)k;
-  return 0;
+  return tr__ws_frame_put(&c->out, &c->out_len, &c->out_off, &c->out_cap,
+                          opcode, p, n, 0);
 }
 
 /* Sends our close frame (once) and ends the connection after it. */
 static void ws_fail(tr_ctx_t *ctx, hconn_t *c, int code, const char *why) {
   if (!c->ws_close_sent) {
     uint8_t pl[2 + TR_WS_REASON_MAX];
-    size_t wl = why ? strlen(why) : 0;
-    if (wl > TR_WS_REASON_MAX) wl = TR_WS_REASON_MAX;
-    int n = tr_ws_close_build(pl, (unsigned)code, why, wl);
+    int n = tr__ws_close_payload(pl, code, why);
     if (n >= 0) ws_frame(c, TR_WS_OP_CLOSE, pl, (size_t)n);
     c->ws_close_sent = 1;
   }
@@ -1181,19 +1167,11 @@ static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
     if (ev.kind == TR_WS_EV_NONE) break;
     if (ev.kind == TR_WS_EV_TEXT || ev.kind == TR_WS_EV_BINARY) {
       if (c->ws_close_sent) continue; /* closing: no more deliveries */
-      tr_ws_message_t *m = tr_msg_new(&tr_ws_message_t__type);
-      uint8_t *d = m ? malloc(ev.len + 1) : NULL;
-      if (!d) {
-        tr_msg_free(m);
+      tr_ws_message_t *m = tr__ws_message_new(c->self, &ev);
+      if (!m) {
         ws_fail(ctx, c, TR_WS_CLOSE_INTERNAL, "out of memory");
         break;
       }
-      memcpy(d, ev.data, ev.len);
-      d[ev.len] = 0;
-      m->conn = c->self;
-      m->opcode = ev.kind == TR_WS_EV_TEXT ? TR_WS_OP_TEXT : TR_WS_OP_BINARY;
-      m->data = d;
-      m->len = ev.len;
       if (c->flow) {
         m->flow_ = c->flow;
         m->counted_ = ev.len + 1;
@@ -1221,13 +1199,7 @@ static void ws_process(tr_ctx_t *ctx, hconn_t *c) {
        * first, and end */
       if (!c->ws_close_sent) {
         uint8_t pl[2];
-        size_t pn = 0;
-        if (ev.code != TR_WS_CLOSE_NO_STATUS) {
-          pl[0] = (uint8_t)(ev.code >> 8);
-          pl[1] = (uint8_t)ev.code;
-          pn = 2;
-        }
-        ws_frame(c, TR_WS_OP_CLOSE, pl, pn);
+        ws_frame(c, TR_WS_OP_CLOSE, pl, tr__ws_close_echo(&ev, pl));
         c->ws_close_sent = 1;
       }
       ws_tell(ctx, c, ev.code, 1, ev.data, ev.len);

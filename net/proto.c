@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <troupe/errno.h>
+#include <openssl/rand.h>
+
+#include <troupe.h>
 
 #include "proto.h"
 
@@ -66,4 +68,59 @@ void *tr__ws_realloc(void *arg, void *ptr, size_t size) {
     return NULL;
   }
   return realloc(ptr, size);
+}
+
+int tr__ws_frame_put(char **out, size_t *len, size_t *off, size_t *cap,
+                     int opcode, const void *p, size_t n, int masked) {
+  uint8_t mask[4];
+  if (masked && RAND_bytes(mask, 4) != 1) return TR_EIO;
+  size_t need = tr_ws_header_size(n, masked) + n;
+  if (*off && *off == *len) *off = *len = 0;
+  if (tr__grow(out, cap, *len + need)) return TR_ENOMEM;
+  int64_t k = tr_ws_message_write((uint8_t *)*out + *len, need, opcode, p,
+                                  n, masked ? mask : NULL);
+  if (k < 0) return (int)k;
+  *len += (size_t)k;
+  return 0;
+}
+
+int tr__ws_close_payload(uint8_t *pl, int code, const char *why) {
+  size_t wl = why ? strlen(why) : 0;
+  if (wl > TR_WS_REASON_MAX) wl = TR_WS_REASON_MAX;
+  return tr_ws_close_build(pl, (unsigned)code, why, wl);
+}
+
+size_t tr__ws_close_echo(const tr_ws_event_t *ev, uint8_t pl[2]) {
+  if (ev->code == TR_WS_CLOSE_NO_STATUS) return 0;
+  pl[0] = (uint8_t)(ev->code >> 8);
+  pl[1] = (uint8_t)ev->code;
+  return 2;
+}
+
+tr_ws_message_t *tr__ws_message_new(tr_ref_t conn, const tr_ws_event_t *ev) {
+  tr_ws_message_t *m = tr_msg_new(&tr_ws_message_t__type);
+  uint8_t *d = m ? malloc(ev->len + 1) : NULL;
+  if (!d) {
+    tr_msg_free(m);
+    return NULL;
+  }
+  memcpy(d, ev->data, ev->len);
+  d[ev->len] = 0;
+  m->conn = conn;
+  m->opcode = ev->kind == TR_WS_EV_TEXT ? TR_WS_OP_TEXT : TR_WS_OP_BINARY;
+  m->data = d;
+  m->len = ev->len;
+  return m;
+}
+
+tr_ws_closed_t *tr__ws_closed_new(tr_ref_t conn, int code, int clean,
+                                  const uint8_t *reason, size_t rlen) {
+  tr_ws_closed_t *m = tr_msg_new(&tr_ws_closed_t__type);
+  if (!m) return NULL;
+  m->conn = conn;
+  m->code = code;
+  m->clean = clean;
+  if (rlen >= sizeof(m->reason)) rlen = sizeof(m->reason) - 1;
+  if (rlen) memcpy(m->reason, reason, rlen);
+  return m;
 }

@@ -14,6 +14,7 @@
 
 #include <troupe.h>
 
+#include "proto.h"
 #include "stream.h"
 
 #define PIECE 65536
@@ -29,18 +30,10 @@ void tr__stream_fini(tr__stream_t *s) {
   s->tls = NULL;
 }
 
+/* Room for more bytes after b's. */
 static int sbuf_reserve(tr__sbuf_t *b, size_t more) {
-  if (b->cap - b->len >= more) return 0;
-  size_t c = b->cap ? b->cap : 4096;
-  while (c - b->len < more) {
-    if (c > SIZE_MAX / 2) return TR_ENOMEM;
-    c *= 2;
-  }
-  char *p = realloc(b->p, c);
-  if (!p) return TR_ENOMEM;
-  b->p = p;
-  b->cap = c;
-  return 0;
+  return b->len + more < more ? TR_ENOMEM
+                              : tr__grow(&b->p, &b->cap, b->len + more);
 }
 
 /* Sends the engine's pending ciphertext; 1 when TCP's queue is full. */

@@ -58,8 +58,8 @@ typedef struct wsc {
   char *out;                 /* bytes to write, out[off, len) */
   size_t out_len, out_off, out_cap;
   int blocked;
-  uint8_t *pre;              /* frames sent before the open */
-  size_t pre_len;
+  char *pre;                 /* frames sent before the open, masked */
+  size_t pre_len, pre_off, pre_cap;
   char key[TR_WS_KEY_SIZE];
   tr_ws_parser_t wsp;
   int parser_ready;
@@ -121,14 +121,8 @@ static void tell_closed(tr_ctx_t *ctx, wsc_t *w, int code, int clean,
                         const uint8_t *reason, size_t rl) {
   if (w->told_closed || !w->told_open) return;
   w->told_closed = 1;
-  tr_ws_closed_t *m = tr_msg_new(&tr_ws_closed_t__type);
-  if (!m) return;
-  m->conn = w->self;
-  m->code = code;
-  m->clean = clean;
-  if (rl >= sizeof(m->reason)) rl = sizeof(m->reason) - 1;
-  if (rl) memcpy(m->reason, reason, rl);
-  if (tr__send_raw(ctx->w, ctx, w->a.owner, &m->hdr, 0)) tr_msg_free(m);
+  tr_ws_closed_t *m = tr__ws_closed_new(w->self, code, clean, reason, rl);
+  if (m && tr__send_raw(ctx->w, ctx, w->a.owner, &m->hdr, 0)) tr_msg_free(m);
 }
 
 /* The connection failed before it opened. */
@@ -140,24 +134,14 @@ static void fail(tr_ctx_t *ctx, wsc_t *w, int status, int http) {
 
 /* Frames a payload as a client must: masked with a fresh key. */
 static int frame_out(wsc_t *w, int opcode, const void *p, size_t n) {
-  uint8_t mask[4];
-  if (RAND_bytes(mask, 4) != 1) return TR_EIO;
-  size_t need = tr_ws_header_size(n, 1) + n;
-  if (w->out_off == w->out_len) w->out_off = w->out_len = 0;
-  if (tr__grow(&w->out, &w->out_cap, w->out_len + need)) return TR_ENOMEM;
-  int64_t k = tr_ws_message_write((uint8_t *)w->out + w->out_len, need,
-                                  opcode, p, n, mask);
-  if (k < 0) return (int)k;
-  w->out_len += (size_t)k;
-  return 0;
+  return tr__ws_frame_put(&w->out, &w->out_len, &w->out_off, &w->out_cap,
+                          opcode, p, n, 1);
 }
 
 static void ws_close_with(tr_ctx_t *ctx, wsc_t *w, int code, const char *why) {
   if (!w->close_sent) {
     uint8_t pl[2 + TR_WS_REASON_MAX];
-    size_t wl = why ? strlen(why) : 0;
-    if (wl > TR_WS_REASON_MAX) wl = TR_WS_REASON_MAX;
-    int n = tr_ws_close_build(pl, (unsigned)code, why, wl);
+    int n = tr__ws_close_payload(pl, code, why);
     if (n >= 0) frame_out(w, TR_WS_OP_CLOSE, pl, (size_t)n);
     w->close_sent = 1;
   }
@@ -169,19 +153,11 @@ static void ws_close_with(tr_ctx_t *ctx, wsc_t *w, int code, const char *why) {
 }
 
 static void deliver(tr_ctx_t *ctx, wsc_t *w, const tr_ws_event_t *ev) {
-  tr_ws_message_t *m = tr_msg_new(&tr_ws_message_t__type);
-  uint8_t *d = m ? malloc(ev->len + 1) : NULL;
-  if (!d) {
-    tr_msg_free(m);
+  tr_ws_message_t *m = tr__ws_message_new(w->self, ev);
+  if (!m) {
     ws_close_with(ctx, w, TR_WS_CLOSE_INTERNAL, "out of memory");
     return;
   }
-  memcpy(d, ev->data, ev->len);
-  d[ev->len] = 0;
-  m->conn = w->self;
-  m->opcode = ev->kind == TR_WS_EV_TEXT ? TR_WS_OP_TEXT : TR_WS_OP_BINARY;
-  m->data = d;
-  m->len = ev->len;
   tr_send(ctx, w->a.owner, m);
 }
 
@@ -206,13 +182,7 @@ static void ws_input(tr_ctx_t *ctx, wsc_t *w) {
     } else if (ev.kind == TR_WS_EV_CLOSE) {
       if (!w->close_sent) {
         uint8_t pl[2];
-        size_t pn = 0;
-        if (ev.code != TR_WS_CLOSE_NO_STATUS) {
-          pl[0] = (uint8_t)(ev.code >> 8);
-          pl[1] = (uint8_t)ev.code;
-          pn = 2;
-        }
-        frame_out(w, TR_WS_OP_CLOSE, pl, pn);
+        frame_out(w, TR_WS_OP_CLOSE, pl, tr__ws_close_echo(&ev, pl));
         w->close_sent = 1;
       }
       tell_closed(ctx, w, ev.code, 1, ev.data, ev.len);
@@ -452,17 +422,11 @@ static int wsc_out(tr_ctx_t *ctx, void *state, void *msg) {
   int hl = tr_ws_frame_parse(&f, m->frame, m->len, TR_WS_CLIENT);
   if (hl <= 0 || (size_t)hl + f.len != m->len) return 0;
   if (w->state != S_OPEN) {
-    /* before the open: keep it (framed again at the open) */
-    uint8_t *b = realloc(w->pre, w->pre_len + m->len + 4);
-    if (!b) return 0;
-    w->pre = b;
-    uint8_t mask[4];
-    if (RAND_bytes(mask, 4) != 1) return 0;
-    int64_t k = tr_ws_message_write(w->pre + w->pre_len, m->len + 4,
-                                    f.opcode, m->frame + hl, (size_t)f.len,
-                                    mask);
-    if (k > 0) w->pre_len += (size_t)k;
-    if (m->close_code) w->close_sent = 1;
+    /* before the open: kept, and sent once the server has answered */
+    if (tr__ws_frame_put(&w->pre, &w->pre_len, &w->pre_off, &w->pre_cap,
+                         f.opcode, m->frame + hl, (size_t)f.len, 1) == 0 &&
+        m->close_code)
+      w->close_sent = 1;
     return 0;
   }
   if (frame_out(w, f.opcode, m->frame + hl, (size_t)f.len)) {
