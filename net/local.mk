@@ -170,6 +170,10 @@ runtime_tests += tests/check_http_client
 tests_check_http_client_SOURCES = tests/check_http_client.c tests/testutil.h
 tests_check_http_client_CFLAGS = $(TEST_CFLAGS)
 tests_check_http_client_LDADD = $(TEST_LIBS)
+check_PROGRAMS += examples/fetch
+TESTS += examples/fetch
+examples_fetch_SOURCES = examples/fetch.c
+examples_fetch_LDADD = libtroupe.la
 
 # ---- WebSocket and TLS benchmarks ----------------------------------------------
 # The clients of ws-echo and tls-handshake (plain C, OpenSSL; never part of
